@@ -1,0 +1,150 @@
+/**
+ * The CLI: parse argv, open the workspace, pick a reporter, run a graph, map the
+ * outcome to an exit code. Everything it does is a library call tests make directly.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseCli, USAGE, type CliOptions } from "./options.js";
+import { isPipelineError } from "../core/errors.js";
+import { EVENT_SCHEMA_VERSION, type PipelineEvent, type TaskPlanEvent } from "../core/events.js";
+import { executeGraph, type GraphOutcome } from "../core/executor.js";
+import { convertGraph, engineGraph } from "../graphs.js";
+import { findRoot, loadEngineSettings, openWorkspace, PACKAGE_ROOT } from "../workspace.js";
+import { plainReporter } from "./reporters/plain.js";
+import { jsonReporter } from "./reporters/json.js";
+import { failureLines } from "./reporters/format.js";
+
+export const EXIT = { ok: 0, failed: 1, usage: 2, busy: 75, interrupted: 130 } as const;
+
+const out = (text: string) => process.stdout.write(text);
+const err = (line: string) => process.stderr.write(line + "\n");
+
+export async function main(argv: readonly string[]): Promise<number> {
+  let options: CliOptions;
+  try {
+    options = parseCli(argv);
+  } catch (error) {
+    return reportError(error, argv.includes("--json"));
+  }
+  if (options.command === "help") {
+    out(USAGE + "\n");
+    return EXIT.ok;
+  }
+  if (options.command === "version") {
+    const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string };
+    out(`ai-tools ${pkg.version}\n`);
+    return EXIT.ok;
+  }
+
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    interrupts++;
+    if (interrupts > 1) process.exit(EXIT.interrupted);
+    if (!options.json) err(`\n${signal}: stopping running steps (press Ctrl-C again to quit at once)...`);
+    controller.abort();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+
+  try {
+    const workspace = openWorkspace(findRoot(process.env), process.env);
+    const settings = await loadEngineSettings(workspace, {
+      upstreamUrl: options.upstreamUrl,
+      backend: options.backend,
+      jobs: options.jobs,
+      native: options.native,
+      cudaArch: options.cudaArch,
+      resetUpstream: options.resetUpstream,
+    });
+    const model = options.model;
+    const graph = model !== undefined ? convertGraph(workspace, settings, model) : engineGraph(workspace, settings);
+    const planning = options.command === "plan" || options.command === "status" || options.dryRun;
+
+    if (options.command === "status") {
+      const plans: TaskPlanEvent[] = [];
+      const outcome = await executeGraph(graph, {
+        root: workspace.root,
+        stateDir: workspace.stateDir,
+        logDir: workspace.logDir,
+        env: workspace.env,
+        dryRun: true,
+        signal: controller.signal,
+        onEvent: (event) => (event.event === "task-plan" ? plans.push(event) : event.event === "task-error" && printFailure(event, options.json)),
+      });
+      printStatus(plans, options.json);
+      return exitCode(outcome);
+    }
+
+    const { onEvent, close } = await pickReporter(options, planning);
+    let lastEvent: PipelineEvent | undefined;
+    const outcome = await executeGraph(graph, {
+      root: workspace.root,
+      stateDir: workspace.stateDir,
+      logDir: workspace.logDir,
+      env: workspace.env,
+      dryRun: planning,
+      force: options.force,
+      only: options.only,
+      from: options.from,
+      noWait: options.noWait,
+      signal: controller.signal,
+      onEvent: (event) => {
+        lastEvent = event;
+        onEvent(event);
+      },
+    });
+    await close(lastEvent);
+    return exitCode(outcome);
+  } catch (error) {
+    return reportError(error, options.json);
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+async function pickReporter(options: CliOptions, planning: boolean) {
+  if (options.json) return { onEvent: jsonReporter(out), close: async () => undefined };
+  const interactive = process.stdout.isTTY && !process.env.CI && process.env.TERM !== "dumb";
+  if (interactive && !planning) {
+    const { ttyReporter } = await import("./reporters/tty.js");
+    const { reporter, close } = ttyReporter(err);
+    return { onEvent: reporter, close };
+  }
+  return { onEvent: plainReporter((line) => out(line + "\n"), { showPlan: planning }), close: async () => undefined };
+}
+
+function exitCode(outcome: GraphOutcome): number {
+  if (outcome.status === "aborted") return EXIT.interrupted;
+  if (outcome.status === "success") return EXIT.ok;
+  const busy = [...outcome.tasks.values()].some((o) => o.status === "failed" && isPipelineError(o.error) && o.error.code === "E_LOCK_BUSY");
+  return busy ? EXIT.busy : EXIT.failed;
+}
+
+function printStatus(plans: TaskPlanEvent[], json: boolean): void {
+  for (const plan of plans) {
+    const state = plan.action === "skip" ? "fresh" : plan.reasons[0] === "no record of a successful run" ? "missing" : "stale";
+    if (json) {
+      out(JSON.stringify({ v: EVENT_SCHEMA_VERSION, time: plan.time, event: "task-status", task: plan.task, state, reasons: plan.action === "skip" ? [] : plan.reasons }) + "\n");
+    } else {
+      out(`${plan.task.padEnd(10)} ${state}${state === "stale" ? ` (${plan.reasons.join("; ")})` : ""}\n`);
+    }
+  }
+}
+
+function printFailure(event: Parameters<typeof failureLines>[0], json: boolean): void {
+  if (json) out(JSON.stringify(event) + "\n");
+  else for (const line of failureLines(event)) err(line);
+}
+
+/** Errors before or around the graph: bad flags, bad config, unknown task. */
+function reportError(error: unknown, json: boolean): number {
+  const code = isPipelineError(error) ? error.code : "E_INTERNAL";
+  const message = error instanceof Error ? error.message : String(error);
+  const details = isPipelineError(error) ? [...error.details] : error instanceof Error && error.stack ? [error.stack] : [];
+  if (json) out(JSON.stringify({ v: EVENT_SCHEMA_VERSION, time: new Date().toISOString(), event: "error", code, message, details }) + "\n");
+  err(`error [${code}]: ${message}`);
+  for (const detail of details) err(`  ${detail}`);
+  return code === "E_USAGE" || code.startsWith("E_CONFIG") || code.startsWith("E_GRAPH") ? EXIT.usage : EXIT.failed;
+}

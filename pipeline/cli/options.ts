@@ -1,0 +1,172 @@
+/**
+ * argv -> typed options. Pure: no I/O, so every rule here is unit-tested directly.
+ */
+import { parseArgs } from "node:util";
+import { UsageError } from "../core/errors.js";
+import { BACKENDS, type Backend } from "../config/engine-config.js";
+
+export const COMMANDS = ["engine", "convert", "plan", "status"] as const;
+export type CommandName = (typeof COMMANDS)[number];
+/** Task ids that `--force <task>` accepts without `=`. */
+export const TASK_IDS = ["upstream", "build", "download", "convert", "bench", "sign"] as const;
+
+export interface CliOptions {
+  command: CommandName | "help" | "version";
+  /** For `plan`: the command being planned. */
+  target?: "engine" | "convert";
+  model?: string;
+  dryRun: boolean;
+  json: boolean;
+  noWait: boolean;
+  force: boolean | string[];
+  only?: string;
+  from?: string;
+  backend?: Backend | "auto";
+  jobs?: number;
+  native?: boolean;
+  cudaArch?: string;
+  upstreamUrl?: string;
+  resetUpstream: boolean;
+}
+
+export const USAGE = `Usage: pnpm pipeline <command> [options]
+
+Commands:
+  engine                  fetch and build PowerInfer as configured; fresh steps are skipped
+  convert <model>         the whole model pipeline (engine steps now; download, convert,
+                          bench and sign join as they land)
+  plan <command> [args]   what <command> would run and why, without side effects
+  status [model]          each step: fresh, stale (why) or missing
+
+Options:
+  --dry-run               same as plan: print each task's run/skip and the reason
+  --force [task]          rerun every task, or only <task> (repeatable)
+  --only <task>           run only <task>; its dependencies must be fresh
+  --from <task>           rerun <task> and every task after it
+  --json                  one JSON event per line on stdout, nothing else there
+  --no-wait               fail at once if another run holds a step, instead of waiting
+  --backend <b>           auto | cpu | cuda | hip (default: configs/engines/powerinfer.yaml)
+  --jobs <n>              parallel compile jobs (default: number of CPUs)
+  --native / --no-native  LLAMA_NATIVE: tune binaries to this CPU (default off: portable)
+  --cuda-arch <list>      CMAKE_CUDA_ARCHITECTURES, e.g. "89;90" or native
+  --upstream-url <url>    fetch the engine from a mirror (env AI_TOOLS_POWERINFER_URL)
+  --reset-upstream        discard local changes in external/powerinfer
+  -h, --help              this text
+  -V, --version           the version
+
+Environment: AI_TOOLS_ROOT (workspace folder), AI_TOOLS_POWERINFER_URL, CI=true (plain output).
+Exit codes: 0 ok, 1 a task failed, 2 bad usage or config, 75 busy (--no-wait), 130 interrupted.`;
+
+export function parseCli(argv: readonly string[]): CliOptions {
+  // pnpm passes a literal "--" first for `pnpm pipeline -- x`; npm needs it.
+  const args = argv[0] === "--" ? argv.slice(1) : [...argv];
+  const forced: string[] = [];
+  let forceAll = false;
+  // `--force` takes an optional task: `--force build` / `--force=build` / `--force`.
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--force") {
+      const next = args[i + 1];
+      if (next !== undefined && (TASK_IDS as readonly string[]).includes(next) && !isCommandPosition(rest, next)) {
+        forced.push(next);
+        i++;
+      } else forceAll = true;
+    } else if (arg.startsWith("--force=")) forced.push(arg.slice("--force=".length));
+    else rest.push(arg);
+  }
+
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: rest,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        "dry-run": { type: "boolean" },
+        json: { type: "boolean" },
+        "no-wait": { type: "boolean" },
+        only: { type: "string" },
+        from: { type: "string" },
+        backend: { type: "string" },
+        jobs: { type: "string" },
+        native: { type: "boolean" },
+        "no-native": { type: "boolean" },
+        "cuda-arch": { type: "string" },
+        "upstream-url": { type: "string" },
+        "reset-upstream": { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+        version: { type: "boolean", short: "V" },
+      },
+    });
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message.split("\n")[0]}. See pnpm pipeline --help.`);
+  }
+  const { values, positionals } = parsed;
+
+  const options: CliOptions = {
+    command: "help",
+    dryRun: values["dry-run"] ?? false,
+    json: values.json ?? false,
+    noWait: values["no-wait"] ?? false,
+    force: forceAll ? true : forced,
+    resetUpstream: values["reset-upstream"] ?? false,
+  };
+  if (values.only) options.only = values.only;
+  if (values.from) options.from = values.from;
+  if (values["cuda-arch"]) options.cudaArch = values["cuda-arch"];
+  if (values["upstream-url"]) options.upstreamUrl = values["upstream-url"];
+  if (values.native && values["no-native"]) throw new UsageError("--native and --no-native contradict each other");
+  if (values.native) options.native = true;
+  if (values["no-native"]) options.native = false;
+  if (values.backend !== undefined) {
+    if (!["auto", ...BACKENDS].includes(values.backend)) {
+      throw new UsageError(`--backend must be one of auto, ${BACKENDS.join(", ")}; got "${values.backend}"`);
+    }
+    options.backend = values.backend as Backend | "auto";
+  }
+  if (values.jobs !== undefined) {
+    const jobs = Number(values.jobs);
+    if (!Number.isInteger(jobs) || jobs < 1) throw new UsageError(`--jobs must be a positive integer; got "${values.jobs}"`);
+    options.jobs = jobs;
+  }
+  for (const name of [options.only, options.from, ...(Array.isArray(options.force) ? options.force : [])]) {
+    if (name !== undefined && !(TASK_IDS as readonly string[]).includes(name)) {
+      throw new UsageError(`unknown task "${name}"; tasks are ${TASK_IDS.join(", ")}`);
+    }
+  }
+
+  if (values.version) return { ...options, command: "version" };
+  if (values.help) return { ...options, command: "help" };
+  const [command, ...params] = positionals;
+  if (command === undefined) return options;
+  if (!(COMMANDS as readonly string[]).includes(command)) {
+    throw new UsageError(`unknown command "${command}"; commands are ${COMMANDS.join(", ")}. See pnpm pipeline --help.`);
+  }
+  options.command = command as CommandName;
+
+  let target = options.command;
+  let targetParams = params;
+  if (options.command === "plan") {
+    const [planned, ...plannedParams] = params;
+    if (planned !== "engine" && planned !== "convert") throw new UsageError("plan needs a command to plan: plan engine, or plan convert <model>");
+    options.target = planned;
+    target = planned;
+    targetParams = plannedParams;
+  }
+  if (target === "convert") {
+    if (targetParams.length !== 1) throw new UsageError("convert needs exactly one model name: pnpm pipeline convert <model>");
+    options.model = targetParams[0]!;
+  } else if (target === "status") {
+    if (targetParams.length > 1) throw new UsageError("status takes at most one model name");
+    if (targetParams[0] !== undefined) options.model = targetParams[0];
+  } else if (targetParams.length > 0) {
+    throw new UsageError(`${target} takes no arguments; got "${targetParams.join(" ")}"`);
+  }
+  return options;
+}
+
+/** `convert --force convert m`: the first "convert" is the command, not a task. */
+function isCommandPosition(before: readonly string[], next: string): boolean {
+  return !before.some((a) => !a.startsWith("-")) && (COMMANDS as readonly string[]).includes(next);
+}

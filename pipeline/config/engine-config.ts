@@ -1,0 +1,51 @@
+/**
+ * configs/engines/powerinfer.yaml: where the engine's source comes from and how it is
+ * built. Strict: an unknown key is an error (a typo must not silently do nothing).
+ */
+import { z } from "zod";
+
+export const BACKENDS = ["cpu", "cuda", "hip"] as const;
+export type Backend = (typeof BACKENDS)[number];
+
+const cmakeFlag = z
+  .string()
+  .regex(/^-D[A-Za-z_][A-Za-z0-9_]*(:[A-Z]+)?=.*$/, 'a CMake cache entry such as "-DLLAMA_CUBLAS=ON"');
+
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name");
+
+export const buildPresetSchema = z.strictObject({
+  cmakeFlags: z.array(cmakeFlag).default([]),
+  /** Environment for configure and build, e.g. CC/CXX for ROCm's clang. */
+  env: z.record(envName, z.string()).default({}),
+  /** CMAKE_CUDA_ARCHITECTURES; `--cuda-arch` overrides it. */
+  cudaArchitectures: z
+    .string()
+    .regex(/^(native|all|all-major|\d+[a-z]?(-(real|virtual))?(;\d+[a-z]?(-(real|virtual))?)*)$/, 'e.g. "80;86;89;90" or "native"')
+    .optional(),
+});
+
+export const engineConfigSchema = z.strictObject({
+  upstream: z.strictObject({
+    url: z.string().min(1),
+    commit: z.string().regex(/^[0-9a-f]{40}$/, "a full 40-character commit hash (the engine has no tags)"),
+    /** Where the checkout lives, relative to the workspace root (the git submodule path). */
+    path: z.string().min(1).default("external/powerinfer"),
+    /** Sparse-checkout patterns (git's non-cone syntax). */
+    sparseCheckout: z.array(z.string().min(1)).default(["/*", "!/smallthinker/", "!/models/*.gguf"]),
+  }),
+  build: z.strictObject({
+    backend: z.enum(["auto", ...BACKENDS]).default("auto"),
+    buildType: z.enum(["Release", "RelWithDebInfo", "Debug", "MinSizeRel"]).default("Release"),
+    /** LLAMA_NATIVE: ON bakes the build host's instruction set into the binaries. */
+    native: z.boolean().default(false),
+    /** CMake targets to build; each becomes bin/<target>. */
+    targets: z.array(z.string().regex(/^[A-Za-z0-9_.-]+$/)).min(1),
+    /** Flags every preset gets. */
+    cmakeFlags: z.array(cmakeFlag).default([]),
+    timeoutMinutes: z.number().positive().default(180),
+    presets: z.partialRecord(z.enum(BACKENDS), buildPresetSchema),
+  }),
+});
+
+export type EngineConfig = z.infer<typeof engineConfigSchema>;
+export type BuildPreset = z.infer<typeof buildPresetSchema>;

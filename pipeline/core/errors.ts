@@ -1,0 +1,96 @@
+/**
+ * Typed errors with stable codes (sigstore-js style): callers and tests switch on
+ * `code`, never on the message. Codes are API: add new ones, never rename.
+ */
+import { redact } from "./redact.js";
+export type ErrorCode =
+  | "E_USAGE"
+  | "E_CONFIG_MISSING"
+  | "E_CONFIG_SYNTAX"
+  | "E_CONFIG_INVALID"
+  | "E_TOOL_MISSING"
+  | "E_COMMAND_FAILED"
+  | "E_COMMAND_TIMEOUT"
+  | "E_ABORTED"
+  | "E_LOCK_BUSY"
+  | "E_GRAPH_CYCLE"
+  | "E_GRAPH_UNKNOWN_TASK"
+  | "E_DEPENDENCY_NOT_READY"
+  | "E_UPSTREAM_DIRTY"
+  | "E_UPSTREAM_PIN_MISMATCH"
+  | "E_UPSTREAM_FETCH"
+  | "E_BUILD_OUTPUT";
+
+export class PipelineError<C extends ErrorCode = ErrorCode> extends Error {
+  readonly code: C;
+  /** Extra lines a reporter prints under the message (hints, tool output). */
+  readonly details: readonly string[];
+
+  constructor(code: C, message: string, options: { cause?: unknown; details?: readonly string[] } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.details = options.details ?? [];
+  }
+}
+
+export class UsageError extends PipelineError<"E_USAGE"> {
+  constructor(message: string, details?: readonly string[]) {
+    super("E_USAGE", message, { details });
+  }
+}
+
+export class ToolMissingError extends PipelineError<"E_TOOL_MISSING"> {
+  constructor(
+    readonly tool: string,
+    readonly installHint: string,
+  ) {
+    super("E_TOOL_MISSING", `${tool} was not found on PATH. ${installHint}`);
+  }
+}
+
+/** A child process exited non-zero, was killed by a signal, or timed out. */
+export class CommandFailedError extends PipelineError<"E_COMMAND_FAILED" | "E_COMMAND_TIMEOUT"> {
+  constructor(
+    readonly argv: readonly string[],
+    readonly exitCode: number | null,
+    readonly signal: NodeJS.Signals | null,
+    /** The last lines the command printed (stdout and stderr interleaved). */
+    readonly tail: readonly string[],
+    readonly logPath: string | undefined,
+    extra: { timedOutAfterMs?: number; errorLines?: readonly string[] } = {},
+  ) {
+    const { timedOutAfterMs } = extra;
+    const how =
+      timedOutAfterMs !== undefined
+        ? `timed out after ${Math.round(timedOutAfterMs / 1000)} s`
+        : signal
+          ? `was killed by ${signal}`
+          : `exited with code ${exitCode}`;
+    super(timedOutAfterMs !== undefined ? "E_COMMAND_TIMEOUT" : "E_COMMAND_FAILED", `${argv[0]} ${how}`);
+    this.errorLines = extra.errorLines ?? [];
+  }
+
+  /** The first lines of the output that look like errors (they may precede the tail). */
+  readonly errorLines: readonly string[];
+
+  /** The command as it may be shown: credentials in URLs masked. */
+  get displayArgv(): string[] {
+    return this.argv.map((a) => redact(a));
+  }
+}
+
+export class AbortedError extends PipelineError<"E_ABORTED"> {
+  constructor(message = "interrupted") {
+    super("E_ABORTED", message);
+  }
+}
+
+export function isPipelineError(error: unknown): error is PipelineError {
+  return error instanceof PipelineError;
+}
+
+/** Exhaustiveness guard for switches over discriminated unions. */
+export function assertNever(value: never): never {
+  throw new Error(`unexpected value: ${JSON.stringify(value)}`);
+}

@@ -1,0 +1,55 @@
+/**
+ * File helpers the engine relies on for "nothing half-written": atomic writes, and
+ * snapshots of declared outputs (size + mtime, plus content digest where a task asks).
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import { hashFile } from "hasha";
+import type { Sha256Hex } from "./fingerprint.js";
+
+/** Write to a temporary sibling, then rename: readers see the old or the new file, never half. */
+export async function atomicWriteFile(path: string, data: string | Uint8Array, mode?: number): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const temp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
+  try {
+    await writeFile(temp, data, mode === undefined ? undefined : { mode });
+    await rename(temp, path);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+}
+
+export async function sha256File(path: string): Promise<Sha256Hex> {
+  return (await hashFile(path, { algorithm: "sha256" })) as Sha256Hex;
+}
+
+export interface OutputSnapshot {
+  type: "file" | "dir";
+  size: number;
+  mtimeMs: number;
+  sha256?: Sha256Hex;
+}
+
+export async function snapshotOutput(path: string, hash: boolean): Promise<OutputSnapshot> {
+  const info = await stat(path);
+  if (info.isDirectory()) return { type: "dir", size: 0, mtimeMs: 0 };
+  const snapshot: OutputSnapshot = { type: "file", size: info.size, mtimeMs: Math.trunc(info.mtimeMs) };
+  if (hash) snapshot.sha256 = await sha256File(path);
+  return snapshot;
+}
+
+/**
+ * Does `path` still hold what was recorded? Returns null when it does, else why not.
+ * Size + mtime decide; a recorded digest rescues a file that was only touched.
+ */
+export async function checkOutput(path: string, recorded: OutputSnapshot): Promise<"missing" | "modified" | null> {
+  const info = await stat(path).catch(() => null);
+  if (!info) return "missing";
+  if (recorded.type === "dir") return info.isDirectory() ? null : "modified";
+  if (!info.isFile()) return "modified";
+  if (info.size === recorded.size && Math.trunc(info.mtimeMs) === recorded.mtimeMs) return null;
+  if (recorded.sha256 && info.size === recorded.size && (await sha256File(path)) === recorded.sha256) return null;
+  return "modified";
+}

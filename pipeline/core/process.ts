@@ -1,0 +1,171 @@
+/**
+ * The one way the library runs a child process: argv arrays (never a shell string),
+ * a timeout, an AbortSignal, line callbacks for progress, a full log file, and a kill
+ * that reaches the whole process tree.
+ *
+ * Written over node:child_process rather than zx/execa (node-stack.md §4): zx always
+ * goes through bash with `set -euo pipefail`, and execa signals only the direct child.
+ * We start every child in its own process group (`detached: true`) and kill the group,
+ * so `cmake --build` takes its make and compiler processes down with it.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
+import { dirname } from "node:path";
+import { createInterface } from "node:readline";
+import { AbortedError, CommandFailedError, ToolMissingError } from "./errors.js";
+import { redact } from "./redact.js";
+
+export interface RunCommandOptions {
+  cwd?: string;
+  /** The complete environment of the child (defaults to process.env). */
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Called for every line the child prints, in order per stream. */
+  onLine?: (line: string, stream: "stdout" | "stderr") => void;
+  /** Append everything the child prints to this file (created with its folder). */
+  logFile?: string;
+  /** Keep stdout in the result (for short probes such as `git rev-parse`). */
+  captureStdout?: boolean;
+  /** Return the result instead of throwing when the exit code is not 0. */
+  allowFailure?: boolean;
+  /** How to install the program when it is not on PATH (used in ToolMissingError). */
+  installHint?: string;
+  /** Lines kept for error messages. */
+  tailLines?: number;
+  /** Time between SIGTERM and SIGKILL when stopping the process group. */
+  killGraceMs?: number;
+}
+
+export interface CommandResult {
+  exitCode: number;
+  stdout: string;
+  tail: string[];
+  /** The first lines that look like errors: with -j2 the real one is often far above the tail. */
+  errorLines: string[];
+  durationMs: number;
+}
+
+const ERROR_LINE = /\b(error|fatal)\b|\*\*\*|No rule to make target/i;
+const ERROR_LINES_KEPT = 10;
+
+const liveGroups = new Set<number>();
+let exitHookInstalled = false;
+
+/** Last-resort cleanup: a crashing parent must not leave compilers running. */
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on("exit", () => {
+    for (const pid of liveGroups) killGroup(pid, "SIGKILL");
+  });
+}
+
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // The group is already gone.
+  }
+}
+
+/** Shell-like rendering of argv for logs and errors, with credentials masked. */
+export function formatArgv(argv: readonly string[]): string {
+  return redact(argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(" "));
+}
+
+export async function runCommand(argv: readonly string[], options: RunCommandOptions = {}): Promise<CommandResult> {
+  const [program, ...args] = argv;
+  if (!program) throw new Error("runCommand: empty argv");
+  options.signal?.throwIfAborted();
+  installExitHook();
+
+  const tailLimit = options.tailLines ?? 30;
+  const tail: string[] = [];
+  const errorLines: string[] = [];
+  const stdoutLines: string[] = [];
+  let log: WriteStream | undefined;
+  if (options.logFile) {
+    mkdirSync(dirname(options.logFile), { recursive: true });
+    log = createWriteStream(options.logFile, { flags: "a" });
+    log.write(`$ ${formatArgv(argv)}${options.cwd ? `   (in ${options.cwd})` : ""}\n`);
+  }
+
+  const started = performance.now();
+  const child: ChildProcess = spawn(program, args, {
+    cwd: options.cwd,
+    env: options.env ?? process.env,
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+
+  let timedOut = false;
+  let aborted = false;
+  let killTimer: NodeJS.Timeout | undefined;
+  const stop = () => {
+    if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    killGroup(child.pid, "SIGTERM");
+    killTimer = setTimeout(() => child.pid !== undefined && killGroup(child.pid, "SIGKILL"), options.killGraceMs ?? 3000);
+    killTimer.unref();
+  };
+  const onAbort = () => {
+    aborted = true;
+    stop();
+  };
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  const timeout =
+    options.timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          timedOut = true;
+          stop();
+        }, options.timeoutMs);
+
+  const readLines = (stream: NodeJS.ReadableStream, name: "stdout" | "stderr") => {
+    const lines = createInterface({ input: stream, crlfDelay: Infinity });
+    lines.on("line", (raw) => {
+      const line = redact(raw);
+      log?.write(line + "\n");
+      tail.push(line);
+      if (errorLines.length < ERROR_LINES_KEPT && ERROR_LINE.test(line)) errorLines.push(line);
+      if (tail.length > tailLimit) tail.shift();
+      if (name === "stdout" && options.captureStdout) stdoutLines.push(line);
+      options.onLine?.(line, name);
+    });
+  };
+  if (child.stdout) readLines(child.stdout, "stdout");
+  if (child.stderr) readLines(child.stderr, "stderr");
+
+  const outcome = await new Promise<{ code: number | null; signal: NodeJS.Signals | null } | Error>((resolve) => {
+    child.once("error", (error) => resolve(error));
+    child.once("spawn", () => child.pid !== undefined && liveGroups.add(child.pid));
+    child.once("close", (code, signal) => resolve({ code, signal }));
+  });
+
+  if (timeout) clearTimeout(timeout);
+  options.signal?.removeEventListener("abort", onAbort);
+  if (child.pid !== undefined) {
+    // The direct child is gone; its group may not be (a daemonised grandchild).
+    if (aborted || timedOut) killGroup(child.pid, "SIGKILL");
+    liveGroups.delete(child.pid);
+  }
+  if (killTimer) clearTimeout(killTimer);
+  const durationMs = performance.now() - started;
+  if (log) await new Promise<void>((resolve) => log.end(resolve));
+
+  if (outcome instanceof Error) {
+    if ((outcome as NodeJS.ErrnoException).code === "ENOENT") {
+      throw new ToolMissingError(program, options.installHint ?? "Install it or put it on PATH.");
+    }
+    throw outcome;
+  }
+  if (aborted) throw new AbortedError(`interrupted: ${formatArgv(argv)}`);
+  if (timedOut) {
+    throw new CommandFailedError(argv, outcome.code, outcome.signal, tail, options.logFile, { timedOutAfterMs: options.timeoutMs, errorLines });
+  }
+  const exitCode = outcome.code ?? 128;
+  if ((exitCode !== 0 || outcome.signal) && !options.allowFailure) {
+    throw new CommandFailedError(argv, outcome.code, outcome.signal, tail, options.logFile, { errorLines });
+  }
+  return { exitCode, stdout: stdoutLines.join("\n"), tail, errorLines, durationMs };
+}
