@@ -180,12 +180,17 @@ export function buildTask(workspace: Workspace, settings: EngineSettings): TaskD
       ctx.log(`backend: ${r.backend} (${r.why})`);
 
       ctx.progress({ percent: 0, message: `configuring (${r.backend})` });
+      const configureLines: string[] = [];
       await ctx.run([r.tools.cmake!.path, "-S", source, "-B", absBuildDir, ...r.configureArgs], {
         env: r.env,
         timeoutMs,
-        onLine: (line) => ctx.progress({ message: line }),
+        onLine: (line) => {
+          configureLines.push(line);
+          ctx.progress({ message: line });
+        },
         installHint: TOOLS.cmake.installHint,
       });
+      assertGpuBackendFound(r.backend, configureLines, ctx.logFile);
       await ctx.run(
         [r.tools.cmake!.path, "--build", absBuildDir, "--config", config.build.buildType, "-j", String(settings.jobs), "--target", ...config.build.targets],
         { env: r.env, timeoutMs, onLine },
@@ -215,6 +220,29 @@ export function buildTask(workspace: Workspace, settings: EngineSettings): TaskD
       };
     },
   };
+}
+
+/**
+ * The engine's CMake only warns when the GPU library is missing and then builds for
+ * the CPU: a "cuda" build would silently not be one.
+ */
+const GPU_NOT_FOUND: Partial<Record<Backend, RegExp>> = {
+  cuda: /cuBLAS not found/,
+  hip: /hipBLAS or HIP not found/,
+};
+
+export function assertGpuBackendFound(backend: Backend, configureOutput: readonly string[], logFile: string): void {
+  const pattern = GPU_NOT_FOUND[backend];
+  const line = pattern && configureOutput.find((l) => pattern.test(l));
+  if (!line) return;
+  throw new PipelineError("E_BUILD_BACKEND", `a ${backend} build was asked for, but CMake did not find the GPU libraries ("${line.trim()}"): the binaries would be CPU-only.`, {
+    details: [
+      backend === "cuda"
+        ? "Install the CUDA toolkit with cuBLAS and put nvcc on PATH (or set CUDACXX), or build with --backend cpu."
+        : "Install ROCm with hipBLAS and set CMAKE_PREFIX_PATH=/opt/rocm, or build with --backend cpu.",
+      `Configure log: ${logFile}`,
+    ],
+  });
 }
 
 /**

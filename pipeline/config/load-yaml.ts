@@ -69,7 +69,7 @@ export function parseYamlConfig<S extends z.ZodType>(text: string, schema: S, fi
   if (parsed.success) return parsed.data;
 
   const locate = (path: readonly PropertyKey[], key?: string): { line: number; column: number } => {
-    let node: unknown = doc.getIn(path as unknown[], true) ?? doc.contents;
+    let node: unknown = path.length === 0 ? doc.contents : doc.getIn(path as unknown[], true);
     // For an unknown key, point at the key itself rather than its parent map.
     if (key !== undefined && isMap(node)) {
       const pair = node.items.find((item) => isScalar(item.key) && String(item.key.value) === key);
@@ -77,7 +77,7 @@ export function parseYamlConfig<S extends z.ZodType>(text: string, schema: S, fi
     }
     // A missing key has no node: walk up to the nearest parent that exists.
     for (let depth = path.length; !(node as Node | undefined)?.range && depth > 0; depth--) {
-      node = doc.getIn(path.slice(0, depth - 1) as unknown[], true);
+      node = depth === 1 ? doc.contents : doc.getIn(path.slice(0, depth - 1) as unknown[], true);
     }
     const offset = (node as Node | undefined)?.range?.[0] ?? 0;
     const pos = lineCounter.linePos(offset);
@@ -96,7 +96,9 @@ export function parseYamlConfig<S extends z.ZodType>(text: string, schema: S, fi
         });
       }
     } else {
-      problems.push({ file, ...locate(issue.path), path: issue.path.join("."), message: issue.message });
+      const missing = issue.code === "invalid_type" && doc.getIn(issue.path as unknown[]) === undefined;
+      const message = missing ? `required key is missing (${issue.message.replace(/, received undefined$/, "")})` : issue.message;
+      problems.push({ file, ...locate(issue.path), path: issue.path.join("."), message });
     }
   }
   throw new ConfigError("E_CONFIG_INVALID", problems);

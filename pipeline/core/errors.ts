@@ -19,7 +19,8 @@ export type ErrorCode =
   | "E_UPSTREAM_DIRTY"
   | "E_UPSTREAM_PIN_MISMATCH"
   | "E_UPSTREAM_FETCH"
-  | "E_BUILD_OUTPUT";
+  | "E_BUILD_OUTPUT"
+  | "E_BUILD_BACKEND";
 
 export class PipelineError<C extends ErrorCode = ErrorCode> extends Error {
   readonly code: C;

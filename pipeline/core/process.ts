@@ -70,8 +70,8 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
 }
 
 /** Shell-like rendering of argv for logs and errors, with credentials masked. */
-export function formatArgv(argv: readonly string[]): string {
-  return redact(argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(" "));
+export function formatArgv(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): string {
+  return redact(argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(" "), env);
 }
 
 export async function runCommand(argv: readonly string[], options: RunCommandOptions = {}): Promise<CommandResult> {
@@ -80,6 +80,7 @@ export async function runCommand(argv: readonly string[], options: RunCommandOpt
   options.signal?.throwIfAborted();
   installExitHook();
 
+  const env = options.env ?? process.env;
   const tailLimit = options.tailLines ?? 30;
   const tail: string[] = [];
   const errorLines: string[] = [];
@@ -88,13 +89,13 @@ export async function runCommand(argv: readonly string[], options: RunCommandOpt
   if (options.logFile) {
     mkdirSync(dirname(options.logFile), { recursive: true });
     log = createWriteStream(options.logFile, { flags: "a" });
-    log.write(`$ ${formatArgv(argv)}${options.cwd ? `   (in ${options.cwd})` : ""}\n`);
+    log.write(`$ ${formatArgv(argv, env)}${options.cwd ? `   (in ${options.cwd})` : ""}\n`);
   }
 
   const started = performance.now();
   const child: ChildProcess = spawn(program, args, {
     cwd: options.cwd,
-    env: options.env ?? process.env,
+    env,
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });
@@ -124,7 +125,7 @@ export async function runCommand(argv: readonly string[], options: RunCommandOpt
   const readLines = (stream: NodeJS.ReadableStream, name: "stdout" | "stderr") => {
     const lines = createInterface({ input: stream, crlfDelay: Infinity });
     lines.on("line", (raw) => {
-      const line = redact(raw);
+      const line = redact(raw, env);
       log?.write(line + "\n");
       tail.push(line);
       if (errorLines.length < ERROR_LINES_KEPT && ERROR_LINE.test(line)) errorLines.push(line);
@@ -159,7 +160,7 @@ export async function runCommand(argv: readonly string[], options: RunCommandOpt
     }
     throw outcome;
   }
-  if (aborted) throw new AbortedError(`interrupted: ${formatArgv(argv)}`);
+  if (aborted) throw new AbortedError(`interrupted: ${formatArgv(argv, env)}`);
   if (timedOut) {
     throw new CommandFailedError(argv, outcome.code, outcome.signal, tail, options.logFile, { timedOutAfterMs: options.timeoutMs, errorLines });
   }

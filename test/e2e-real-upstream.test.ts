@@ -1,0 +1,34 @@
+/**
+ * Opt-in: the real PowerInfer engine. Set AI_TOOLS_E2E_POWERINFER_URL to a git
+ * repository of it (a mirror with uploadpack.allowFilter is fetched blob-filtered).
+ * Takes minutes (a real CMake build), so it is skipped, and reported as skipped,
+ * when the variable is unset.
+ */
+import { execFileSync } from "node:child_process";
+import { copyFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { makeWorkspace, PROJECT_ROOT, type TestWorkspace } from "./helpers/workspace.js";
+
+const url = process.env.AI_TOOLS_E2E_POWERINFER_URL;
+
+describe.skipIf(!url)("real upstream (AI_TOOLS_E2E_POWERINFER_URL)", () => {
+  let ws: TestWorkspace;
+  afterAll(() => ws?.cleanup());
+
+  it("pnpm pipeline engine fetches and builds the real engine, and main --help runs", { timeout: 900_000 }, async () => {
+    ws = makeWorkspace();
+    copyFileSync(join(PROJECT_ROOT, "configs", "engines", "powerinfer.yaml"), ws.configFile);
+    const result = await ws.cli(["engine", "--backend", "cpu"], { AI_TOOLS_POWERINFER_URL: url! });
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+
+    const build = ws.record("build")!.result as { binaries: Record<string, string>; buildInfo: { commit: string } };
+    expect(build.buildInfo.commit).toBe("d3ebd7c");
+    const help = execFileSync(join(ws.root, build.binaries.main!), ["--help"], { encoding: "utf8" });
+    expect(help).toContain("usage:");
+    expect(help).toContain("--vram-budget");
+
+    const again = await ws.cli(["engine", "--backend", "cpu"], { AI_TOOLS_POWERINFER_URL: url! });
+    expect(again.stdout).toContain("[build] fresh, skipped");
+  });
+});

@@ -1,0 +1,78 @@
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { runCommand } from "../pipeline/core/process.js";
+import type { CommandFailedError } from "../pipeline/core/errors.js";
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "ai-tools-proc-"));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe("runCommand", () => {
+  it("fails with the exit code, the last lines and the first error lines", async () => {
+    const script = 'echo "ggml.c:1:1: error: the real problem"; for i in $(seq 1 40); do echo "noise $i"; done; exit 3';
+    const error = await runCommand(["sh", "-c", script], { logFile: join(dir, "log") }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "E_COMMAND_FAILED", exitCode: 3 });
+    const failure = error as { tail: string[]; errorLines: string[]; message: string };
+    expect(failure.message).toBe("sh exited with code 3");
+    expect(failure.tail).toHaveLength(30);
+    expect(failure.tail.at(-1)).toBe("noise 40");
+    expect(failure.errorLines).toEqual(["ggml.c:1:1: error: the real problem"]);
+    const log = await readFile(join(dir, "log"), "utf8");
+    expect(log).toContain("noise 1\n");
+    expect(log).toContain("the real problem");
+  });
+
+  it("kills the whole process tree on timeout", async () => {
+    const pidFile = join(dir, "pid");
+    const started = Date.now();
+    const error = await runCommand(["sh", "-c", `sleep 30 & echo $! > ${pidFile}; wait`], { timeoutMs: 500 }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "E_COMMAND_TIMEOUT" });
+    expect(Date.now() - started).toBeLessThan(10_000);
+    const grandchild = Number((await readFile(pidFile, "utf8")).trim());
+    for (let i = 0; i < 100 && alive(grandchild); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(alive(grandchild)).toBe(false);
+  });
+
+  it("names a missing program with the install hint", async () => {
+    await expect(runCommand(["no-such-tool-xyz"], { installHint: "apt-get install xyz" })).rejects.toMatchObject({
+      code: "E_TOOL_MISSING",
+      message: "no-such-tool-xyz was not found on PATH. apt-get install xyz",
+    });
+  });
+
+  it("masks credentials in URLs and secret env values in logs and errors", async () => {
+    const env = { ...process.env, HF_TOKEN: "hf_supersecret123" };
+    const logFile = join(dir, "log");
+    const error = (await runCommand(["sh", "-c", 'echo "token $HF_TOKEN"; exit 1', "https://user:pa55@example.invalid/x.git"], { env, logFile }).catch(
+      (e: unknown) => e,
+    )) as CommandFailedError;
+    const log = await readFile(logFile, "utf8");
+    expect(log).not.toContain("hf_supersecret123");
+    expect(log).not.toContain("pa55");
+    expect(error.tail).toEqual(["token ***"]);
+    expect(error.displayArgv.join(" ")).toContain("https://***@example.invalid/x.git");
+    expect(existsSync(logFile)).toBe(true);
+  });
+
+  it("returns captured stdout", async () => {
+    const result = await runCommand(["sh", "-c", "echo one; echo two >&2; echo three"], { captureStdout: true });
+    expect(result.stdout).toBe("one\nthree");
+    expect(result.exitCode).toBe(0);
+  });
+});
