@@ -154,7 +154,7 @@ export function buildTask(workspace: Workspace, settings: EngineSettings): TaskD
       return {
         values: {
           backend: r.backend,
-          [`${configName}#build (cmake configure flags)`]: r.configureArgs,
+          "cmake flags": r.configureArgs,
           [`${configName}#build.targets`]: config.build.targets,
         },
         env: BUILD_ENV.filter((name) => r.env[name] !== undefined || workspace.env[name] !== undefined),

@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { makeWorkspace, type TestWorkspace } from "./helpers/workspace.js";
+import { isAlive as alive, waitFor } from "./helpers/wait.js";
 
 let ws: TestWorkspace;
 beforeEach(() => {
@@ -14,22 +15,6 @@ beforeEach(() => {
 });
 afterEach(() => ws.cleanup());
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Starts `engine` with a build that sleeps; resolves once the build's sleep is running. */
 async function startSlowBuild(seconds: number, args: string[] = []) {

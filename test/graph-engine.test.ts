@@ -11,6 +11,7 @@ import { executeGraph, type ExecuteOptions } from "../pipeline/core/executor.js"
 import type { PipelineEvent } from "../pipeline/core/events.js";
 import type { Graph, TaskDefinition, TaskInputs } from "../pipeline/core/graph.js";
 import { StateStore } from "../pipeline/core/state.js";
+import { isAlive, waitFor } from "./helpers/wait.js";
 
 let root: string;
 beforeEach(async () => {
@@ -294,7 +295,7 @@ describe("interruption", () => {
     };
     const b = fakeTask("b", { dependsOn: ["a"] });
     const running = execute([{ def: a, runs: 0 }, b], { signal: controller.signal });
-    await waitFor(() => existsSync(pidFile));
+    await waitFor(() => existsSync(pidFile), "the command to start");
     const grandchild = Number((await readFile(pidFile, "utf8")).trim());
     controller.abort();
     const { outcome, of } = await running;
@@ -302,23 +303,6 @@ describe("interruption", () => {
     expect(of("graph-end")[0]!.status).toBe("aborted");
     expect(b.runs).toBe(0);
     expect(await new StateStore(join(root, "state")).read("a")).toBeNull();
-    await waitFor(() => !isAlive(grandchild));
+    await waitFor(() => !isAlive(grandchild), "the grandchild to be killed");
   });
 });
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { runCommand } from "../pipeline/core/process.js";
 import type { CommandFailedError } from "../pipeline/core/errors.js";
+import { isAlive as alive, waitFor } from "./helpers/wait.js";
 
 let dir: string;
 beforeEach(async () => {
@@ -14,14 +15,6 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe("runCommand", () => {
   it("fails with the exit code, the last lines and the first error lines", async () => {
@@ -45,8 +38,7 @@ describe("runCommand", () => {
     expect(error).toMatchObject({ code: "E_COMMAND_TIMEOUT" });
     expect(Date.now() - started).toBeLessThan(10_000);
     const grandchild = Number((await readFile(pidFile, "utf8")).trim());
-    for (let i = 0; i < 100 && alive(grandchild); i++) await new Promise((r) => setTimeout(r, 20));
-    expect(alive(grandchild)).toBe(false);
+    await waitFor(() => !alive(grandchild), "the grandchild to be killed", 2000);
   });
 
   it("names a missing program with the install hint", async () => {

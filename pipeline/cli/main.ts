@@ -16,7 +16,16 @@ import { failureLines } from "./reporters/format.js";
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, busy: 75, interrupted: 130 } as const;
 
-const out = (text: string) => process.stdout.write(text);
+// A reader that goes away (`| head`) must not crash a run that is building: stop
+// writing to it and carry on.
+let stdoutClosed = false;
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code !== "EPIPE") throw error;
+  stdoutClosed = true;
+});
+const out = (text: string) => {
+  if (!stdoutClosed) process.stdout.write(text);
+};
 const err = (line: string) => process.stderr.write(line + "\n");
 
 export async function main(argv: readonly string[]): Promise<number> {

@@ -100,7 +100,9 @@ export function parseCli(argv: readonly string[]): CliOptions {
       },
     });
   } catch (error) {
-    throw new UsageError(`${(error as Error).message.split("\n")[0]}. See pnpm pipeline --help.`);
+    // node's text goes on about "--" positionals; the first sentence is the point.
+    const first = (error as Error).message.split("\n")[0]!.split(". To specify")[0]!.replace(/\.$/, "");
+    throw new UsageError(`${first}. See pnpm pipeline --help.`);
   }
   const { values, positionals } = parsed;
 

@@ -40,6 +40,26 @@ function describe(key: string, value: string | undefined): string {
 
 const LABELS: Record<string, string> = { dep: "dependency", tool: "tool", env: "env", file: "input", value: "input" };
 
+/** For two JSON string lists (flags, targets): "-DLLAMA_NATIVE=OFF -> -DLLAMA_NATIVE=ON" or "added X". */
+function listChange(before: string | undefined, after: string | undefined): string | null {
+  const parse = (text: string | undefined) => {
+    try {
+      const value: unknown = JSON.parse(text ?? "");
+      return Array.isArray(value) && value.every((v) => typeof v === "string") ? (value as string[]) : null;
+    } catch {
+      return null;
+    }
+  };
+  const [a, b] = [parse(before), parse(after)];
+  if (!a || !b) return null;
+  const removed = a.filter((v) => !b.includes(v));
+  const added = b.filter((v) => !a.includes(v));
+  if (removed.length && added.length) return `${removed.join(" ")} -> ${added.join(" ")}`;
+  if (added.length) return `added ${added.join(" ")}`;
+  if (removed.length) return `removed ${removed.join(" ")}`;
+  return "reordered";
+}
+
 /** Human reasons for a fingerprint change, one per differing input. */
 export function diffInputs(recorded: InputRecord, current: InputRecord): string[] {
   const keys = [...new Set([...Object.keys(recorded), ...Object.keys(current)])].sort();
@@ -53,7 +73,7 @@ export function diffInputs(recorded: InputRecord, current: InputRecord): string[
     const label = `${LABELS[kind ?? ""] ?? "input"} ${name}`;
     // Dependencies and env values are shown without values: env may hold secrets.
     if (kind === "dep" || kind === "env") reasons.push(`${label} changed`);
-    else reasons.push(`${label} changed: ${describe(key, before)} -> ${describe(key, after)}`);
+    else reasons.push(`${label} changed: ${listChange(before, after) ?? `${describe(key, before)} -> ${describe(key, after)}`}`);
   }
   return reasons;
 }

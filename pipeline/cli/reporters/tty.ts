@@ -44,7 +44,9 @@ export function ttyReporter(writeError: (line: string) => void) {
         mirror.finish();
         break;
       case "task-skip":
-        task.skip(event.reason === "fresh" ? `${mirror.title}: fresh` : `${mirror.title}: ${event.detail}`);
+        // Fresh is the normal, good outcome: a plain tick. Blocked is listr's skip.
+        if (event.reason === "fresh") task.title = `${mirror.title}: fresh`;
+        else task.skip(`${mirror.title}: ${event.detail}`);
         mirror.finish();
         break;
       case "task-end":
@@ -79,7 +81,7 @@ export function ttyReporter(writeError: (line: string) => void) {
           concurrent: true,
           exitOnError: false,
           registerSignalListeners: false,
-          rendererOptions: { timer: PRESET_TIMER, collapseSkips: false, showErrorMessage: true },
+          rendererOptions: { timer: PRESET_TIMER, collapseSkips: false, showErrorMessage: false },
         },
       );
       run = listr.run().catch(() => undefined);
