@@ -96,6 +96,7 @@ export interface BuildResult {
   buildInfo: BuildInfo;
   tools: Record<string, { path: string; version: string }>;
   sourceCommit: string;
+  jobs: number;
 }
 
 /** Env vars CMake and the compilers read: changing one changes the binaries. */
@@ -217,6 +218,7 @@ export function buildTask(workspace: Workspace, settings: EngineSettings): TaskD
         buildInfo: binaries.main ? await readBuildInfo(join(ctx.root, binaries.main), ctx.env) : parseBuildInfo(""),
         tools: Object.fromEntries(Object.entries(r.tools).map(([name, tool]) => [name, { path: tool.path, version: tool.version }])),
         sourceCommit: upstream?.commit ?? settings.upstream.commit,
+        jobs: settings.jobs,
       };
     },
   };

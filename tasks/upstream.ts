@@ -185,6 +185,9 @@ export function upstreamTask(workspace: Workspace, settings: EngineSettings): Ta
         ctx.progress({ percent: 70, message: "checking out" });
         await git(["sparse-checkout", "set", "--no-cone", ...upstream.sparseCheckout], dir, ctx.env, ctx.run);
         await git(["-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", upstream.commit], dir, ctx.env, ctx.run);
+        // Credentials in a mirror URL were for this fetch; they must not stay in .git/config.
+        const stored = withoutCredentials(upstream.url);
+        if (stored !== upstream.url) await git(["remote", "set-url", "origin", stored], dir, ctx.env, ctx.run);
       }
 
       const submodule = gitlink !== null;
@@ -211,6 +214,11 @@ export function upstreamTask(workspace: Workspace, settings: EngineSettings): Ta
       };
     },
   };
+}
+
+/** The URL without `user:password@`. */
+export function withoutCredentials(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/i, "$1");
 }
 
 /**

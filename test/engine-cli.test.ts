@@ -2,12 +2,13 @@
  * `pnpm pipeline engine` end to end against the fixture upstream: real git, real
  * cmake, the CLI spawned as a user runs it.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { stripVTControlCharacters } from "node:util";
 import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { git } from "./helpers/fixture-upstream.js";
-import { makeWorkspace, type TestWorkspace } from "./helpers/workspace.js";
+import { CLI, makeWorkspace, type TestWorkspace } from "./helpers/workspace.js";
 import type { PipelineEvent } from "../pipeline/core/events.js";
 
 const lines = (text: string) => text.split("\n").filter(Boolean);
@@ -195,5 +196,35 @@ describe("engine: failures say what, where and what to do", () => {
     const result = await ws.cli(["engine", "--force", "build"], { PATH: bin });
     expect(result.code).toBe(1);
     expect(result.stdout).toContain("[build] build failed [E_TOOL_MISSING]: cmake was not found on PATH. Install CMake >= 3.17: apt-get install cmake");
+  });
+});
+
+describe("engine on a terminal", () => {
+  const hasScript = (() => {
+    try {
+      return commandPath("script").length > 0;
+    } catch {
+      return false;
+    }
+  })();
+
+  it.skipIf(!hasScript)("draws listr2 progress in a pseudo-terminal and ends with ticks", async () => {
+    const ws = makeWorkspace();
+    try {
+      // util-linux `script` gives the CLI a real pty (stdout.isTTY), as in a user's shell.
+      const command = `stty cols 100 rows 40; '${process.execPath}' '${CLI}' engine`;
+      const run = await new Promise<{ code: number | null; out: string }>((resolve) => {
+        const child = spawn("script", ["-qec", command, "/dev/null"], { env: { ...ws.env, CI: "", TERM: "xterm-256color" }, cwd: ws.root });
+        let out = "";
+        child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+        child.on("close", (code) => resolve({ code, out: stripVTControlCharacters(out) }));
+      });
+      expect(run.code, run.out).toBe(0);
+      expect(run.out).toContain("✔ Fetch PowerInfer source");
+      expect(run.out).toContain("✔ Build PowerInfer");
+      expect(run.out).not.toContain("running engine:"); // not the plain reporter
+    } finally {
+      ws.cleanup();
+    }
   });
 });

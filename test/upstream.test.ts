@@ -134,3 +134,20 @@ describe("parseStatus", () => {
     expect(parseStatus("# branch.oid (initial)\n").head).toBeNull();
   });
 });
+
+describe("credentials in a mirror URL", () => {
+  it("are used for the fetch but kept out of logs, records and .git/config", async () => {
+    ws = makeWorkspace();
+    // git ignores user:password on file:// URLs, so the fetch itself works here.
+    const secretUrl = ws.url.replace("file://", "file://mirror-user:s3cr3t-token@");
+    const result = await ws.cli(["engine", "--only", "upstream", "--upstream-url", secretUrl]);
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    const files = [
+      join(ws.root, "build", "logs", "upstream.log"),
+      join(ws.root, "build", "state", "upstream.lock.json"),
+      join(ws.root, "external", "powerinfer", ".git", "config"),
+    ];
+    for (const file of files) expect(readFileSync(file, "utf8"), file).not.toContain("s3cr3t-token");
+    expect(result.stdout + result.stderr).not.toContain("s3cr3t-token");
+  });
+});

@@ -115,7 +115,8 @@ export async function main(argv: readonly string[]): Promise<number> {
 
 async function pickReporter(options: CliOptions, planning: boolean) {
   if (options.json) return { onEvent: jsonReporter(out), close: async () => undefined };
-  const interactive = process.stdout.isTTY && !process.env.CI && process.env.TERM !== "dumb";
+  // A pty with no size (some CI runners) would make listr2 wrap every character.
+  const interactive = process.stdout.isTTY && (process.stdout.columns ?? 0) > 0 && !process.env.CI && process.env.TERM !== "dumb";
   if (interactive && !planning) {
     const { ttyReporter } = await import("./reporters/tty.js");
     const { reporter, close } = ttyReporter(err);

@@ -54,6 +54,7 @@ export function ttyReporter(writeError: (line: string) => void) {
         mirror.finish();
         break;
       case "task-error":
+        task.title = mirror.title;
         mirror.finish(new Error(`${event.message}${event.logPath ? ` (log: ${event.logPath})` : ""}`));
         break;
       default:
