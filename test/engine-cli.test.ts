@@ -33,6 +33,10 @@ describe("engine: fetch and build, then skip", () => {
     expect(git(["rev-parse", "HEAD"], checkout)).toBe(ws.commit);
     expect(git(["rev-parse", "--is-shallow-repository"], checkout)).toBe("true");
     expect(existsSync(join(checkout, "CMakeLists.txt"))).toBe(true);
+    // Both exist in the upstream commit; the sparse checkout leaves them out.
+    const tree = git(["ls-tree", "-r", "--name-only", ws.commit], ws.url.replace("file://", ""));
+    expect(tree).toContain("smallthinker/README.md");
+    expect(tree).toContain("models/ggml-vocab-fixture.gguf");
     expect(existsSync(join(checkout, "smallthinker"))).toBe(false);
     expect(existsSync(join(checkout, "models", "ggml-vocab-fixture.gguf"))).toBe(false);
 
@@ -61,6 +65,16 @@ describe("engine: fetch and build, then skip", () => {
     expect(result.stdout).toContain("[upstream] fresh, skipped");
     expect(result.stdout).toContain("[build] fresh, skipped");
     expect(buildCount()).toBe(1);
+  });
+
+  it("convert <model> runs the same engine steps (shared records: nothing reruns)", async () => {
+    const result = await ws.cli(["convert", "tiny-relu-llama"]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain("running convert tiny-relu-llama: upstream -> build");
+    expect(result.stdout).toContain("[build] fresh, skipped");
+    const bad = await ws.cli(["convert", "../etc"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('model name "../etc" is not valid');
   });
 
   it("status and plan say fresh, then name the config key that changed", async () => {
