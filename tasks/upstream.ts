@@ -176,19 +176,24 @@ export function upstreamTask(workspace: Workspace, settings: EngineSettings): Ta
         status = await checkoutStatus(dir, ctx.env);
       }
 
-      if (status?.head !== upstream.commit) {
+      const atPin = status?.head === upstream.commit;
+      const stored = withoutCredentials(upstream.url);
+      if (!atPin) {
         if (!status) {
           await mkdir(dir, { recursive: true });
           await git(["init", "--quiet"], dir, ctx.env, ctx.run);
         }
         await fetchPinnedCommit(ctx, dir, upstream.url, upstream.commit);
-        ctx.progress({ percent: 70, message: "checking out" });
-        await git(["sparse-checkout", "set", "--no-cone", ...upstream.sparseCheckout], dir, ctx.env, ctx.run);
-        await git(["-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", upstream.commit], dir, ctx.env, ctx.run);
-        // Credentials in a mirror URL were for this fetch; they must not stay in .git/config.
-        const stored = withoutCredentials(upstream.url);
-        if (stored !== upstream.url) await git(["remote", "set-url", "origin", stored], dir, ctx.env, ctx.run);
+      } else if (stored !== upstream.url) {
+        // A changed sparse set may fetch blobs lazily: let those requests authenticate too.
+        await git(["remote", "set-url", "origin", upstream.url], dir, ctx.env, ctx.run);
       }
+      ctx.progress({ percent: 70, message: "checking out" });
+      // Always applied: the patterns may be what changed.
+      await git(["sparse-checkout", "set", "--no-cone", ...upstream.sparseCheckout], dir, ctx.env, ctx.run);
+      if (!atPin) await git(["-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", upstream.commit], dir, ctx.env, ctx.run);
+      // Credentials in a mirror URL were for this fetch; they must not stay in .git/config.
+      if (stored !== upstream.url) await git(["remote", "set-url", "origin", stored], dir, ctx.env, ctx.run);
 
       const submodule = gitlink !== null;
       if (submodule) await registerSubmodule(ctx, upstream.path);

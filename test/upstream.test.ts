@@ -151,3 +151,18 @@ describe("credentials in a mirror URL", () => {
     expect(result.stdout + result.stderr).not.toContain("s3cr3t-token");
   });
 });
+
+describe("sparse checkout patterns", () => {
+  it("a changed pattern list is applied to an existing checkout", async () => {
+    ws = makeWorkspace();
+    expect((await ws.cli(["engine", "--only", "upstream"])).code).toBe(0);
+    const readme = join(ws.root, "external", "powerinfer", "README.md");
+    expect(existsSync(readme)).toBe(true);
+    ws.writeConfig((y) => y.replace("  path: external/powerinfer\n", '  path: external/powerinfer\n  sparseCheckout: ["/*", "!/smallthinker/", "!/models/*.gguf", "!/README.md"]\n'));
+    const result = await ws.cli(["engine", "--only", "upstream"]);
+    expect(result.stdout).toContain("[upstream] run: input configs/engines/powerinfer.yaml#upstream.sparseCheckout changed: added !/README.md");
+    expect(result.code).toBe(0);
+    expect(existsSync(readme)).toBe(false);
+    expect(existsSync(join(ws.root, "external", "powerinfer", "CMakeLists.txt"))).toBe(true);
+  });
+});
