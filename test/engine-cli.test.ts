@@ -67,14 +67,14 @@ describe("engine: fetch and build, then skip", () => {
     expect(buildCount()).toBe(1);
   });
 
-  it("convert <model> runs the same engine steps (shared records: nothing reruns)", async () => {
-    const result = await ws.cli(["convert", "tiny-relu-llama"]);
-    expect(result.code).toBe(0);
-    expect(result.stdout).toContain("running convert tiny-relu-llama: upstream -> build");
-    expect(result.stdout).toContain("[build] fresh, skipped");
+  it("convert <model> without a recipe says which recipes there are (exit 2)", async () => {
+    const result = await ws.cli(["convert", "relu-lama-2-7b"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('unknown model recipe "relu-lama-2-7b"');
+    expect(result.stderr).toContain('Did you mean "relu-llama-2-7b"?');
     const bad = await ws.cli(["convert", "../etc"]);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain('model name "../etc" is not valid');
+    expect(bad.stderr).toContain('unknown model recipe "../etc"');
   });
 
   it("status and plan say fresh, then name the config key that changed", async () => {

@@ -2,13 +2,14 @@
  * The CLI: parse argv, open the workspace, pick a reporter, run a graph, map the
  * outcome to an exit code. Everything it does is a library call tests make directly.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseCli, USAGE, type CliOptions } from "./options.js";
 import { isPipelineError } from "../core/errors.js";
 import { EVENT_SCHEMA_VERSION, type PipelineEvent, type TaskPlanEvent } from "../core/events.js";
 import { executeGraph, type GraphOutcome } from "../core/executor.js";
-import { convertGraph, engineGraph } from "../graphs.js";
+import { convertGraph, downloadGraph, engineGraph } from "../graphs.js";
+import { listRecipes, loadRecipe, RECIPE_DIR } from "../config/recipe.js";
 import { findRoot, loadEngineSettings, openWorkspace, PACKAGE_ROOT } from "../workspace.js";
 import { plainReporter } from "./reporters/plain.js";
 import { jsonReporter } from "./reporters/json.js";
@@ -66,8 +67,18 @@ export async function main(argv: readonly string[]): Promise<number> {
       cudaArch: options.cudaArch,
       resetUpstream: options.resetUpstream,
     });
-    const model = options.model;
-    const graph = model !== undefined ? convertGraph(workspace, settings, model) : engineGraph(workspace, settings);
+    if (options.command === "models") return await printModels(workspace.root, options.json);
+    const command = options.command === "plan" ? options.target : options.command;
+    const downloadOptions = {
+      ...(options.connections ? { connectionsPerFile: options.connections } : {}),
+      ...(options.chunkSize ? { chunkSize: options.chunkSize } : {}),
+    };
+    const recipe = options.model !== undefined ? await loadRecipe(recipeRoot(workspace.root), options.model) : undefined;
+    const graph = !recipe
+      ? engineGraph(workspace, settings)
+      : command === "download"
+        ? downloadGraph(workspace, recipe, downloadOptions)
+        : convertGraph(workspace, settings, recipe, downloadOptions);
     const planning = options.command === "plan" || options.command === "status" || options.dryRun;
 
     if (options.command === "status") {
@@ -123,6 +134,33 @@ async function pickReporter(options: CliOptions, planning: boolean) {
     return { onEvent: reporter, close };
   }
   return { onEvent: plainReporter((line) => out(line + "\n"), { showPlan: planning }), close: async () => undefined };
+}
+
+/** The workspace's recipes, else (installed as a package, no recipes of its own) the packaged ones. */
+function recipeRoot(root: string): string {
+  return existsSync(join(root, RECIPE_DIR)) ? root : PACKAGE_ROOT;
+}
+
+async function printModels(root: string, json: boolean): Promise<number> {
+  const recipes = await listRecipes(recipeRoot(root));
+  if (json) {
+    for (const r of recipes) {
+      const entry = r.ok ? { ...r, file: undefined } : { name: r.name, ok: false, error: r.error.message };
+      out(JSON.stringify({ v: EVENT_SCHEMA_VERSION, event: "model", ...entry }) + "\n");
+    }
+    return EXIT.ok;
+  }
+  const size = (bytes: number | undefined) => (bytes === undefined ? "?" : `${(bytes / 1e9).toFixed(1)} GB`);
+  out(`${"model".padEnd(24)} ${"size".padStart(8)}  ${"model repo".padEnd(34)} predictor repo\n`);
+  for (const r of recipes) {
+    if (!r.ok) {
+      out(`${r.name.padEnd(24)} ${"".padStart(8)}  broken recipe: ${r.error.message}\n`);
+      continue;
+    }
+    const notes = [r.verified ? "" : "unverified repo ids", r.unsupported ? "cannot be converted by the pinned engine" : ""].filter(Boolean).join("; ");
+    out(`${r.name.padEnd(24)} ${size(r.sizeBytes).padStart(8)}  ${r.modelRepo.padEnd(34)} ${r.predictorRepo}${notes ? `  (${notes})` : ""}\n`);
+  }
+  return EXIT.ok;
 }
 
 function exitCode(outcome: GraphOutcome): number {

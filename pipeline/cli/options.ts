@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import { UsageError } from "../core/errors.js";
 import { BACKENDS, type Backend } from "../config/engine-config.js";
 
-export const COMMANDS = ["engine", "convert", "plan", "status"] as const;
+export const COMMANDS = ["engine", "convert", "download", "models", "plan", "status"] as const;
 export type CommandName = (typeof COMMANDS)[number];
 /** Task ids that `--force <task>` accepts without `=`. */
 export const TASK_IDS = ["upstream", "build", "download", "convert", "bench", "sign"] as const;
@@ -13,7 +13,7 @@ export const TASK_IDS = ["upstream", "build", "download", "convert", "bench", "s
 export interface CliOptions {
   command: CommandName | "help" | "version";
   /** For `plan`: the command being planned. */
-  target?: "engine" | "convert";
+  target?: "engine" | "convert" | "download";
   model?: string;
   dryRun: boolean;
   json: boolean;
@@ -27,14 +27,19 @@ export interface CliOptions {
   cudaArch?: string;
   upstreamUrl?: string;
   resetUpstream: boolean;
+  connections?: number;
+  /** Bytes. */
+  chunkSize?: number;
 }
 
 export const USAGE = `Usage: pnpm pipeline <command> [options]
 
 Commands:
   engine                  fetch and build PowerInfer as configured; fresh steps are skipped
-  convert <model>         the whole model pipeline (engine steps now; download, convert,
-                          bench and sign join as they land)
+  convert <model>         the whole model pipeline: engine steps and checkpoint download
+                          (conversion, bench and sign join as they land)
+  download <model>        only the model's checkpoint and predictor, into the Hugging Face cache
+  models                  the model recipes (configs/models/powerinfer/)
   plan <command> [args]   what <command> would run and why, without side effects
   status [model]          each step: fresh, stale (why) or missing
 
@@ -51,10 +56,13 @@ Options:
   --cuda-arch <list>      CMAKE_CUDA_ARCHITECTURES, e.g. "89;90" or native
   --upstream-url <url>    fetch the engine from a mirror (env AI_TOOLS_POWERINFER_URL)
   --reset-upstream        discard local changes in external/powerinfer
+  --connections <n>       range requests in flight per large file (default 4)
+  --chunk-size <MiB>      bytes per range request (default 16)
   -h, --help              this text
   -V, --version           the version
 
-Environment: AI_TOOLS_ROOT (workspace folder), AI_TOOLS_POWERINFER_URL, CI=true (plain output).
+Environment: AI_TOOLS_ROOT (workspace folder), AI_TOOLS_POWERINFER_URL, CI=true (plain output),
+  HF_ENDPOINT, HF_TOKEN, HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE (as huggingface_hub reads them).
 Exit codes: 0 ok, 1 a task failed, 2 bad usage or config, 75 busy (--no-wait), 130 interrupted.`;
 
 export function parseCli(argv: readonly string[]): CliOptions {
@@ -95,6 +103,8 @@ export function parseCli(argv: readonly string[]): CliOptions {
         "cuda-arch": { type: "string" },
         "upstream-url": { type: "string" },
         "reset-upstream": { type: "boolean" },
+        connections: { type: "string" },
+        "chunk-size": { type: "string" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
       },
@@ -132,6 +142,8 @@ export function parseCli(argv: readonly string[]): CliOptions {
     if (!Number.isInteger(jobs) || jobs < 1) throw new UsageError(`--jobs must be a positive integer; got "${values.jobs}"`);
     options.jobs = jobs;
   }
+  if (values.connections !== undefined) options.connections = positiveInteger("--connections", values.connections, 64);
+  if (values["chunk-size"] !== undefined) options.chunkSize = positiveInteger("--chunk-size", values["chunk-size"], 1024) * 2 ** 20;
   for (const name of [options.only, options.from, ...(Array.isArray(options.force) ? options.force : [])]) {
     if (name !== undefined && !(TASK_IDS as readonly string[]).includes(name)) {
       throw new UsageError(`unknown task "${name}"; tasks are ${TASK_IDS.join(", ")}`);
@@ -151,13 +163,15 @@ export function parseCli(argv: readonly string[]): CliOptions {
   let targetParams = params;
   if (options.command === "plan") {
     const [planned, ...plannedParams] = params;
-    if (planned !== "engine" && planned !== "convert") throw new UsageError("plan needs a command to plan: plan engine, or plan convert <model>");
+    if (planned !== "engine" && planned !== "convert" && planned !== "download") {
+      throw new UsageError("plan needs a command to plan: plan engine, plan convert <model> or plan download <model>");
+    }
     options.target = planned;
     target = planned;
     targetParams = plannedParams;
   }
-  if (target === "convert") {
-    if (targetParams.length !== 1) throw new UsageError("convert needs exactly one model name: pnpm pipeline convert <model>");
+  if (target === "convert" || target === "download") {
+    if (targetParams.length !== 1) throw new UsageError(`${target} needs exactly one model name: pnpm pipeline ${target} <model> (see pnpm pipeline models)`);
     options.model = targetParams[0]!;
   } else if (target === "status") {
     if (targetParams.length > 1) throw new UsageError("status takes at most one model name");
@@ -166,6 +180,12 @@ export function parseCli(argv: readonly string[]): CliOptions {
     throw new UsageError(`${target} takes no arguments; got "${targetParams.join(" ")}"`);
   }
   return options;
+}
+
+function positiveInteger(flag: string, text: string, max: number): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1 || value > max) throw new UsageError(`${flag} must be an integer from 1 to ${max}; got "${text}"`);
+  return value;
 }
 
 /** `convert --force convert m`: the first "convert" is the command, not a task. */

@@ -20,7 +20,20 @@ export type ErrorCode =
   | "E_UPSTREAM_PIN_MISMATCH"
   | "E_UPSTREAM_FETCH"
   | "E_BUILD_OUTPUT"
-  | "E_BUILD_BACKEND";
+  | "E_BUILD_BACKEND"
+  | "E_HUB_REPO_NOT_FOUND"
+  | "E_HUB_REVISION_NOT_FOUND"
+  | "E_HUB_ENTRY_NOT_FOUND"
+  | "E_HUB_GATED"
+  | "E_HUB_AUTH"
+  | "E_HUB_RATE_LIMITED"
+  | "E_HUB_HTTP"
+  | "E_HUB_BAD_RESPONSE"
+  | "E_HUB_UNSAFE_PATH"
+  | "E_HUB_OFFLINE_MISS"
+  | "E_HUB_NO_MATCH"
+  | "E_DIGEST_MISMATCH"
+  | "E_DISK_FULL";
 
 export class PipelineError<C extends ErrorCode = ErrorCode> extends Error {
   readonly code: C;

@@ -1,0 +1,387 @@
+/**
+ * Model recipes, configs/models/powerinfer/<name>.yaml: which Hugging Face repos hold a
+ * model's original weights and its activation predictor, how they are converted to a
+ * PowerInfer GGUF, and the defaults for running it. Strict like the engine config: an
+ * unknown key is an error naming file:line:col and the key path (a typo must not silently
+ * do nothing).
+ *
+ * Facts behind the rules below: shared/reference/powerinfer-upstream.md §7 (converters),
+ * §8 (predictor layout), §9 (output types), §11 (repo ids) and powerinfer-users.md.
+ */
+import { readdir } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { z } from "zod";
+import { ConfigError, displayPath, loadYamlConfig } from "./load-yaml.js";
+
+/** Where recipes live, relative to the workspace root. */
+export const RECIPE_DIR = "configs/models/powerinfer";
+export const RECIPE_EXTENSION = ".yaml";
+
+export const RECIPE_FAMILIES = ["relu-llama", "prosparse-llama", "bamboo", "relu-falcon", "turbosparse"] as const;
+export type RecipeFamily = (typeof RECIPE_FAMILIES)[number];
+
+export const CONVERT_SCRIPTS = ["convert.py", "convert-hf-to-powerinfer-gguf.py"] as const;
+export type ConvertScript = (typeof CONVERT_SCRIPTS)[number];
+
+export const CONVERT_OUTTYPES = ["f16", "f32", "q8_0"] as const;
+export type ConvertOuttype = (typeof CONVERT_OUTTYPES)[number];
+
+/**
+ * Default files taken from a model (original weights) repo. The converters read:
+ * - the weights: convert.py globs `model-00001-of-*.safetensors` / `model.safetensors` first and
+ *   falls back to `pytorch_model*.bin` / `*.pt` / `consolidated.00.pth` only when no safetensors
+ *   exist; two candidates of the fallback kind are "Found multiple models". Repos often ship both
+ *   formats (SparseLLM/ReluLLaMA-7B does), so downloading `.bin` too would double the download for
+ *   nothing: safetensors only, and a repo without them (SparseLLM/ReluFalcon-40B) says
+ *   `pytorch_model*.bin` in its recipe. `model*` rather than `*`: the hf converter counts
+ *   `*.safetensors` files to derive shard names, so a stray `consolidated.safetensors` breaks it.
+ * - `config.json` (model_type picks the architecture; missing → exit 1), plus the shard index,
+ *   `tokenizer.json`, `tokenizer_config.json`, `special_tokens_map.json` (special token ids) and
+ *   `generation_config.json`: `*.json`, all small.
+ * - `tokenizer.model`: the SentencePiece vocabulary (`--vocabtype spm`, the default; missing →
+ *   exit 1). No `*.txt`: BPE merges are read from `tokenizer.json`; a BPE repo without one adds
+ *   `merges.txt` in its recipe.
+ * Not taken: `*.py` (custom modeling code: neither converter imports it, and downloaded code is
+ * an execution risk), `*.pt` (convert.py would take a stray one for a checkpoint), README, images.
+ */
+export const DEFAULT_MODEL_ALLOW_PATTERNS: readonly string[] = Object.freeze(["model*.safetensors", "*.json", "tokenizer.model"]);
+
+/**
+ * Default files taken from a predictor repo: `model_{0..L-1}.pt` (torch state dicts with
+ * fc1/fc2) and the optional `config.json` holding `sparse_threshold` (powerinfer-upstream.md §8).
+ * `*.pt` must not be ignored here.
+ */
+export const DEFAULT_PREDICTOR_ALLOW_PATTERNS: readonly string[] = Object.freeze(["model_*.pt", "config.json"]);
+
+/** A recipe name: also its file name, a CLI argument and a path segment, so kept plain. */
+export const recipeNameSchema = z
+  .string()
+  .max(100)
+  .regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*$/, 'lowercase letters, digits and single ".", "_" or "-" between them, e.g. "relu-llama-2-7b"');
+
+/**
+ * A Hub model id "org/name", as huggingface_hub's validate_repo_id accepts it: letters,
+ * digits, "_", "-", "." with a word character at each end, no "--" or "..", at most 96
+ * characters. The org is required here (every PowerInfer repo has one).
+ */
+export const hubRepoIdSchema = z
+  .string()
+  .max(96, "a Hugging Face repo id is at most 96 characters")
+  .regex(/^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\/[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$/, 'a Hugging Face repo id "org/name", e.g. "SparseLLM/ReluLLaMA-7B"')
+  .refine((id) => !id.includes("--") && !id.includes(".."), 'a Hugging Face repo id may not contain "--" or ".."');
+
+const FULL_COMMIT = /^[0-9a-f]{40}$/;
+
+/** A branch, tag or `refs/pr/N`, or a full commit hash (which pins the download). */
+export const hubRevisionSchema = z
+  .string({
+    // YAML reads an unquoted all-digit hash (or one like 12e45) as a number, losing digits.
+    error: (issue) => (issue.input === undefined ? undefined : 'a string: quote it (YAML reads unquoted digits as a number), e.g. revision: "0123abcd..."'),
+  })
+  .min(1)
+  .max(255)
+  .regex(/^(?![/.-])(?!.*(?:\.\.|\/\/|@\{|\.lock$|\/$))[A-Za-z0-9._/-]+$/, 'a branch, tag or full 40-character commit hash, e.g. "main"')
+  .refine((rev) => FULL_COMMIT.test(rev) || !/^[0-9a-f]{7,39}$/.test(rev), "abbreviated commit hashes are not resolved by the Hub: use the full 40-character hash");
+
+/** True when `revision` is a full commit hash, so the files cannot change under it. */
+export function isPinnedRevision(revision: string): boolean {
+  return FULL_COMMIT.test(revision);
+}
+
+/**
+ * fnmatch patterns as huggingface_hub applies them to repo-relative paths: case-sensitive,
+ * `*` also matches "/", `?` one character, `[...]` classes. A leading "/" or "./" never
+ * matches a repo path, so it is refused rather than silently selecting nothing.
+ */
+const hubPattern = z
+  .string()
+  .min(1)
+  .max(200)
+  .refine((p) => !p.startsWith("/") && !p.startsWith("./") && !p.includes("\\"), 'a pattern relative to the repo root, without a leading "/" or "./" and with "/" separators');
+
+function hubSourceSchema(defaultAllow: readonly string[]) {
+  return z.strictObject({
+    /** The Hub repo id, "org/name", exactly as the upstream README links it. */
+    repo: hubRepoIdSchema,
+    /** Branch, tag or full commit. "main" follows the branch; a 40-hex commit pins the files. */
+    revision: hubRevisionSchema.default("main"),
+    /** fnmatch patterns of the files to download (a file is kept when it matches any). */
+    allowPatterns: z.array(hubPattern).min(1).default([...defaultAllow]),
+    /** fnmatch patterns of files to skip even when allowed. */
+    ignorePatterns: z.array(hubPattern).default([]),
+    /** Approximate download size in bytes of the allowed files, for listings only (the Hub's file list is authoritative). */
+    sizeBytes: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
+  });
+}
+
+/** The repo with the model's original (Hugging Face format) weights. */
+export const modelSourceSchema = hubSourceSchema(DEFAULT_MODEL_ALLOW_PATTERNS);
+/** The repo with the activation predictor: `model_{n}.pt` per layer plus `config.json`. */
+export const predictorSourceSchema = hubSourceSchema(DEFAULT_PREDICTOR_ALLOW_PATTERNS);
+
+export const convertSchema = z
+  .strictObject({
+    /**
+     * The upstream converter to run. `convert.py` handles model_type `llama` (ReLU-LLaMA,
+     * ProSparse) and `bamboo` with numpy + sentencepiece only; for anything else it re-runs
+     * `convert-hf-to-powerinfer-gguf.py` (Falcon, OPT; needs torch, transformers, safetensors)
+     * and exits 0 even when that fails, so such recipes name the hf script directly.
+     */
+    script: z.enum(CONVERT_SCRIPTS),
+    /**
+     * The converter's `--outtype`. Only F16 (and Q4_0 after `quantize`) work for sparse
+     * inference: F32 and Q8_0 files load but give NaN logits on the CPU, and the CUDA sparse
+     * kernels accept only F16/Q4_0 (powerinfer-upstream.md §9, issue #233). Hence q8_0 is
+     * refused and f32 is accepted only as the input of `quantize`.
+     */
+    outtype: z.enum(CONVERT_OUTTYPES).default("f16"),
+    /** convert.py's `--vocabtype` (its default is spm); the hf script has no such flag. */
+    vocabtype: z.enum(["spm", "bpe"]).optional(),
+    /** Quantize the converted file with the engine's `quantize` (sparse models: Q4_0 only). */
+    quantize: z.literal("Q4_0").optional(),
+    /**
+     * Set when the pinned engine's converter cannot convert this model: why, with the issue
+     * number. The pipeline refuses the conversion before downloading anything.
+     */
+    unsupported: z.string().min(1).optional(),
+  })
+  .superRefine((convert, ctx) => {
+    if (convert.outtype === "q8_0") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["outtype"],
+        message: 'q8_0 sparse models give NaN logits (only F16 and Q4_0 work, issue #233); use "f16", with `quantize: Q4_0` for a 4-bit file',
+      });
+    }
+    if (convert.outtype === "f32" && convert.quantize === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["outtype"],
+        message: 'f32 sparse models give NaN logits on the CPU and are not supported by the CUDA sparse kernels; use "f16", or "f32" only together with `quantize: Q4_0`',
+      });
+    }
+    if (convert.script === "convert-hf-to-powerinfer-gguf.py" && convert.vocabtype !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["vocabtype"],
+        message: "convert-hf-to-powerinfer-gguf.py has no --vocabtype (it reads the tokenizer with transformers); the flag would make it fail",
+      });
+    }
+  });
+
+/** Defaults for `main`; each maps to one of its flags. Omitted keys use the engine's default. */
+export const generationSchema = z.strictObject({
+  /** `--temp` (engine default 0.8); 0 = greedy. */
+  temperature: z.number().min(0).max(5).optional(),
+  /** `--top-p` (help says 0.9, the YAML log says 0.95: set it explicitly); 1.0 = disabled. */
+  top_p: z.number().min(0).max(1).optional(),
+  /** `--top-k` (40); 0 = disabled. */
+  top_k: z.number().int().min(0).max(1_000_000).optional(),
+  /** `--repeat-penalty` (1.1); 1.0 = disabled. */
+  repeat_penalty: z.number().positive().max(5).optional(),
+  /** `-n` tokens to generate (-1 = until end of text, -2 = until the context is full). */
+  n_predict: z.number().int().min(-2).max(1_048_576).optional(),
+  /** `-c` context size (512); 0 = the model's training context. */
+  ctx_size: z.number().int().min(0).max(1_048_576).optional(),
+  /** `-s` RNG seed (-1 = random). Sparse runs with more than one thread are not bit-deterministic anyway. */
+  seed: z.number().int().min(-1).max(0xffff_ffff).optional(),
+});
+
+/** How the engine runs the model on a host. */
+export const runtimeSchema = z.strictObject({
+  /** `-t`: a thread count, or "auto" = the host's free physical cores (more than that busy-waits badly). */
+  threads: z.union([z.number().int().min(1).max(1024), z.literal("auto")], { error: 'a thread count from 1 to 1024, or "auto"' }).optional(),
+  /** `--vram-budget` in GiB (GPU builds). Omitted: the engine's "free VRAM - 256 MiB", which varies run to run. */
+  vramBudgetGiB: z.number().min(0).max(1024).optional(),
+});
+
+/** What an auditor needs to identify the model release this recipe produces. */
+export const auditSchema = z.strictObject({
+  /** The release's version label as its publisher names it (e.g. "v0.1"), or "unversioned". The resolved Hub commits are recorded per run. */
+  model_version: z.string().min(1).max(200),
+  /** The Hub repo the weights come from (normally model.repo). */
+  source_repo: hubRepoIdSchema,
+  /** sha256 (64 lowercase hex) of the converted .powerinfer.gguf, once a release has been produced; later conversions must match it. */
+  checksum: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, "a sha256 digest: 64 lowercase hex characters")
+    .optional(),
+});
+
+export const recipeSchema = z.strictObject({
+  /** Equals the file name without ".yaml"; what `pipeline convert <name>` takes. */
+  name: recipeNameSchema,
+  /** Human-readable name, e.g. "ReLU-LLaMA-2-7B". */
+  title: z.string().min(1).max(200),
+  /** true only where the repo ids are confirmed (upstream README / reference notes); false marks a guess to check. */
+  verified: z.boolean(),
+  /** Model family: decides which converter path and checks apply. */
+  family: z.enum(RECIPE_FAMILIES),
+  /** Free-form caveats shown to users (known issues, gated repos, where activation stats come from). */
+  notes: z.string().min(1).optional(),
+  model: modelSourceSchema,
+  predictor: predictorSourceSchema,
+  convert: convertSchema,
+  generation: generationSchema.default({}),
+  runtime: runtimeSchema.default({}),
+  audit: auditSchema,
+});
+
+export type Recipe = z.infer<typeof recipeSchema>;
+export type RecipeSource = z.infer<typeof modelSourceSchema>;
+export type ConvertSettings = z.infer<typeof convertSchema>;
+export type GenerationSettings = z.infer<typeof generationSchema>;
+export type RuntimeSettings = z.infer<typeof runtimeSchema>;
+export type AuditInfo = z.infer<typeof auditSchema>;
+
+export interface LoadedRecipe {
+  name: string;
+  /** Absolute path of the recipe file. */
+  file: string;
+  recipe: Recipe;
+}
+
+export type RecipeSummary =
+  | {
+      ok: true;
+      name: string;
+      /** Absolute path of the recipe file. */
+      file: string;
+      title: string;
+      family: RecipeFamily;
+      modelRepo: string;
+      predictorRepo: string;
+      verified: boolean;
+      /** Sum of the sizes the recipe states (model + predictor); absent when it states none. */
+      sizeBytes?: number;
+      /** Why the pinned engine cannot convert it, when it cannot. */
+      unsupported?: string;
+    }
+  | {
+      ok: false;
+      /** From the file name. */
+      name: string;
+      file: string;
+      error: ConfigError;
+    };
+
+/** No recipe of that name: lists the recipes there are, closest match first. */
+export class RecipeNotFoundError extends ConfigError {
+  constructor(
+    readonly recipe: string,
+    /** Every recipe name in the folder, closest to `recipe` first. */
+    readonly available: readonly string[],
+    shownAs: string,
+    reason: string,
+  ) {
+    const [best] = available;
+    const suggestion = best !== undefined && isCloseMatch(recipe, best) ? ` Did you mean "${best}"?` : "";
+    const list = available.length > 0 ? ` Available: ${available.join(", ")}.` : ` There are no recipes in ${RECIPE_DIR}/.`;
+    super("E_CONFIG_MISSING", [{ file: shownAs, line: 0, column: 0, path: "", message: reason }], `unknown model recipe "${recipe}" (${shownAs}: ${reason}).${suggestion}${list}`);
+  }
+}
+
+export function recipeFile(root: string, name: string): string {
+  return resolve(root, RECIPE_DIR, `${name}${RECIPE_EXTENSION}`);
+}
+
+/** The schema for one file: `name` must equal the file name (reported at the `name` key). */
+function recipeSchemaFor(fileName: string) {
+  return recipeSchema.extend({
+    name: recipeNameSchema.refine((name) => name === fileName, { message: `must equal the file name "${fileName}"` }),
+  });
+}
+
+/** Names of the `*.yaml` files in the recipe folder, sorted; [] when there is no folder. */
+async function recipeNames(root: string): Promise<string[]> {
+  const entries = await readdir(join(root, RECIPE_DIR), { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === "ENOENT" || error.code === "ENOTDIR") return [];
+    throw error;
+  });
+  return entries
+    .filter((e) => (e.isFile() || e.isSymbolicLink()) && e.name.endsWith(RECIPE_EXTENSION) && !e.name.startsWith("."))
+    .map((e) => e.name.slice(0, -RECIPE_EXTENSION.length))
+    .sort();
+}
+
+async function loadRecipeFile(root: string, name: string): Promise<LoadedRecipe> {
+  const file = recipeFile(root, name);
+  const recipe: Recipe = await loadYamlConfig(file, recipeSchemaFor(name), displayPath(file, root));
+  return { name, file, recipe };
+}
+
+/**
+ * Load `<root>/configs/models/powerinfer/<name>.yaml`. Throws `ConfigError`: E_CONFIG_MISSING
+ * (a `RecipeNotFoundError` listing the recipes there are) or E_CONFIG_SYNTAX / E_CONFIG_INVALID
+ * with file:line:col and key path for every problem.
+ */
+export async function loadRecipe(root: string, name: string): Promise<LoadedRecipe> {
+  const base = resolve(root);
+  const names = await recipeNames(base);
+  const validName = recipeNameSchema.safeParse(name).success;
+  if (!validName || !names.includes(name)) {
+    throw new RecipeNotFoundError(
+      name,
+      rankByCloseness(name, names),
+      validName ? displayPath(recipeFile(base, name), base) : RECIPE_DIR,
+      validName ? "file not found" : 'not a valid recipe name (lowercase letters and digits with ".", "_" or "-" between them)',
+    );
+  }
+  return loadRecipeFile(base, name);
+}
+
+/**
+ * Every recipe in the folder, sorted by name. A file that does not load is listed with its
+ * error instead of failing the listing.
+ */
+export async function listRecipes(root: string): Promise<RecipeSummary[]> {
+  const base = resolve(root);
+  const names = await recipeNames(base);
+  return Promise.all(
+    names.map(async (name): Promise<RecipeSummary> => {
+      try {
+        const { file, recipe } = await loadRecipeFile(base, name);
+        const sizes = [recipe.model.sizeBytes, recipe.predictor.sizeBytes].filter((s): s is number => s !== undefined);
+        return {
+          ok: true,
+          name,
+          file,
+          title: recipe.title,
+          family: recipe.family,
+          modelRepo: recipe.model.repo,
+          predictorRepo: recipe.predictor.repo,
+          verified: recipe.verified,
+          ...(sizes.length > 0 ? { sizeBytes: sizes.reduce((a, b) => a + b, 0) } : {}),
+          ...(recipe.convert.unsupported !== undefined ? { unsupported: recipe.convert.unsupported } : {}),
+        };
+      } catch (error) {
+        if (error instanceof ConfigError) return { ok: false, name, file: recipeFile(base, name), error };
+        throw error;
+      }
+    }),
+  );
+}
+
+/** `names` ordered by how close each is to `wanted` (substring matches, then edit distance), ties by name. */
+export function rankByCloseness(wanted: string, names: readonly string[]): string[] {
+  const score = (name: string) => (wanted.length > 0 && (name.includes(wanted) || wanted.includes(name)) ? 0 : editDistance(wanted, name));
+  return [...names].map((name) => ({ name, d: score(name) })).sort((a, b) => a.d - b.d || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map((x) => x.name);
+}
+
+function isCloseMatch(wanted: string, candidate: string): boolean {
+  if (wanted.length > 0 && (candidate.includes(wanted) || wanted.includes(candidate))) return true;
+  return editDistance(wanted, candidate) <= Math.max(2, Math.floor(candidate.length / 3));
+}
+
+/** Levenshtein distance, two rows. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length]!;
+}
