@@ -196,6 +196,23 @@ describe("downloadSnapshot", () => {
   });
 });
 
+describe("filesystems and disks", () => {
+  it("HF_HUB_DISABLE_SYMLINKS=1 puts copies in the snapshot", async () => {
+    const result = await downloadSnapshot(request, options({}, { HF_HUB_DISABLE_SYMLINKS: "1" }));
+    const entry = join(result.dir, "model.safetensors");
+    expect(lstatSync(entry).isSymbolicLink()).toBe(false);
+    expect(readFileSync(entry).equals(WEIGHTS)).toBe(true);
+  });
+
+  it("checks free disk space before transferring anything", async () => {
+    const huge = JSON.stringify([{ type: "file", path: "model.safetensors", size: 135, oid: "a".repeat(40), lfs: { oid: sha256(WEIGHTS), size: 2 ** 52, pointerSize: 135 } }]);
+    server.injectFault(`/api/models/${MODEL}/tree`, { on: "api", status: { code: 200, headers: { "content-type": "application/json" }, body: huge }, times: 1 });
+    const failed = downloadSnapshot({ ...request, allowPatterns: ["*.safetensors"] }, options());
+    await expect(failed).rejects.toMatchObject({ code: "E_DISK_FULL", message: expect.stringMatching(/needs 4194304\.00 GiB in .*, but only [\d.]+ GiB is free/) });
+    expect(server.requests.filter((r) => r.host === "cdn")).toEqual([]);
+  });
+});
+
 describe("bad input gets a clear error and writes nothing outside the cache", () => {
   it("unknown repository, revision, or a file the patterns name", async () => {
     await expect(downloadSnapshot({ repo: "org/nope", revision: "main" }, options())).rejects.toMatchObject({ code: "E_HUB_REPO_NOT_FOUND" });

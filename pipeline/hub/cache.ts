@@ -8,7 +8,7 @@
  *   models--org--name/trees/<commit>.json        (the full listing, Python >= 1.22 format)
  */
 import { existsSync, lstatSync, readFileSync, readlinkSync, statSync } from "node:fs";
-import { mkdir, rm, symlink } from "node:fs/promises";
+import { copyFile, mkdir, rm, symlink } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
 import { atomicWriteFile } from "../core/files.js";
 import { PipelineError } from "../core/errors.js";
@@ -113,8 +113,11 @@ export class RepoCache {
     }
   }
 
-  /** snapshots/<commit>/<path> -> ../../blobs/<etag> (one more ../ per subfolder). */
-  async linkSnapshot(commit: string, file: TreeFile): Promise<void> {
+  /**
+   * snapshots/<commit>/<path> -> ../../blobs/<etag> (one more ../ per subfolder). Where
+   * symlinks are unavailable (or `copy`), a copy of the blob, as huggingface_hub does.
+   */
+  async linkSnapshot(commit: string, file: TreeFile, copy = false): Promise<void> {
     assertSafeRepoPath(file.path);
     const link = join(this.snapshotDir(commit), file.path);
     const target = relative(dirname(link), this.blobPath(etagOf(file)));
@@ -123,8 +126,11 @@ export class RepoCache {
       if (isSymlink(link) && readlinkSync(link) === target) return;
       await rm(link, { force: true });
     }
-    await symlink(target, link).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== "EEXIST") throw error; // a concurrent writer made the same link
+    if (copy) return copyFile(this.blobPath(etagOf(file)), link);
+    await symlink(target, link).catch(async (error: NodeJS.ErrnoException) => {
+      if (error.code === "EEXIST") return; // a concurrent writer made the same link
+      if (["EPERM", "ENOTSUP", "EOPNOTSUPP", "EINVAL"].includes(error.code ?? "")) return copyFile(this.blobPath(etagOf(file)), link);
+      throw error;
     });
   }
 

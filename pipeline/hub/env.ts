@@ -16,6 +16,8 @@ export interface HubSettings {
   offline: boolean;
   /** Never logged: see redact(). */
   token: string | undefined;
+  /** HF_HUB_DISABLE_SYMLINKS=1: snapshots hold copies (filesystems without symlinks). */
+  disableSymlinks: boolean;
 }
 
 function expand(path: string, env: NodeJS.ProcessEnv): string {
@@ -35,6 +37,7 @@ export function hubSettings(env: NodeJS.ProcessEnv = process.env): HubSettings {
     cacheDir: cache ? expand(cache, env) : join(hfHome, "hub"),
     offline: truthy(env.HF_HUB_OFFLINE) || truthy(env.TRANSFORMERS_OFFLINE),
     token: readToken(env, hfHome),
+    disableSymlinks: truthy(env.HF_HUB_DISABLE_SYMLINKS),
   };
 }
 

@@ -137,7 +137,7 @@ export async function downloadSnapshot(request: SnapshotRequest, options: Snapsh
   const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failed) throw failed.reason;
 
-  for (const file of selected) await cache.linkSnapshot(commit, file);
+  for (const file of selected) await cache.linkSnapshot(commit, file, settings.disableSymlinks);
   await cache.writeRef(request.revision, commit);
   return { repo: request.repo, revision: request.revision, commit, dir: cache.snapshotDir(commit), files: selected, downloadedBytes, cachedFiles: selected.length - toFetch.length };
 }

@@ -1,0 +1,123 @@
+/**
+ * `pnpm pipeline download <model>` and `convert <model>` as users run them, against
+ * the local Hub imitation (HF_ENDPOINT) with a throwaway HF_HUB_CACHE.
+ */
+import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { PipelineEvent } from "../pipeline/core/events.js";
+import { seededBytes, startHubServer, type HubServer } from "./helpers/hub-server.js";
+import { makeWorkspace, type TestWorkspace } from "./helpers/workspace.js";
+
+const WEIGHTS = seededBytes("cli-weights", 600_000);
+const PREDICTOR = [seededBytes("p0", 5000), seededBytes("p1", 5000)];
+const TOKEN = "hf_cli_secret_token_42";
+
+let server: HubServer;
+let ws: TestWorkspace;
+let env: NodeJS.ProcessEnv;
+
+const RECIPE = `name: tiny-test
+title: Tiny test model
+verified: true
+family: relu-llama
+model:
+  repo: SparseLLM/Tiny-Test
+  revision: main
+predictor:
+  repo: PowerInfer/Tiny-Test-Predictor
+  revision: main
+convert:
+  script: convert.py
+  outtype: f16
+audit:
+  model_version: "0"
+  source_repo: SparseLLM/Tiny-Test
+`;
+
+beforeAll(async () => {
+  server = await startHubServer();
+  server.addRepo({
+    id: "SparseLLM/Tiny-Test",
+    gated: "auto",
+    token: TOKEN,
+    files: [
+      { path: "model.safetensors", content: WEIGHTS, lfs: true },
+      { path: "config.json", content: '{"model_type": "llama"}\n' },
+      { path: "tokenizer.model", content: seededBytes("tok", 2000), lfs: true },
+      { path: "pytorch_model.bin", content: seededBytes("bin", 9000), lfs: true },
+    ],
+  });
+  server.addRepo({
+    id: "PowerInfer/Tiny-Test-Predictor",
+    files: [
+      { path: "model_0.pt", content: PREDICTOR[0]!, lfs: true },
+      { path: "model_1.pt", content: PREDICTOR[1]!, lfs: true },
+      { path: "config.json", content: '{"sparse_threshold": 0.0}\n' },
+    ],
+  });
+  ws = makeWorkspace();
+  mkdirSync(join(ws.root, "configs", "models", "powerinfer"), { recursive: true });
+  writeFileSync(join(ws.root, "configs", "models", "powerinfer", "tiny-test.yaml"), RECIPE);
+  env = { HF_ENDPOINT: server.endpoint, HF_HUB_CACHE: join(ws.root, "hf-cache"), HF_TOKEN: TOKEN };
+});
+afterAll(() => {
+  server.close();
+  ws.cleanup();
+});
+
+describe("pnpm pipeline download", () => {
+  it("downloads the checkpoint and the predictor into the shared cache and records them", async () => {
+    const result = await ws.cli(["download", "tiny-test"], env);
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(result.stdout).toContain("running download tiny-test: download");
+    expect(result.stdout).toContain("[download] done in");
+    const record = ws.record("download--tiny-test")!;
+    const downloaded = record.result as { model: { dir: string; commit: string; files: { path: string }[] }; predictor: { dir: string } };
+    expect(downloaded.model.files.map((f) => f.path).sort()).toEqual(["config.json", "model.safetensors", "tokenizer.model"]);
+    expect(readFileSync(join(downloaded.model.dir, "model.safetensors")).equals(WEIGHTS)).toBe(true);
+    expect(readFileSync(join(downloaded.predictor.dir, "model_1.pt")).equals(PREDICTOR[1]!)).toBe(true);
+    expect(downloaded.model.dir).toBe(join(ws.root, "hf-cache", "models--SparseLLM--Tiny-Test", "snapshots", downloaded.model.commit));
+    // The token reached neither the output, the log nor the record.
+    const log = readFileSync(join(ws.root, "build", "logs", "download--tiny-test.log"), "utf8");
+    for (const text of [result.stdout, result.stderr, log, JSON.stringify(record)]) expect(text).not.toContain(TOKEN);
+  });
+
+  it("is fresh on the next run, and reruns when a cached file disappears", async () => {
+    server.resetLog();
+    const again = await ws.cli(["download", "tiny-test"], env);
+    expect(again.stdout).toContain("[download] fresh, skipped");
+    expect(server.requests).toEqual([]);
+
+    const record = ws.record("download--tiny-test")!;
+    const dir = (record.result as { predictor: { dir: string } }).predictor.dir;
+    rmSync(join(dir, "model_0.pt"));
+    const status = await ws.cli(["status", "tiny-test"], env);
+    expect(status.stdout).toMatch(/download\s+stale \(checkpoint file PowerInfer\/Tiny-Test-Predictor\/model_0.pt missing from the cache\)/);
+    server.resetLog();
+    const repaired = await ws.cli(["download", "tiny-test", "--json"], env);
+    expect(repaired.code).toBe(0);
+    const events = repaired.stdout.trim().split("\n").map((l) => JSON.parse(l) as PipelineEvent);
+    expect(events.some((e) => e.event === "task-progress" && e.message?.includes("MiB"))).toBe(true);
+    // The blob was still there: relinking needed no file transfer.
+    expect(server.requests.filter((r) => r.method === "GET" && r.file)).toEqual([]);
+    expect(existsSync(join(dir, "model_0.pt"))).toBe(true);
+  });
+
+  it("a gated repository without a token fails with what to do", async () => {
+    const noToken = { ...env, HF_TOKEN: "", HF_HOME: join(ws.root, "empty-hf-home"), HF_HUB_CACHE: join(ws.root, "other-cache") };
+    const result = await ws.cli(["download", "tiny-test"], noToken);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain("[E_HUB_GATED]: SparseLLM/Tiny-Test is a gated repository: set HF_TOKEN");
+  });
+
+  it("convert runs the download alongside the engine steps", async () => {
+    const result = await ws.cli(["convert", "tiny-test", "--json"], env);
+    expect(result.code, result.stdout).toBe(0);
+    const events = result.stdout.trim().split("\n").map((l) => JSON.parse(l) as PipelineEvent);
+    const start = events[0] as Extract<PipelineEvent, { event: "graph-start" }>;
+    expect(start.tasks.map((t) => t.id)).toEqual(["upstream", "build", "download"]);
+    expect(events.at(-1)).toMatchObject({ event: "graph-end", status: "success" });
+    expect(ws.record("build")).not.toBeNull();
+  });
+});
