@@ -92,15 +92,28 @@ export function downloadTask(settings: DownloadSettings): TaskDefinition<Downloa
         progress.set(p.repo, p);
         ctx.progress(summarize([...progress.values()], performance.now() - started, p.file));
       };
+      // One repository failing stops the other: no progress after the task has ended.
+      const siblings = new AbortController();
+      const signal = AbortSignal.any([ctx.signal, siblings.signal]);
       const fetch = (source: HubSource) =>
         downloadSnapshot(toRequest(source), {
           settings: hub,
-          signal: ctx.signal,
+          signal,
           onProgress: report,
           ...(settings.connectionsPerFile ? { connectionsPerFile: settings.connectionsPerFile } : {}),
           ...(settings.chunkSize ? { chunkSize: settings.chunkSize } : {}),
         });
-      const [model, predictor] = await Promise.all([fetch(settings.sources.model), fetch(settings.sources.predictor)]);
+      const settled = await Promise.allSettled(
+        [settings.sources.model, settings.sources.predictor].map((source) =>
+          fetch(source).catch((error: unknown) => {
+            siblings.abort();
+            throw error;
+          }),
+        ),
+      );
+      const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected" && !(siblings.signal.aborted && isAbort(r.reason)));
+      if (failed) throw failed.reason;
+      const [model, predictor] = settled.map((r) => (r as PromiseFulfilledResult<SnapshotResult>).value) as [SnapshotResult, SnapshotResult];
       for (const snapshot of [model, predictor]) {
         ctx.log(`${snapshot.repo}@${snapshot.revision} = ${snapshot.commit}: ${snapshot.files.length} files, ${snapshot.cachedFiles} already cached, ${snapshot.downloadedBytes} bytes fetched -> ${snapshot.dir}`);
       }
@@ -114,6 +127,8 @@ export function downloadTask(settings: DownloadSettings): TaskDefinition<Downloa
     },
   };
 }
+
+const isAbort = (error: unknown) => (error as Error | undefined)?.name === "AbortError";
 
 function toRequest(source: HubSource): SnapshotRequest {
   return {
@@ -131,8 +146,8 @@ function describe(snapshot: SnapshotResult): DownloadedRepo {
 
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
 
-/** "12.0/48.0 MiB, 3/7 files, 25.1 MiB/s, ETA 1 s" over both repositories. */
-export function summarize(all: readonly SnapshotProgress[], elapsedMs: number, file?: string): Parameters<TaskRunContext["progress"]>[0] {
+/** "12.0/48.0 MiB, 3/7 files, 25.1 MiB/s, ETA 1 s; model.safetensors 8.0/40.0 MiB" over both repositories. */
+export function summarize(all: readonly SnapshotProgress[], elapsedMs: number, file?: SnapshotProgress["file"]): Parameters<TaskRunContext["progress"]>[0] {
   const done = all.reduce((s, p) => s + p.bytesDone, 0);
   const total = all.reduce((s, p) => s + p.bytesTotal, 0);
   const filesDone = all.reduce((s, p) => s + p.filesDone, 0);
@@ -141,7 +156,7 @@ export function summarize(all: readonly SnapshotProgress[], elapsedMs: number, f
   const eta = rate > 0 ? Math.ceil((total - done) / rate) : undefined;
   return {
     percent: total > 0 ? Math.floor((100 * done) / total) : 100,
-    message: `${mib(done)}/${mib(total)} MiB, ${filesDone}/${filesTotal} files, ${mib(rate)} MiB/s${eta !== undefined ? `, ETA ${eta} s` : ""}${file ? ` (${file})` : ""}`,
+    message: `${mib(done)}/${mib(total)} MiB, ${filesDone}/${filesTotal} files, ${mib(rate)} MiB/s${eta !== undefined ? `, ETA ${eta} s` : ""}${file ? `; ${file.path} ${mib(file.bytesDone)}/${mib(file.size)} MiB` : ""}`,
   };
 }
 

@@ -2,12 +2,14 @@
  * `pnpm pipeline download <model>` and `convert <model>` as users run them, against
  * the local Hub imitation (HF_ENDPOINT) with a throwaway HF_HUB_CACHE.
  */
+import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PipelineEvent } from "../pipeline/core/events.js";
 import { seededBytes, startHubServer, type HubServer } from "./helpers/hub-server.js";
 import { makeWorkspace, type TestWorkspace } from "./helpers/workspace.js";
+import { waitFor } from "./helpers/wait.js";
 
 const WEIGHTS = seededBytes("cli-weights", 600_000);
 const PREDICTOR = [seededBytes("p0", 5000), seededBytes("p1", 5000)];
@@ -109,6 +111,50 @@ describe("pnpm pipeline download", () => {
     const result = await ws.cli(["download", "tiny-test"], noToken);
     expect(result.code).toBe(1);
     expect(result.stdout).toContain("[E_HUB_GATED]: SparseLLM/Tiny-Test is a gated repository: set HF_TOKEN");
+    // The predictor download was stopped with it: nothing is printed after the summary.
+    expect(result.stdout.trim().split("\n").at(-1)).toMatch(/^download tiny-test: failed in /);
+  });
+
+  it("Ctrl-C mid-download exits 130; the next run asks only for the missing ranges", async () => {
+    const big = seededBytes("big-weights", 4 << 20);
+    server.addRepo({
+      id: "SparseLLM/Big-Test",
+      files: [
+        { path: "model.safetensors", content: big, lfs: true },
+        { path: "config.json", content: "{}\n" },
+        { path: "tokenizer.model", content: seededBytes("big-tok", 100), lfs: true },
+      ],
+    });
+    writeFileSync(join(ws.root, "configs", "models", "powerinfer", "big-test.yaml"), RECIPE.replace(/tiny-test/g, "big-test").replace("SparseLLM/Tiny-Test\n  revision", "SparseLLM/Big-Test\n  revision"));
+    const cacheEnv = { ...env, HF_HUB_CACHE: join(ws.root, "resume-cache") };
+    server.settings.bytesPerSecondPerConnection = 2 << 20; // 2 MiB/s: one 1 MiB range every half second
+    try {
+      const run = ws.spawnCli(["download", "big-test", "--connections", "1", "--chunk-size", "1"], cacheEnv);
+      const sidecar = join(ws.root, "resume-cache", "models--SparseLLM--Big-Test", "blobs", `${createHash("sha256").update(big).digest("hex")}.ai-tools.incomplete.json`);
+      await waitFor(() => existsSync(sidecar), "the first range to be recorded", 20_000).catch(async (error: Error) => {
+        run.child.kill("SIGKILL");
+        const r = await run.done;
+        throw new Error(`${error.message}\n${r.stdout}\n${r.stderr}`);
+      });
+      run.child.kill("SIGINT");
+      const interrupted = await run.done;
+      expect(interrupted.code).toBe(130);
+      expect(ws.record("download--big-test")).toBeNull();
+      const done = (JSON.parse(readFileSync(sidecar, "utf8")) as { done: number[] }).done;
+      expect(done.length).toBeGreaterThan(0);
+      expect(done.length).toBeLessThan(4);
+
+      server.resetLog();
+      const resumed = await ws.cli(["download", "big-test", "--connections", "1", "--chunk-size", "1"], cacheEnv);
+      expect(resumed.code, resumed.stdout).toBe(0);
+      const ranges = server.requests.filter((r) => r.host === "cdn" && r.file === "model.safetensors").map((r) => r.range);
+      expect(ranges).toHaveLength(4 - done.length);
+      for (const index of done) expect(ranges).not.toContain(`bytes=${index << 20}-${((index + 1) << 20) - 1}`);
+      const record = ws.record("download--big-test")!.result as { model: { dir: string } };
+      expect(readFileSync(join(record.model.dir, "model.safetensors")).equals(big)).toBe(true);
+    } finally {
+      server.settings.bytesPerSecondPerConnection = undefined;
+    }
   });
 
   it("convert runs the download alongside the engine steps", async () => {

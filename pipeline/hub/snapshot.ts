@@ -30,8 +30,8 @@ export interface SnapshotProgress {
   filesTotal: number;
   bytesDone: number;
   bytesTotal: number;
-  /** The file that just started or finished. */
-  file?: string;
+  /** The file this update is about, with its own progress. */
+  file?: { path: string; bytesDone: number; size: number };
 }
 
 export interface SnapshotOptions extends HttpOptions {
@@ -114,7 +114,9 @@ export async function downloadSnapshot(request: SnapshotRequest, options: Snapsh
   const results = await Promise.allSettled(
     toFetch.map((file) =>
       fileLimit(async () => {
-        options.onProgress?.({ ...progress, file: file.path });
+        let fileDone = 0;
+        const about = () => ({ path: file.path, bytesDone: fileDone, size: file.size });
+        options.onProgress?.({ ...progress, file: about() });
         const stats = await downloadBlob({
           ...options,
           cache,
@@ -125,12 +127,13 @@ export async function downloadSnapshot(request: SnapshotRequest, options: Snapsh
           connectionLimit,
           onBytes: (delta) => {
             progress.bytesDone += delta;
-            options.onProgress?.({ ...progress, file: file.path });
+            fileDone += delta;
+            options.onProgress?.({ ...progress, file: about() });
           },
         });
         downloadedBytes += file.size - stats.resumedBytes;
         progress.filesDone++;
-        options.onProgress?.({ ...progress, file: file.path });
+        options.onProgress?.({ ...progress, file: about() });
       }),
     ),
   );
