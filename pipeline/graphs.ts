@@ -1,14 +1,17 @@
 /**
  * The graphs the CLI runs, in the order the data flows:
  * recipe -> source -> build -> checkpoint -> gguf -> bench -> signature.
- * convert = the engine steps and the checkpoint download (independent: they overlap);
- * the conversion, bench and sign steps join as they land.
+ * convert = the engine steps, the checkpoint (downloaded or generated) and the
+ * conversion; independent steps overlap (the build runs while checkpoints download).
+ * Bench and sign join as they land.
  */
 import type { Graph, TaskDefinition } from "./core/graph.js";
 import type { EngineSettings, Workspace } from "./workspace.js";
 import { upstreamTask } from "../tasks/upstream.js";
 import { buildTask } from "../tasks/build.js";
 import { downloadTask } from "../tasks/download.js";
+import { generateTask } from "../tasks/generate.js";
+import { convertTask } from "../tasks/convert.js";
 import { PipelineError } from "./core/errors.js";
 import type { LoadedRecipe } from "./config/recipe.js";
 import { displayPath } from "./config/load-yaml.js";
@@ -16,6 +19,9 @@ import { displayPath } from "./config/load-yaml.js";
 export interface DownloadOptions {
   connectionsPerFile?: number;
   chunkSize?: number;
+  /** --python: the interpreter for the generator and the converter. */
+  python?: string;
+  allowUnsafeOuttype?: boolean;
 }
 
 export function engineTasks(workspace: Workspace, settings: EngineSettings): TaskDefinition[] {
@@ -26,13 +32,18 @@ export function engineGraph(workspace: Workspace, settings: EngineSettings): Gra
   return { name: "engine", tasks: engineTasks(workspace, settings) };
 }
 
+/** The checkpoint: downloaded from the Hub, or generated here for the offline demo model. */
 function checkpointTask(workspace: Workspace, loaded: LoadedRecipe, options: DownloadOptions): TaskDefinition {
   const { recipe } = loaded;
+  const recipeFile = displayPath(loaded.file, workspace.root);
+  if (recipe.generate) return generateTask(workspace, { model: loaded.name, recipeFile, ...recipe.generate, ...(options.python ? { python: options.python } : {}) });
+  const { connectionsPerFile, chunkSize } = options;
   return downloadTask({
     model: loaded.name,
-    recipeFile: displayPath(loaded.file, workspace.root),
-    sources: { model: recipe.model, predictor: recipe.predictor },
-    ...options,
+    recipeFile,
+    sources: { model: recipe.model!, predictor: recipe.predictor! },
+    ...(connectionsPerFile ? { connectionsPerFile } : {}),
+    ...(chunkSize ? { chunkSize } : {}),
   });
 }
 
@@ -47,5 +58,16 @@ export function convertGraph(workspace: Workspace, settings: EngineSettings, loa
       details: [`(${displayPath(loaded.file, workspace.root)}, convert.unsupported) \`pnpm pipeline download ${loaded.name}\` still fetches its checkpoints.`],
     });
   }
-  return { name: `convert ${loaded.name}`, tasks: [...engineTasks(workspace, settings), checkpointTask(workspace, loaded, options)] };
+  const checkpoint = checkpointTask(workspace, loaded, options);
+  const convert = convertTask(workspace, settings, {
+    model: loaded.name,
+    recipeFile: displayPath(loaded.file, workspace.root),
+    convert: loaded.recipe.convert,
+    generation: loaded.recipe.generation,
+    runtime: loaded.recipe.runtime,
+    checkpointTask: checkpoint.id,
+    ...(options.python ? { python: options.python } : {}),
+    ...(options.allowUnsafeOuttype ? { allowUnsafeOuttype: true } : {}),
+  });
+  return { name: `convert ${loaded.name}`, tasks: [...engineTasks(workspace, settings), checkpoint, convert] };
 }

@@ -10,6 +10,10 @@ import { EVENT_SCHEMA_VERSION, type PipelineEvent, type TaskPlanEvent } from "..
 import { executeGraph, type GraphOutcome } from "../core/executor.js";
 import { convertGraph, downloadGraph, engineGraph } from "../graphs.js";
 import { listRecipes, loadRecipe, RECIPE_DIR } from "../config/recipe.js";
+import { runDoctor } from "../doctor.js";
+import { readGgufHeader } from "../gguf/reader.js";
+import { formatSummary, summarizeGguf } from "../gguf/validate.js";
+import type { Workspace } from "../workspace.js";
 import { findRoot, loadEngineSettings, openWorkspace, PACKAGE_ROOT } from "../workspace.js";
 import { plainReporter } from "./reporters/plain.js";
 import { jsonReporter } from "./reporters/json.js";
@@ -68,10 +72,14 @@ export async function main(argv: readonly string[]): Promise<number> {
       resetUpstream: options.resetUpstream,
     });
     if (options.command === "models") return await printModels(workspace.root, options.json);
+    if (options.command === "doctor") return await printDoctor(workspace, options.json);
+    if (options.command === "inspect") return await printInspect(options.file!, options.json);
     const command = options.command === "plan" ? options.target : options.command;
     const downloadOptions = {
       ...(options.connections ? { connectionsPerFile: options.connections } : {}),
       ...(options.chunkSize ? { chunkSize: options.chunkSize } : {}),
+      ...(options.python ? { python: options.python } : {}),
+      ...(options.allowUnsafeOuttype ? { allowUnsafeOuttype: true } : {}),
     };
     const recipe = options.model !== undefined ? await loadRecipe(recipeRoot(workspace.root), options.model) : undefined;
     const graph = !recipe
@@ -160,6 +168,26 @@ async function printModels(root: string, json: boolean): Promise<number> {
     const notes = [r.verified ? "" : "unverified repo ids", r.unsupported ? "cannot be converted by the pinned engine" : ""].filter(Boolean).join("; ");
     out(`${r.name.padEnd(24)} ${size(r.sizeBytes).padStart(8)}  ${r.modelRepo.padEnd(34)} ${r.predictorRepo}${notes ? `  (${notes})` : ""}\n`);
   }
+  return EXIT.ok;
+}
+
+async function printDoctor(workspace: Workspace, json: boolean): Promise<number> {
+  const rows = await runDoctor(workspace);
+  for (const row of rows) {
+    if (json) out(JSON.stringify({ v: EVENT_SCHEMA_VERSION, event: "doctor", ...row }) + "\n");
+    else {
+      const mark = row.status === "ok" ? "ok     " : row.status === "missing" ? "MISSING" : "absent ";
+      out(`${mark} ${row.name.padEnd(34)} ${row.detail}\n`);
+      if (row.hint) out(`        ${"".padEnd(34)} -> ${row.hint}\n`);
+    }
+  }
+  return rows.some((r) => r.status === "missing") ? EXIT.failed : EXIT.ok;
+}
+
+async function printInspect(file: string, json: boolean): Promise<number> {
+  const summary = summarizeGguf(await readGgufHeader(file));
+  if (json) out(JSON.stringify(summary) + "\n");
+  else out(formatSummary(summary).join("\n") + "\n");
   return EXIT.ok;
 }
 

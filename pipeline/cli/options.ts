@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import { UsageError } from "../core/errors.js";
 import { BACKENDS, type Backend } from "../config/engine-config.js";
 
-export const COMMANDS = ["engine", "convert", "download", "models", "plan", "status"] as const;
+export const COMMANDS = ["engine", "convert", "download", "models", "inspect", "doctor", "plan", "status"] as const;
 export type CommandName = (typeof COMMANDS)[number];
 /** Task ids that `--force <task>` accepts without `=`. */
 export const TASK_IDS = ["upstream", "build", "download", "convert", "bench", "sign"] as const;
@@ -30,6 +30,10 @@ export interface CliOptions {
   connections?: number;
   /** Bytes. */
   chunkSize?: number;
+  python?: string;
+  allowUnsafeOuttype: boolean;
+  /** For `inspect`. */
+  file?: string;
 }
 
 export const USAGE = `Usage: pnpm pipeline <command> [options]
@@ -40,6 +44,8 @@ Commands:
                           (conversion, bench and sign join as they land)
   download <model>        only the model's checkpoint and predictor, into the Hugging Face cache
   models                  the model recipes (configs/models/powerinfer/)
+  inspect <file.gguf>     a GGUF / .powerinfer.gguf header summary (--json for machines)
+  doctor                  every tool the pipeline needs: found, or how to install it
   plan <command> [args]   what <command> would run and why, without side effects
   status [model]          each step: fresh, stale (why) or missing
 
@@ -58,6 +64,8 @@ Options:
   --reset-upstream        discard local changes in external/powerinfer
   --connections <n>       range requests in flight per large file (default 4)
   --chunk-size <MiB>      bytes per range request (default 16)
+  --python <path>         the interpreter for the converter (env AI_TOOLS_PYTHON)
+  --allow-unsafe-outtype  convert to f32/q8_0 although sparse CPU inference gives NaN with them
   -h, --help              this text
   -V, --version           the version
 
@@ -104,6 +112,8 @@ export function parseCli(argv: readonly string[]): CliOptions {
         "upstream-url": { type: "string" },
         "reset-upstream": { type: "boolean" },
         connections: { type: "string" },
+        python: { type: "string" },
+        "allow-unsafe-outtype": { type: "boolean" },
         "chunk-size": { type: "string" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
@@ -123,7 +133,9 @@ export function parseCli(argv: readonly string[]): CliOptions {
     noWait: values["no-wait"] ?? false,
     force: forceAll ? true : forced,
     resetUpstream: values["reset-upstream"] ?? false,
+    allowUnsafeOuttype: values["allow-unsafe-outtype"] ?? false,
   };
+  if (values.python) options.python = values.python;
   if (values.only) options.only = values.only;
   if (values.from) options.from = values.from;
   if (values["cuda-arch"]) options.cudaArch = values["cuda-arch"];
@@ -173,6 +185,9 @@ export function parseCli(argv: readonly string[]): CliOptions {
   if (target === "convert" || target === "download") {
     if (targetParams.length !== 1) throw new UsageError(`${target} needs exactly one model name: pnpm pipeline ${target} <model> (see pnpm pipeline models)`);
     options.model = targetParams[0]!;
+  } else if (target === "inspect") {
+    if (targetParams.length !== 1) throw new UsageError("inspect needs one file: pnpm pipeline inspect <file.gguf>");
+    options.file = targetParams[0]!;
   } else if (target === "status") {
     if (targetParams.length > 1) throw new UsageError("status takes at most one model name");
     if (targetParams[0] !== undefined) options.model = targetParams[0];

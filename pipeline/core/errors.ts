@@ -33,7 +33,16 @@ export type ErrorCode =
   | "E_HUB_OFFLINE_MISS"
   | "E_HUB_NO_MATCH"
   | "E_DIGEST_MISMATCH"
-  | "E_DISK_FULL";
+  | "E_DISK_FULL"
+  | "E_PYTHON_UNSUITABLE"
+  | "E_CONVERT_OUTPUT"
+  | "E_UNSAFE_OUTTYPE"
+  | "E_GGUF_IO"
+  | "E_GGUF_TRUNCATED"
+  | "E_GGUF_MAGIC"
+  | "E_GGUF_VERSION"
+  | "E_GGUF_LIMIT"
+  | "E_GGUF_INVALID";
 
 export class PipelineError<C extends ErrorCode = ErrorCode> extends Error {
   readonly code: C;

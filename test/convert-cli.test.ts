@@ -1,0 +1,91 @@
+/**
+ * `pnpm pipeline convert tiny-relu-llama` end to end on the fixture engine: the real
+ * generator script makes the tiny checkpoint (numpy + sentencepiece under
+ * /usr/bin/python3), the fixture converter (the real converter's CLI and output
+ * format, with its silent-failure modes on demand) converts it, and the step decides
+ * success by validating the file.
+ */
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeWorkspace, type TestWorkspace } from "./helpers/workspace.js";
+
+const pythonReady = spawnSync("/usr/bin/python3", ["-c", "import numpy, sentencepiece; assert int(numpy.__version__.split('.')[0]) < 2"]).status === 0;
+const sha256 = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
+
+describe.skipIf(!pythonReady)("convert tiny-relu-llama (needs /usr/bin/python3 with numpy<2 and sentencepiece: apt-get install python3-numpy python3-sentencepiece)", () => {
+  let ws: TestWorkspace;
+  const modelDir = () => join(ws.root, "models", "powerinfer", "tiny-relu-llama");
+  const gguf = () => join(modelDir(), "model.powerinfer.gguf");
+  beforeAll(() => {
+    ws = makeWorkspace();
+  });
+  afterAll(() => ws.cleanup());
+
+  it("generates, converts and validates the offline demo model", async () => {
+    const result = await ws.cli(["convert", "tiny-relu-llama"]);
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(result.stdout).toContain("running convert tiny-relu-llama: upstream -> build -> generate -> convert");
+    expect(readFileSync(gguf()).subarray(0, 4).toString()).toBe("PWRI");
+    const record = ws.record("convert--tiny-relu-llama")!;
+    const converted = record.result as { gguf: { architecture: string; blockCount: number; tensorCount: number; predictorLayers: number }; python: { path: string } };
+    expect(converted.gguf).toMatchObject({ architecture: "llama", blockCount: 2, tensorCount: 25, predictorLayers: 2 });
+    expect(record.outputs["models/powerinfer/tiny-relu-llama/model.powerinfer.gguf"]!.sha256).toBe(sha256(gguf()));
+    const policy = readFileSync(join(modelDir(), "policy.yaml"), "utf8");
+    expect(policy).toContain("model: model.powerinfer.gguf");
+    expect(policy).toContain("n_predict: 16");
+    const generated = ws.record("generate--tiny-relu-llama")!;
+    expect((generated.result as { files: { path: string }[] }).files.map((f) => f.path)).toEqual([
+      "model/config.json",
+      "model/model.safetensors",
+      "model/tokenizer.model",
+      "predictor/config.json",
+      "predictor/model_0.pt",
+      "predictor/model_1.pt",
+    ]);
+  });
+
+  it("is fresh on the next run", async () => {
+    const again = await ws.cli(["convert", "tiny-relu-llama"]);
+    expect(again.code).toBe(0);
+    for (const step of ["upstream", "build", "generate", "convert"]) expect(again.stdout).toContain(`[${step}] fresh, skipped`);
+  });
+
+  it("inspect prints the summary of the converted file", async () => {
+    const text = await ws.cli(["inspect", gguf()]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/PWRI/);
+    expect(text.stdout).toMatch(/llama/);
+    const json = await ws.cli(["inspect", gguf(), "--json"]);
+    expect(JSON.parse(json.stdout)).toMatchObject({ magic: "PWRI", architecture: "llama", blockCount: 2 });
+  });
+
+  describe("a converter that fails, loudly or silently, never replaces the good file", () => {
+    const cases: [string, Record<string, string>, RegExp][] = [
+      ["exits 1 with a traceback", { FIXTURE_CONVERT_FAIL: "1" }, /\[convert\] convert failed \[E_COMMAND_FAILED\]: \S*python3\S* exited with code 1/],
+      ["exits 0 without writing", { FIXTURE_CONVERT_NO_OUTPUT: "1" }, /\[E_CONVERT_OUTPUT\]: the converter exited 0 but wrote no file/],
+      ["exits 0 with an empty file", { FIXTURE_CONVERT_EMPTY: "1" }, /\[E_CONVERT_OUTPUT\]: the converter exited 0 but wrote an empty file/],
+      ["drops the last predictor layer", { FIXTURE_CONVERT_DROP_LAYER: "1" }, /\[E_CONVERT_OUTPUT\]: the converted file is not a valid PowerInfer model for tiny-relu-llama: .*blk\.1\.fc1/],
+    ];
+    for (const [what, env, message] of cases) {
+      it(what, async () => {
+        const before = sha256(gguf());
+        const result = await ws.cli(["convert", "tiny-relu-llama", "--force", "convert"], env);
+        expect(result.code).toBe(1);
+        expect(result.stdout).toMatch(message);
+        expect(sha256(gguf())).toBe(before);
+        expect(readdirSync(modelDir()).filter((n) => n.includes(".tmp-"))).toEqual([]);
+        expect(ws.record("convert--tiny-relu-llama")).toBeNull();
+      });
+    }
+
+    it("the next good run converts again", async () => {
+      const result = await ws.cli(["convert", "tiny-relu-llama"]);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toContain("[convert] run: no record of a successful run");
+      expect(existsSync(gguf())).toBe(true);
+    });
+  });
+});
