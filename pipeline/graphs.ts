@@ -12,6 +12,7 @@ import { buildTask } from "../tasks/build.js";
 import { downloadTask } from "../tasks/download.js";
 import { generateTask } from "../tasks/generate.js";
 import { convertTask } from "../tasks/convert.js";
+import { quantizeTask } from "../tasks/quantize.js";
 import { PipelineError } from "./core/errors.js";
 import type { LoadedRecipe } from "./config/recipe.js";
 import { displayPath } from "./config/load-yaml.js";
@@ -69,5 +70,8 @@ export function convertGraph(workspace: Workspace, settings: EngineSettings, loa
     ...(options.python ? { python: options.python } : {}),
     ...(options.allowUnsafeOuttype ? { allowUnsafeOuttype: true } : {}),
   });
-  return { name: `convert ${loaded.name}`, tasks: [...engineTasks(workspace, settings), checkpoint, convert] };
+  const quantize = loaded.recipe.convert.quantize
+    ? [quantizeTask({ model: loaded.name, recipeFile: displayPath(loaded.file, workspace.root), type: loaded.recipe.convert.quantize })]
+    : [];
+  return { name: `convert ${loaded.name}`, tasks: [...engineTasks(workspace, settings), checkpoint, convert, ...quantize] };
 }

@@ -77,7 +77,7 @@ export function installHint(modules: readonly PythonModule[]): string {
 
 export async function choosePython(
   modules: readonly PythonModule[],
-  options: { flag?: string; root: string; env?: NodeJS.ProcessEnv },
+  options: { flag?: string; root: string; env?: NodeJS.ProcessEnv; systemPythons?: readonly string[] },
 ): Promise<PythonChoice> {
   const env = options.env ?? process.env;
   const candidates: { path: string; source: string }[] = [];
@@ -87,7 +87,7 @@ export async function choosePython(
   if (existsSync(venv)) candidates.push({ path: venv, source: "build/python-venv" });
   const onPath = await which("python3", { nothrow: true, path: env.PATH ?? "" });
   if (onPath) candidates.push({ path: onPath, source: "PATH" });
-  if (existsSync("/usr/bin/python3")) candidates.push({ path: "/usr/bin/python3", source: "system" });
+  for (const system of options.systemPythons ?? ["/usr/bin/python3"]) if (existsSync(system)) candidates.push({ path: system, source: "system" });
 
   const rejected: string[] = [];
   const seen = new Set<string>();

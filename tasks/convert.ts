@@ -93,7 +93,8 @@ export function convertTask(workspace: Workspace, engine: EngineSettings, settin
     async run(ctx) {
       const { outtype, vocabtype, script } = settings.convert;
       const unsafe = UNSAFE_OUTTYPES[outtype];
-      if (unsafe && !settings.allowUnsafeOuttype) {
+      // f32 that is quantized to Q4_0 next is only an intermediate.
+      if (unsafe && !settings.convert.quantize && !settings.allowUnsafeOuttype) {
         throw new PipelineError("E_UNSAFE_OUTTYPE", `refusing --outtype ${outtype} for ${settings.model}: ${unsafe}.`, {
           details: [`Use outtype f16 in ${settings.recipeFile} (convert.outtype), optionally with quantize: Q4_0, or pass --allow-unsafe-outtype to convert anyway.`],
         });

@@ -7,10 +7,10 @@
  */
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeWorkspace, type TestWorkspace } from "./helpers/workspace.js";
+import { makeWorkspace, PROJECT_ROOT, type TestWorkspace } from "./helpers/workspace.js";
 
 const pythonReady = spawnSync("/usr/bin/python3", ["-c", "import numpy, sentencepiece; assert int(numpy.__version__.split('.')[0]) < 2"]).status === 0;
 const sha256 = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
@@ -87,5 +87,25 @@ describe.skipIf(!pythonReady)("convert tiny-relu-llama (needs /usr/bin/python3 w
       expect(result.stdout).toContain("[convert] run: no record of a successful run");
       expect(existsSync(gguf())).toBe(true);
     });
+  });
+});
+
+describe.skipIf(!pythonReady)("a recipe that asks for quantize", () => {
+  it("gets a Q4_0 file from the engine's quantize binary as its own step", async () => {
+    const ws = makeWorkspace();
+    try {
+      const recipes = join(ws.root, "configs", "models", "powerinfer");
+      mkdirSync(recipes, { recursive: true });
+      const tiny = readFileSync(join(PROJECT_ROOT, "configs", "models", "powerinfer", "tiny-relu-llama.yaml"), "utf8");
+      writeFileSync(join(recipes, "tiny-q4.yaml"), tiny.replace("name: tiny-relu-llama", "name: tiny-q4").replace("  vocabtype: spm", "  vocabtype: spm\n  quantize: Q4_0"));
+      const result = await ws.cli(["convert", "tiny-q4"]);
+      expect(result.code, result.stdout + result.stderr).toBe(0);
+      expect(result.stdout).toContain("running convert tiny-q4: upstream -> build -> generate -> convert -> quantize");
+      const q4 = join(ws.root, "models", "powerinfer", "tiny-q4", "model.q4_0.powerinfer.gguf");
+      expect(readFileSync(q4).subarray(0, 4).toString()).toBe("PWRI");
+      expect(ws.record("quantize--tiny-q4")!.outputs["models/powerinfer/tiny-q4/model.q4_0.powerinfer.gguf"]!.sha256).toBe(sha256(q4));
+    } finally {
+      ws.cleanup();
+    }
   });
 });

@@ -4,7 +4,7 @@
  * Takes minutes (a real CMake build), so it is skipped, and reported as skipped,
  * when the variable is unset.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -30,5 +30,17 @@ describe.skipIf(!url)("real upstream (AI_TOOLS_E2E_POWERINFER_URL)", () => {
 
     const again = await ws.cli(["engine", "--backend", "cpu"], { AI_TOOLS_POWERINFER_URL: url! });
     expect(again.stdout).toContain("[build] fresh, skipped");
+  });
+
+  it("convert tiny-relu-llama runs the real converter, and main generates 16 tokens from the result", { timeout: 900_000 }, async () => {
+    const result = await ws.cli(["convert", "tiny-relu-llama", "--backend", "cpu"], { AI_TOOLS_POWERINFER_URL: url! });
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    const gguf = join(ws.root, "models", "powerinfer", "tiny-relu-llama", "model.powerinfer.gguf");
+    const build = ws.record("build")!.result as { binaries: Record<string, string> };
+    const run = spawnSync(join(ws.root, build.binaries.main!), ["-m", gguf, "-n", "16", "-t", "2", "-p", "Once upon a time", "--seed", "42"], { cwd: ws.root, encoding: "utf8" });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stderr).toContain("PowerInfer model loaded. Sparse inference will be used.");
+    expect(run.stderr).toMatch(/llama_print_timings:\s+eval time =\s+\S+ ms \/\s+15 runs/);
+    expect(run.stdout.startsWith("Once upon a time")).toBe(true);
   });
 });

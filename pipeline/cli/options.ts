@@ -8,7 +8,7 @@ import { BACKENDS, type Backend } from "../config/engine-config.js";
 export const COMMANDS = ["engine", "convert", "download", "models", "inspect", "doctor", "plan", "status"] as const;
 export type CommandName = (typeof COMMANDS)[number];
 /** Task ids that `--force <task>` accepts without `=`. */
-export const TASK_IDS = ["upstream", "build", "download", "convert", "bench", "sign"] as const;
+export const TASK_IDS = ["upstream", "build", "download", "generate", "convert", "quantize", "bench", "sign"] as const;
 
 export interface CliOptions {
   command: CommandName | "help" | "version";
