@@ -11,6 +11,7 @@ import { executeGraph, type GraphOutcome } from "../core/executor.js";
 import { convertGraph, downloadGraph, engineGraph } from "../graphs.js";
 import { listRecipes, loadRecipe, RECIPE_DIR } from "../config/recipe.js";
 import { runDoctor } from "../doctor.js";
+import { setupPythonVenv } from "../python.js";
 import { readGgufHeader } from "../gguf/reader.js";
 import { formatSummary, summarizeGguf } from "../gguf/validate.js";
 import type { Workspace } from "../workspace.js";
@@ -74,6 +75,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (options.command === "models") return await printModels(workspace.root, options.json);
     if (options.command === "doctor") return await printDoctor(workspace, options.json);
     if (options.command === "inspect") return await printInspect(options.file!, options.json);
+    if (options.command === "setup-python") {
+      const py = await setupPythonVenv({ root: workspace.root, env: workspace.env, logFile: join(workspace.logDir, "setup-python.log") });
+      out(`${py.path}: Python ${py.version}, numpy ${py.modules.numpy}, sentencepiece ${py.modules.sentencepiece}; the converter will use it.\n`);
+      return EXIT.ok;
+    }
     const command = options.command === "plan" ? options.target : options.command;
     const downloadOptions = {
       ...(options.connections ? { connectionsPerFile: options.connections } : {}),

@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import { UsageError } from "../core/errors.js";
 import { BACKENDS, type Backend } from "../config/engine-config.js";
 
-export const COMMANDS = ["engine", "convert", "download", "models", "inspect", "doctor", "plan", "status"] as const;
+export const COMMANDS = ["engine", "convert", "download", "models", "inspect", "doctor", "setup-python", "plan", "status"] as const;
 export type CommandName = (typeof COMMANDS)[number];
 /** Task ids that `--force <task>` accepts without `=`. */
 export const TASK_IDS = ["upstream", "build", "download", "generate", "convert", "quantize", "bench", "sign"] as const;
@@ -46,6 +46,7 @@ Commands:
   models                  the model recipes (configs/models/powerinfer/)
   inspect <file.gguf>     a GGUF / .powerinfer.gguf header summary (--json for machines)
   doctor                  every tool the pipeline needs: found, or how to install it
+  setup-python            a venv in build/python-venv with numpy<2 and sentencepiece (needs a package index)
   plan <command> [args]   what <command> would run and why, without side effects
   status [model]          each step: fresh, stale (why) or missing
 

@@ -2,8 +2,8 @@
  * File helpers the engine relies on for "nothing half-written": atomic writes, and
  * snapshots of declared outputs (size + mtime, plus content digest where a task asks).
  */
-import { randomBytes } from "node:crypto";
-import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { hashFile } from "hasha";
 import type { Sha256Hex } from "./fingerprint.js";
@@ -21,7 +21,11 @@ export async function atomicWriteFile(path: string, data: string | Uint8Array, m
   }
 }
 
+/** Below this, hashing in this thread beats starting hasha's worker thread (~30 ms). */
+const IN_THREAD_HASH_LIMIT = 16 << 20;
+
 export async function sha256File(path: string): Promise<Sha256Hex> {
+  if ((await stat(path)).size < IN_THREAD_HASH_LIMIT) return createHash("sha256").update(await readFile(path)).digest("hex") as Sha256Hex;
   return (await hashFile(path, { algorithm: "sha256" })) as Sha256Hex;
 }
 

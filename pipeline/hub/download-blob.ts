@@ -14,13 +14,13 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, open, readFile, rename, rm, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
-import got from "got";
+import type { Response } from "got";
 import type pLimit from "p-limit";
 import { atomicWriteFile } from "../core/files.js";
 import { PipelineError } from "../core/errors.js";
 import { acquireRunLock } from "../core/run-lock.js";
 import { etagOf, type RepoCache, type TreeFile } from "./cache.js";
-import { errorFromResponse, HubHttpError, requestHeaders, withRetries, type HttpOptions } from "./http.js";
+import { errorFromResponse, HubHttpError, loadGot, requestHeaders, withRetries, type HttpOptions } from "./http.js";
 
 export interface BlobDownloadOptions extends HttpOptions {
   cache: RepoCache;
@@ -59,6 +59,7 @@ async function locate(options: BlobDownloadOptions): Promise<string> {
   let url = `${settings.endpoint}/${options.cache.repo}/resolve/${options.commit}/${path}`;
   return withRetries(options, async () => {
     for (let hops = 0; hops < 5; hops++) {
+      const got = await loadGot();
       const response = await got.head(url, {
         headers: requestHeaders(settings, url),
         followRedirect: false,
@@ -208,6 +209,7 @@ async function settleAll(workers: Promise<void>[]): Promise<void> {
 }
 
 async function fetchRange(options: BlobDownloadOptions, url: string, handle: FileHandle, start: number, end: number, onData: (n: number) => void): Promise<void> {
+  const got = await loadGot();
   const stream = got.stream(url, {
     headers: requestHeaders(options.settings, url, { range: `bytes=${start}-${end}` }),
     followRedirect: false,
@@ -217,7 +219,7 @@ async function fetchRange(options: BlobDownloadOptions, url: string, handle: Fil
     timeout: { socket: options.stallMs ?? 30_000 },
     signal: options.signal,
   });
-  const response = await new Promise<import("got").Response>((resolve, reject) => {
+  const response = await new Promise<Response>((resolve, reject) => {
     stream.once("response", resolve);
     stream.once("error", reject);
   });
@@ -247,6 +249,7 @@ async function fetchRange(options: BlobDownloadOptions, url: string, handle: Fil
 async function fetchWhole(options: BlobDownloadOptions, url: string, handle: FileHandle): Promise<void> {
   let received = 0;
   try {
+    const got = await loadGot();
     const stream = got.stream(url, {
       headers: requestHeaders(options.settings, url),
       followRedirect: false,
@@ -256,7 +259,7 @@ async function fetchWhole(options: BlobDownloadOptions, url: string, handle: Fil
       timeout: { socket: options.stallMs ?? 30_000 },
       signal: options.signal,
     });
-    const response = await new Promise<import("got").Response>((resolve, reject) => {
+    const response = await new Promise<Response>((resolve, reject) => {
       stream.once("response", resolve);
       stream.once("error", reject);
     });

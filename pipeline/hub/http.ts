@@ -4,7 +4,7 @@
  * Authorization header must never follow a redirect to the CDN host), no transparent
  * decompression (a gzip answer ignores Range), and typed errors from X-Error-Code.
  */
-import got, { type Headers, type Response } from "got";
+import type { Got, Headers, Response } from "got";
 import { PipelineError, type ErrorCode } from "../core/errors.js";
 import type { HubSettings } from "./env.js";
 
@@ -19,6 +19,10 @@ export interface HttpOptions {
   /** No byte for this long = a stalled connection (it is dropped and retried). */
   stallMs?: number;
 }
+
+/** got is loaded on first use: it costs ~0.1 s of start-up that runs needing no network should not pay. */
+let gotModule: Promise<Got> | undefined;
+export const loadGot = (): Promise<Got> => (gotModule ??= import("got").then((m) => m.default));
 
 export const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 
@@ -137,6 +141,7 @@ export async function getJson(options: HttpOptions, url: string, repo: string, w
   return withRetries(options, async () => {
     let current = url;
     for (let hops = 0; hops < 5; hops++) {
+      const got = await loadGot();
       const response = await got(current, {
         headers: requestHeaders(options.settings, current),
         followRedirect: false,
