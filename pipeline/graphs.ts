@@ -1,29 +1,12 @@
 /**
- * The graphs the CLI runs, in the order the data flows:
- * recipe -> source -> build -> checkpoint -> gguf -> bench -> signature.
- * convert = the engine steps, the checkpoint (downloaded or generated) and the
- * conversion; independent steps overlap (the build runs while checkpoints download).
- * Bench and sign join as they land.
+ * The engine graph: source -> build. The model graphs (pipeline/model-graphs.ts) add
+ * the checkpoint, conversion and later steps on top of these two tasks; they are
+ * loaded only when a model is named, to keep engine runs' start-up small.
  */
 import type { Graph, TaskDefinition } from "./core/graph.js";
 import type { EngineSettings, Workspace } from "./workspace.js";
 import { upstreamTask } from "../tasks/upstream.js";
 import { buildTask } from "../tasks/build.js";
-import { downloadTask } from "../tasks/download.js";
-import { generateTask } from "../tasks/generate.js";
-import { convertTask } from "../tasks/convert.js";
-import { quantizeTask } from "../tasks/quantize.js";
-import { PipelineError } from "./core/errors.js";
-import type { LoadedRecipe } from "./config/recipe.js";
-import { displayPath } from "./config/load-yaml.js";
-
-export interface DownloadOptions {
-  connectionsPerFile?: number;
-  chunkSize?: number;
-  /** --python: the interpreter for the generator and the converter. */
-  python?: string;
-  allowUnsafeOuttype?: boolean;
-}
 
 export function engineTasks(workspace: Workspace, settings: EngineSettings): TaskDefinition[] {
   return [upstreamTask(workspace, settings), buildTask(workspace, settings)];
@@ -31,47 +14,4 @@ export function engineTasks(workspace: Workspace, settings: EngineSettings): Tas
 
 export function engineGraph(workspace: Workspace, settings: EngineSettings): Graph {
   return { name: "engine", tasks: engineTasks(workspace, settings) };
-}
-
-/** The checkpoint: downloaded from the Hub, or generated here for the offline demo model. */
-function checkpointTask(workspace: Workspace, loaded: LoadedRecipe, options: DownloadOptions): TaskDefinition {
-  const { recipe } = loaded;
-  const recipeFile = displayPath(loaded.file, workspace.root);
-  if (recipe.generate) return generateTask(workspace, { model: loaded.name, recipeFile, ...recipe.generate, ...(options.python ? { python: options.python } : {}) });
-  const { connectionsPerFile, chunkSize } = options;
-  return downloadTask({
-    model: loaded.name,
-    recipeFile,
-    sources: { model: recipe.model!, predictor: recipe.predictor! },
-    ...(connectionsPerFile ? { connectionsPerFile } : {}),
-    ...(chunkSize ? { chunkSize } : {}),
-  });
-}
-
-export function downloadGraph(workspace: Workspace, loaded: LoadedRecipe, options: DownloadOptions = {}): Graph {
-  return { name: `download ${loaded.name}`, tasks: [checkpointTask(workspace, loaded, options)] };
-}
-
-export function convertGraph(workspace: Workspace, settings: EngineSettings, loaded: LoadedRecipe, options: DownloadOptions = {}): Graph {
-  const unsupported = loaded.recipe.convert.unsupported;
-  if (unsupported) {
-    throw new PipelineError("E_CONFIG_INVALID", `${loaded.name} cannot be converted by the pinned engine: ${unsupported}`, {
-      details: [`(${displayPath(loaded.file, workspace.root)}, convert.unsupported) \`pnpm pipeline download ${loaded.name}\` still fetches its checkpoints.`],
-    });
-  }
-  const checkpoint = checkpointTask(workspace, loaded, options);
-  const convert = convertTask(workspace, settings, {
-    model: loaded.name,
-    recipeFile: displayPath(loaded.file, workspace.root),
-    convert: loaded.recipe.convert,
-    generation: loaded.recipe.generation,
-    runtime: loaded.recipe.runtime,
-    checkpointTask: checkpoint.id,
-    ...(options.python ? { python: options.python } : {}),
-    ...(options.allowUnsafeOuttype ? { allowUnsafeOuttype: true } : {}),
-  });
-  const quantize = loaded.recipe.convert.quantize
-    ? [quantizeTask({ model: loaded.name, recipeFile: displayPath(loaded.file, workspace.root), type: loaded.recipe.convert.quantize })]
-    : [];
-  return { name: `convert ${loaded.name}`, tasks: [...engineTasks(workspace, settings), checkpoint, convert, ...quantize] };
 }

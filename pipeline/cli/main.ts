@@ -8,12 +8,7 @@ import { parseCli, USAGE, type CliOptions } from "./options.js";
 import { isPipelineError } from "../core/errors.js";
 import { EVENT_SCHEMA_VERSION, type PipelineEvent, type TaskPlanEvent } from "../core/events.js";
 import { executeGraph, type GraphOutcome } from "../core/executor.js";
-import { convertGraph, downloadGraph, engineGraph } from "../graphs.js";
-import { listRecipes, loadRecipe, RECIPE_DIR } from "../config/recipe.js";
-import { runDoctor } from "../doctor.js";
-import { setupPythonVenv } from "../python.js";
-import { readGgufHeader } from "../gguf/reader.js";
-import { formatSummary, summarizeGguf } from "../gguf/validate.js";
+import { engineGraph } from "../graphs.js";
 import type { Workspace } from "../workspace.js";
 import { findRoot, loadEngineSettings, openWorkspace, PACKAGE_ROOT } from "../workspace.js";
 import { plainReporter } from "./reporters/plain.js";
@@ -76,6 +71,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (options.command === "doctor") return await printDoctor(workspace, options.json);
     if (options.command === "inspect") return await printInspect(options.file!, options.json);
     if (options.command === "setup-python") {
+      const { setupPythonVenv } = await import("../python.js");
       const py = await setupPythonVenv({ root: workspace.root, env: workspace.env, logFile: join(workspace.logDir, "setup-python.log") });
       out(`${py.path}: Python ${py.version}, numpy ${py.modules.numpy}, sentencepiece ${py.modules.sentencepiece}; the converter will use it.\n`);
       return EXIT.ok;
@@ -87,12 +83,13 @@ export async function main(argv: readonly string[]): Promise<number> {
       ...(options.python ? { python: options.python } : {}),
       ...(options.allowUnsafeOuttype ? { allowUnsafeOuttype: true } : {}),
     };
-    const recipe = options.model !== undefined ? await loadRecipe(recipeRoot(workspace.root), options.model) : undefined;
-    const graph = !recipe
-      ? engineGraph(workspace, settings)
-      : command === "download"
-        ? downloadGraph(workspace, recipe, downloadOptions)
-        : convertGraph(workspace, settings, recipe, downloadOptions);
+    // Model steps (and their dependencies: the Hub client, GGUF, Python) load only when a model is named.
+    let graph = engineGraph(workspace, settings);
+    if (options.model !== undefined) {
+      const [{ loadRecipe }, { convertGraph, downloadGraph }] = await Promise.all([import("../config/recipe.js"), import("../model-graphs.js")]);
+      const recipe = await loadRecipe(await recipeRoot(workspace.root), options.model);
+      graph = command === "download" ? downloadGraph(workspace, recipe, downloadOptions) : convertGraph(workspace, settings, recipe, downloadOptions);
+    }
     const planning = options.command === "plan" || options.command === "status" || options.dryRun;
 
     if (options.command === "status") {
@@ -151,12 +148,14 @@ async function pickReporter(options: CliOptions, planning: boolean) {
 }
 
 /** The workspace's recipes, else (installed as a package, no recipes of its own) the packaged ones. */
-function recipeRoot(root: string): string {
+async function recipeRoot(root: string): Promise<string> {
+  const { RECIPE_DIR } = await import("../config/recipe.js");
   return existsSync(join(root, RECIPE_DIR)) ? root : PACKAGE_ROOT;
 }
 
 async function printModels(root: string, json: boolean): Promise<number> {
-  const recipes = await listRecipes(recipeRoot(root));
+  const { listRecipes } = await import("../config/recipe.js");
+  const recipes = await listRecipes(await recipeRoot(root));
   if (json) {
     for (const r of recipes) {
       const entry = r.ok ? { ...r, file: undefined } : { name: r.name, ok: false, error: r.error.message };
@@ -178,6 +177,7 @@ async function printModels(root: string, json: boolean): Promise<number> {
 }
 
 async function printDoctor(workspace: Workspace, json: boolean): Promise<number> {
+  const { runDoctor } = await import("../doctor.js");
   const rows = await runDoctor(workspace);
   for (const row of rows) {
     if (json) out(JSON.stringify({ v: EVENT_SCHEMA_VERSION, event: "doctor", ...row }) + "\n");
@@ -191,6 +191,7 @@ async function printDoctor(workspace: Workspace, json: boolean): Promise<number>
 }
 
 async function printInspect(file: string, json: boolean): Promise<number> {
+  const [{ readGgufHeader }, { formatSummary, summarizeGguf }] = await Promise.all([import("../gguf/reader.js"), import("../gguf/validate.js")]);
   const summary = summarizeGguf(await readGgufHeader(file));
   if (json) out(JSON.stringify(summary) + "\n");
   else out(formatSummary(summary).join("\n") + "\n");
