@@ -109,3 +109,25 @@ describe.skipIf(!pythonReady)("a recipe that asks for quantize", () => {
     }
   });
 });
+
+describe.skipIf(!pythonReady)("output types that give NaN logits for sparse models on CPU", () => {
+  it("are refused with the reason, unless --allow-unsafe-outtype", async () => {
+    const ws = makeWorkspace();
+    try {
+      const recipes = join(ws.root, "configs", "models", "powerinfer");
+      mkdirSync(recipes, { recursive: true });
+      const tiny = readFileSync(join(PROJECT_ROOT, "configs", "models", "powerinfer", "tiny-relu-llama.yaml"), "utf8");
+      writeFileSync(join(recipes, "tiny-f32.yaml"), tiny.replace("name: tiny-relu-llama", "name: tiny-f32").replace("outtype: f16", "outtype: f32"));
+      const refused = await ws.cli(["convert", "tiny-f32"]);
+      expect(refused.code).toBe(1);
+      expect(refused.stdout).toContain("[E_UNSAFE_OUTTYPE]: refusing --outtype f32 for tiny-f32: sparse F32 models load and run but produce NaN logits on CPU builds");
+      expect(refused.stdout).toContain("--allow-unsafe-outtype");
+      const forced = await ws.cli(["convert", "tiny-f32", "--allow-unsafe-outtype"]);
+      expect(forced.code, forced.stdout).toBe(0);
+      const result = ws.record("convert--tiny-f32")!.result as { gguf: { fileType: number } };
+      expect(result.gguf.fileType).toBe(0);
+    } finally {
+      ws.cleanup();
+    }
+  });
+});

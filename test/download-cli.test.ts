@@ -30,6 +30,7 @@ model:
 predictor:
   repo: PowerInfer/Tiny-Test-Predictor
   revision: main
+  allowPatterns: ["model_*.pt", "config.json", "activation/*"]
 convert:
   script: convert.py
   outtype: f16
@@ -57,6 +58,8 @@ beforeAll(async () => {
       { path: "model_0.pt", content: PREDICTOR[0]!, lfs: true },
       { path: "model_1.pt", content: PREDICTOR[1]!, lfs: true },
       { path: "config.json", content: '{"sparse_threshold": 0.0}\n' },
+      { path: "activation/activation_0.pt", content: seededBytes("act0", 1024), lfs: true },
+      { path: "activation/activation_1.pt", content: seededBytes("act1", 1024), lfs: true },
     ],
   });
   ws = makeWorkspace();
@@ -80,6 +83,7 @@ describe("pnpm pipeline download", () => {
     expect(downloaded.model.files.map((f) => f.path).sort()).toEqual(["config.json", "model.safetensors", "tokenizer.model"]);
     expect(readFileSync(join(downloaded.model.dir, "model.safetensors")).equals(WEIGHTS)).toBe(true);
     expect(readFileSync(join(downloaded.predictor.dir, "model_1.pt")).equals(PREDICTOR[1]!)).toBe(true);
+    expect(existsSync(join(downloaded.predictor.dir, "activation", "activation_0.pt"))).toBe(true);
     expect(downloaded.model.dir).toBe(join(ws.root, "hf-cache", "models--SparseLLM--Tiny-Test", "snapshots", downloaded.model.commit));
     // The token reached neither the output, the log nor the record.
     const log = readFileSync(join(ws.root, "build", "logs", "download--tiny-test.log"), "utf8");
@@ -173,6 +177,8 @@ describe("pnpm pipeline download", () => {
     const converted = ws.record("convert--tiny-test")!.result as { checkpoint: { modelDir: string } };
     expect(converted.checkpoint.modelDir).toContain(join("hf-cache", "models--SparseLLM--Tiny-Test", "snapshots"));
     expect(existsSync(join(ws.root, "models", "powerinfer", "tiny-test", "model.powerinfer.gguf"))).toBe(true);
+    // The predictor's activation statistics travel next to the model (the GPU split reads them there).
+    expect(readFileSync(join(ws.root, "models", "powerinfer", "tiny-test", "activation", "activation_1.pt")).equals(seededBytes("act1", 1024))).toBe(true);
     expect(events.at(-1)).toMatchObject({ event: "graph-end", status: "success" });
     expect(ws.record("build")).not.toBeNull();
   });

@@ -131,8 +131,9 @@ export const convertSchema = z
     /**
      * The converter's `--outtype`. Only F16 (and Q4_0 after `quantize`) work for sparse
      * inference: F32 and Q8_0 files load but give NaN logits on the CPU, and the CUDA sparse
-     * kernels accept only F16/Q4_0 (powerinfer-upstream.md §9, issue #233). Hence q8_0 is
-     * refused and f32 is accepted only as the input of `quantize`.
+     * kernels accept only F16/Q4_0 (powerinfer-upstream.md §9, issue #233). The convert step
+     * refuses f32 (unless it is the input of `quantize`) and q8_0, with this explanation,
+     * unless `--allow-unsafe-outtype` is given.
      */
     outtype: z.enum(CONVERT_OUTTYPES).default("f16"),
     /** convert.py's `--vocabtype` (its default is spm); the hf script has no such flag. */
@@ -146,20 +147,6 @@ export const convertSchema = z
     unsupported: z.string().min(1).optional(),
   })
   .superRefine((convert, ctx) => {
-    if (convert.outtype === "q8_0") {
-      ctx.addIssue({
-        code: "custom",
-        path: ["outtype"],
-        message: 'q8_0 sparse models give NaN logits (only F16 and Q4_0 work, issue #233); use "f16", with `quantize: Q4_0` for a 4-bit file',
-      });
-    }
-    if (convert.outtype === "f32" && convert.quantize === undefined) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["outtype"],
-        message: 'f32 sparse models give NaN logits on the CPU and are not supported by the CUDA sparse kernels; use "f16", or "f32" only together with `quantize: Q4_0`',
-      });
-    }
     if (convert.script === "convert-hf-to-powerinfer-gguf.py" && convert.vocabtype !== undefined) {
       ctx.addIssue({
         code: "custom",
