@@ -90,14 +90,20 @@ describe.skipIf(!pythonReady)("convert tiny-relu-llama (needs /usr/bin/python3 w
   });
 });
 
+/** A workspace whose only recipe is the demo recipe under another name, changed by `patch`. */
+function workspaceWithDemoVariant(name: string, patch: (yaml: string) => string): TestWorkspace {
+  const ws = makeWorkspace();
+  const recipes = join(ws.root, "configs", "models", "powerinfer");
+  mkdirSync(recipes, { recursive: true });
+  const tiny = readFileSync(join(PROJECT_ROOT, "configs", "models", "powerinfer", "tiny-relu-llama.yaml"), "utf8");
+  writeFileSync(join(recipes, `${name}.yaml`), patch(tiny.replace("name: tiny-relu-llama", `name: ${name}`)));
+  return ws;
+}
+
 describe.skipIf(!pythonReady)("a recipe that asks for quantize", () => {
   it("gets a Q4_0 file from the engine's quantize binary as its own step", async () => {
-    const ws = makeWorkspace();
+    const ws = workspaceWithDemoVariant("tiny-q4", (y) => y.replace("  vocabtype: spm", "  vocabtype: spm\n  quantize: Q4_0"));
     try {
-      const recipes = join(ws.root, "configs", "models", "powerinfer");
-      mkdirSync(recipes, { recursive: true });
-      const tiny = readFileSync(join(PROJECT_ROOT, "configs", "models", "powerinfer", "tiny-relu-llama.yaml"), "utf8");
-      writeFileSync(join(recipes, "tiny-q4.yaml"), tiny.replace("name: tiny-relu-llama", "name: tiny-q4").replace("  vocabtype: spm", "  vocabtype: spm\n  quantize: Q4_0"));
       const result = await ws.cli(["convert", "tiny-q4"]);
       expect(result.code, result.stdout + result.stderr).toBe(0);
       expect(result.stdout).toContain("running convert tiny-q4: upstream -> build -> generate -> convert -> quantize");
@@ -112,12 +118,8 @@ describe.skipIf(!pythonReady)("a recipe that asks for quantize", () => {
 
 describe.skipIf(!pythonReady)("output types that give NaN logits for sparse models on CPU", () => {
   it("are refused with the reason, unless --allow-unsafe-outtype", async () => {
-    const ws = makeWorkspace();
+    const ws = workspaceWithDemoVariant("tiny-f32", (y) => y.replace("outtype: f16", "outtype: f32"));
     try {
-      const recipes = join(ws.root, "configs", "models", "powerinfer");
-      mkdirSync(recipes, { recursive: true });
-      const tiny = readFileSync(join(PROJECT_ROOT, "configs", "models", "powerinfer", "tiny-relu-llama.yaml"), "utf8");
-      writeFileSync(join(recipes, "tiny-f32.yaml"), tiny.replace("name: tiny-relu-llama", "name: tiny-f32").replace("outtype: f16", "outtype: f32"));
       const refused = await ws.cli(["convert", "tiny-f32"]);
       expect(refused.code).toBe(1);
       expect(refused.stdout).toContain("[E_UNSAFE_OUTTYPE]: refusing --outtype f32 for tiny-f32: sparse F32 models load and run but produce NaN logits on CPU builds");

@@ -208,10 +208,11 @@ async function settleAll(workers: Promise<void>[]): Promise<void> {
   if (failed) throw failed.reason;
 }
 
-async function fetchRange(options: BlobDownloadOptions, url: string, handle: FileHandle, start: number, end: number, onData: (n: number) => void): Promise<void> {
+/** A GET as a stream, once its status and headers are in: no redirects, no decompression, a stall timeout. */
+async function openStream(options: BlobDownloadOptions, url: string, extraHeaders: Record<string, string> = {}) {
   const got = await loadGot();
   const stream = got.stream(url, {
-    headers: requestHeaders(options.settings, url, { range: `bytes=${start}-${end}` }),
+    headers: requestHeaders(options.settings, url, extraHeaders),
     followRedirect: false,
     throwHttpErrors: false,
     decompress: false,
@@ -223,6 +224,11 @@ async function fetchRange(options: BlobDownloadOptions, url: string, handle: Fil
     stream.once("response", resolve);
     stream.once("error", reject);
   });
+  return { stream, response };
+}
+
+async function fetchRange(options: BlobDownloadOptions, url: string, handle: FileHandle, start: number, end: number, onData: (n: number) => void): Promise<void> {
+  const { stream, response } = await openStream(options, url, { range: `bytes=${start}-${end}` });
   if (response.statusCode === 200) {
     stream.destroy();
     throw new RangeIgnoredError();
@@ -249,20 +255,7 @@ async function fetchRange(options: BlobDownloadOptions, url: string, handle: Fil
 async function fetchWhole(options: BlobDownloadOptions, url: string, handle: FileHandle): Promise<void> {
   let received = 0;
   try {
-    const got = await loadGot();
-    const stream = got.stream(url, {
-      headers: requestHeaders(options.settings, url),
-      followRedirect: false,
-      throwHttpErrors: false,
-      decompress: false,
-      retry: { limit: 0 },
-      timeout: { socket: options.stallMs ?? 30_000 },
-      signal: options.signal,
-    });
-    const response = await new Promise<Response>((resolve, reject) => {
-      stream.once("response", resolve);
-      stream.once("error", reject);
-    });
+    const { stream, response } = await openStream(options, url);
     if (response.statusCode !== 200) {
       stream.destroy();
       throw errorFromResponse(response, options.cache.repo, `downloading ${options.file.path}`);
