@@ -4,7 +4,8 @@
  * headers, and how often.
  */
 import { createHash } from "node:crypto";
-import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -210,6 +211,62 @@ describe("filesystems and disks", () => {
     const failed = downloadSnapshot({ ...request, allowPatterns: ["*.safetensors"] }, options());
     await expect(failed).rejects.toMatchObject({ code: "E_DISK_FULL", message: expect.stringMatching(/needs 4194304\.00 GiB in .*, but only [\d.]+ GiB is free/) });
     expect(server.requests.filter((r) => r.host === "cdn")).toEqual([]);
+  });
+});
+
+describe("a disk that fills up mid-download", () => {
+  const mountPoint = join(tmpdir(), `ai-tools-smallfs-${process.pid}`);
+  // A 3 MiB tmpfs: the up-front space check passes for the 2 MiB file, then a filler takes the room.
+  const mounted = (() => {
+    try {
+      mkdirSync(mountPoint, { recursive: true });
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=3m", "tmpfs", mountPoint], { stdio: "ignore" });
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  afterAll(() => {
+    if (mounted) execFileSync("umount", [mountPoint]);
+    rmSync(mountPoint, { recursive: true, force: true });
+  });
+
+  it.skipIf(!mounted)("stops with E_DISK_FULL, keeps the finished ranges, and resumes once there is room (needs mount: root)", async () => {
+    const small = { ...request, allowPatterns: ["model.safetensors"] };
+    const settings = { HF_HUB_CACHE: join(mountPoint, "hub") };
+    server.settings.bytesPerSecondPerConnection = 1 << 20;
+    let filled = false;
+    const filler = join(mountPoint, "filler");
+    const failed = await downloadSnapshot(
+      small,
+      options(
+        {
+          connectionsPerFile: 1,
+          onProgress: (p) => {
+            if (!filled && p.bytesDone >= 512 * KiB) {
+              filled = true;
+              try {
+                writeFileSync(filler, Buffer.alloc(3 << 20)); // fills the rest of the tmpfs
+              } catch {
+                // ENOSPC for the filler itself once the disk is full: the point
+              }
+            }
+          },
+        },
+        settings,
+      ),
+    ).catch((e: unknown) => e);
+    server.settings.bytesPerSecondPerConnection = undefined;
+    expect(failed).toMatchObject({ code: "E_DISK_FULL", message: expect.stringContaining("Free some space and rerun: the download resumes") });
+    const sidecar = JSON.parse(readFileSync(join(mountPoint, "hub", "models--SparseLLM--TinyReluLLaMA", "blobs", `${sha256(WEIGHTS)}.ai-tools.incomplete.json`), "utf8")) as { done: number[] };
+    expect(sidecar.done.length).toBeGreaterThan(0);
+
+    rmSync(filler, { force: true });
+    server.resetLog();
+    const resumed = await downloadSnapshot(small, options({}, settings));
+    expect(readFileSync(join(resumed.dir, "model.safetensors")).equals(WEIGHTS)).toBe(true);
+    const ranges = server.requests.filter((r) => r.host === "cdn" && r.range).map((r) => r.range);
+    for (const index of sidecar.done) expect(ranges).not.toContain(`bytes=${index * 256 * KiB}-${(index + 1) * 256 * KiB - 1}`);
   });
 });
 

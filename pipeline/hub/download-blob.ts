@@ -182,6 +182,12 @@ async function fetchIntoPartial(options: BlobDownloadOptions, stats: BlobDownloa
     try {
       await settleAll(Array.from({ length: Math.min(options.connections, pending.length) }, worker));
     } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOSPC") {
+        // Ranges recorded so far stay recorded (settleAll waited for every worker): a rerun
+        // resumes. The last record may itself have hit the full disk: the earlier ones stand.
+        await saving.catch(() => undefined);
+        throw new PipelineError("E_DISK_FULL", `the disk holding ${cache.cacheDir} filled up while downloading ${cache.repo}/${file.path} (${done.size} of ${chunkCount} ranges done). Free some space and rerun: the download resumes where it stopped.`, { cause: error });
+      }
       if (!(error instanceof RangeIgnoredError)) throw error;
       // The server sends whole files only: one stream from zero.
       stats.fellBackToSingleStream = true;
