@@ -12,6 +12,7 @@ import { downloadTask } from "../tasks/download.js";
 import { generateTask } from "../tasks/generate.js";
 import { convertTask } from "../tasks/convert.js";
 import { quantizeTask } from "../tasks/quantize.js";
+import { benchTask } from "../tasks/bench.js";
 import { PipelineError } from "./core/errors.js";
 import type { LoadedRecipe } from "./config/recipe.js";
 import { displayPath } from "./config/load-yaml.js";
@@ -64,5 +65,6 @@ export function convertGraph(workspace: Workspace, settings: EngineSettings, loa
   const quantize = loaded.recipe.convert.quantize
     ? [quantizeTask({ model: loaded.name, recipeFile: displayPath(loaded.file, workspace.root), type: loaded.recipe.convert.quantize })]
     : [];
-  return { name: `convert ${loaded.name}`, tasks: [...engineTasks(workspace, settings), checkpoint, convert, ...quantize] };
+  const bench = benchTask({ model: loaded.name, recipeFile: displayPath(loaded.file, workspace.root), bench: loaded.recipe.bench });
+  return { name: `convert ${loaded.name}`, tasks: [...engineTasks(workspace, settings), checkpoint, convert, ...quantize, bench] };
 }

@@ -5,7 +5,7 @@
  * when the variable is unset.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { copyFileSync } from "node:fs";
+import { copyFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { makeWorkspace, PROJECT_ROOT, type TestWorkspace } from "./helpers/workspace.js";
@@ -42,5 +42,16 @@ describe.skipIf(!url)("real upstream (AI_TOOLS_E2E_POWERINFER_URL)", () => {
     expect(run.stderr).toContain("PowerInfer model loaded. Sparse inference will be used.");
     expect(run.stderr).toMatch(/llama_print_timings:\s+eval time =\s+\S+ ms \/\s+15 runs/);
     expect(run.stdout.startsWith("Once upon a time")).toBe(true);
+
+    // The convert graph ended with the bench step: plausible numbers from the real engine.
+    const bench = JSON.parse(readFileSync(join(ws.root, "models", "powerinfer", "tiny-relu-llama", "bench.json"), "utf8")) as {
+      aggregates: { evalTokensPerSecond: { median: number }; peakRssBytes: { median: number } };
+      runs: { timings: { evalRuns: number } }[];
+      llamaBench?: unknown[];
+    };
+    expect(bench.aggregates.evalTokensPerSecond.median).toBeGreaterThan(0);
+    expect(bench.aggregates.peakRssBytes.median).toBeGreaterThan(1 << 20);
+    expect(bench.runs.every((r) => r.timings.evalRuns === 15)).toBe(true);
+    expect(bench.llamaBench?.length).toBeGreaterThan(0);
   });
 });

@@ -90,6 +90,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       const recipe = await loadRecipe(await recipeRoot(workspace.root), options.model);
       graph = command === "download" ? downloadGraph(workspace, recipe, downloadOptions) : convertGraph(workspace, settings, recipe, downloadOptions);
     }
+    // `bench` measures again: the point is a fresh number, even when nothing changed.
+    const force = options.command === "bench" && options.force !== true ? [...(options.force || []), "bench"] : options.force;
     const planning = options.command === "plan" || options.command === "status" || options.dryRun;
 
     if (options.command === "status") {
@@ -115,7 +117,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       logDir: workspace.logDir,
       env: workspace.env,
       dryRun: planning,
-      force: options.force,
+      force,
       only: options.only,
       from: options.from,
       noWait: options.noWait,
@@ -126,6 +128,9 @@ export async function main(argv: readonly string[]): Promise<number> {
       },
     });
     await close(lastEvent);
+    if (options.command === "bench" && outcome.status === "success" && options.model !== undefined) {
+      return await reportBench(workspace.root, options);
+    }
     return exitCode(outcome);
   } catch (error) {
     return reportError(error, options.json);
@@ -196,6 +201,28 @@ async function printInspect(file: string, json: boolean): Promise<number> {
   if (json) out(JSON.stringify(summary) + "\n");
   else out(formatSummary(summary).join("\n") + "\n");
   return EXIT.ok;
+}
+
+/** After `bench`: the result, and with --compare the gate's verdict (exit 1 on a real regression). */
+async function reportBench(root: string, options: CliOptions): Promise<number> {
+  const [{ readFile, appendFile }, { parseBenchResult }, compare] = await Promise.all([
+    import("node:fs/promises"),
+    import("../bench/result.js"),
+    import("../bench/compare.js"),
+  ]);
+  const file = join(root, "models", "powerinfer", options.model!, "bench.json");
+  const fresh = parseBenchResult(await readFile(file, "utf8"), file);
+  if (!options.compare) {
+    if (!options.json) out((options.markdown ? compare.formatResultMarkdown(fresh) : compare.formatResultTable(fresh)) + "\n");
+    return EXIT.ok;
+  }
+  const old = parseBenchResult(await readFile(options.compare, "utf8"), options.compare);
+  const result = compare.compareResults(old, fresh, { maxRegressionPercent: options.maxRegressionPercent, forceCompare: options.forceCompare });
+  const text = options.markdown ? compare.formatComparisonMarkdown(result) : compare.formatComparisonTable(result);
+  if (options.json) out(JSON.stringify({ v: EVENT_SCHEMA_VERSION, time: new Date().toISOString(), event: "bench-comparison", ...result }) + "\n");
+  else out(text + "\n");
+  if (options.markdown && process.env.GITHUB_STEP_SUMMARY) await appendFile(process.env.GITHUB_STEP_SUMMARY, text + "\n");
+  return result.failed ? EXIT.failed : EXIT.ok;
 }
 
 function exitCode(outcome: GraphOutcome): number {

@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import { UsageError } from "../core/errors.js";
 import { BACKENDS, type Backend } from "../config/engine-config.js";
 
-export const COMMANDS = ["engine", "convert", "download", "models", "inspect", "doctor", "setup-python", "plan", "status"] as const;
+export const COMMANDS = ["engine", "convert", "download", "bench", "models", "inspect", "doctor", "setup-python", "plan", "status"] as const;
 export type CommandName = (typeof COMMANDS)[number];
 /** Task ids that `--force <task>` accepts without `=`. */
 export const TASK_IDS = ["upstream", "build", "download", "generate", "convert", "quantize", "bench", "sign"] as const;
@@ -13,7 +13,7 @@ export const TASK_IDS = ["upstream", "build", "download", "generate", "convert",
 export interface CliOptions {
   command: CommandName | "help" | "version";
   /** For `plan`: the command being planned. */
-  target?: "engine" | "convert" | "download";
+  target?: "engine" | "convert" | "download" | "bench";
   model?: string;
   dryRun: boolean;
   json: boolean;
@@ -34,6 +34,11 @@ export interface CliOptions {
   allowUnsafeOuttype: boolean;
   /** For `inspect`. */
   file?: string;
+  /** For `bench`: the earlier result to compare with. */
+  compare?: string;
+  maxRegressionPercent: number;
+  forceCompare: boolean;
+  markdown: boolean;
 }
 
 export const USAGE = `Usage: pnpm pipeline <command> [options]
@@ -43,6 +48,7 @@ Commands:
   convert <model>         the whole model pipeline: engine steps and checkpoint download
                           (conversion, bench and sign join as they land)
   download <model>        only the model's checkpoint and predictor, into the Hugging Face cache
+  bench <model>           measure the converted model again (bench.json); --compare old.json gates
   models                  the model recipes (configs/models/powerinfer/)
   inspect <file.gguf>     a GGUF / .powerinfer.gguf header summary (--json for machines)
   doctor                  every tool the pipeline needs: found, or how to install it
@@ -67,6 +73,11 @@ Options:
   --chunk-size <MiB>      bytes per range request (default 16)
   --python <path>         the interpreter for the converter (env AI_TOOLS_PYTHON)
   --allow-unsafe-outtype  convert to f32/q8_0 although sparse CPU inference gives NaN with them
+  --compare <bench.json>  (bench) compare with an earlier result; exit 1 on a real regression
+  --baseline <bench.json> same as --compare
+  --max-regression <pct>  (bench) eval tokens/s drop that fails the gate (default 10)
+  --force-compare         (bench) compare results from another host class or backend anyway
+  --markdown              (bench) the comparison as Markdown (also to $GITHUB_STEP_SUMMARY)
   -h, --help              this text
   -V, --version           the version
 
@@ -114,6 +125,11 @@ export function parseCli(argv: readonly string[]): CliOptions {
         "reset-upstream": { type: "boolean" },
         connections: { type: "string" },
         python: { type: "string" },
+        compare: { type: "string" },
+        baseline: { type: "string" },
+        "max-regression": { type: "string" },
+        "force-compare": { type: "boolean" },
+        markdown: { type: "boolean" },
         "allow-unsafe-outtype": { type: "boolean" },
         "chunk-size": { type: "string" },
         help: { type: "boolean", short: "h" },
@@ -135,7 +151,17 @@ export function parseCli(argv: readonly string[]): CliOptions {
     force: forceAll ? true : forced,
     resetUpstream: values["reset-upstream"] ?? false,
     allowUnsafeOuttype: values["allow-unsafe-outtype"] ?? false,
+    maxRegressionPercent: 10,
+    forceCompare: values["force-compare"] ?? false,
+    markdown: values.markdown ?? false,
   };
+  if (values.compare && values.baseline) throw new UsageError("--compare and --baseline are the same option: give one");
+  if (values.compare ?? values.baseline) options.compare = (values.compare ?? values.baseline)!;
+  if (values["max-regression"] !== undefined) {
+    const pct = Number(values["max-regression"]);
+    if (!Number.isFinite(pct) || pct <= 0 || pct >= 100) throw new UsageError(`--max-regression must be a percentage between 0 and 100; got "${values["max-regression"]}"`);
+    options.maxRegressionPercent = pct;
+  }
   if (values.python) options.python = values.python;
   if (values.only) options.only = values.only;
   if (values.from) options.from = values.from;
@@ -176,14 +202,14 @@ export function parseCli(argv: readonly string[]): CliOptions {
   let targetParams = params;
   if (options.command === "plan") {
     const [planned, ...plannedParams] = params;
-    if (planned !== "engine" && planned !== "convert" && planned !== "download") {
+    if (planned !== "engine" && planned !== "convert" && planned !== "download" && planned !== "bench") {
       throw new UsageError("plan needs a command to plan: plan engine, plan convert <model> or plan download <model>");
     }
     options.target = planned;
     target = planned;
     targetParams = plannedParams;
   }
-  if (target === "convert" || target === "download") {
+  if (target === "convert" || target === "download" || target === "bench") {
     if (targetParams.length !== 1) throw new UsageError(`${target} needs exactly one model name: pnpm pipeline ${target} <model> (see pnpm pipeline models)`);
     options.model = targetParams[0]!;
   } else if (target === "inspect") {

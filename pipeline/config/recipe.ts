@@ -195,6 +195,26 @@ export const auditSchema = z.strictObject({
     .optional(),
 });
 
+/** How `bench` runs `main` on the converted model: fixed so results compare across runs. */
+export const benchSchema = z.strictObject({
+  prompt: z.string().min(1).max(10_000).default("Once upon a time"),
+  /** Tokens to generate per run (-n). */
+  nPredict: z.number().int().min(1).max(100_000).default(128),
+  ctxSize: z.number().int().min(8).max(1 << 20).default(512),
+  seed: z.number().int().min(0).default(42),
+  temperature: z.number().min(0).max(10).default(0.8),
+  top_p: z.number().gt(0).max(1).default(0.9),
+  /** Counted runs (the median is what compares). */
+  runs: z.number().int().min(1).max(100).default(5),
+  /** Runs before the counted ones, to warm caches; not recorded. */
+  warmup: z.number().int().min(0).max(10).default(1),
+  /** Default: the free physical cores (never more: the engine's threads busy-wait). */
+  threads: z.number().int().min(1).max(1024).optional(),
+  /** Also run llama-bench -ngl 0 -o json where the build has it. */
+  llamaBench: z.boolean().default(true),
+  timeoutMinutes: z.number().positive().max(24 * 60).default(30),
+});
+
 export const recipeSchema = z.strictObject({
   /** Equals the file name without ".yaml"; what `pipeline convert <name>` takes. */
   name: recipeNameSchema,
@@ -222,6 +242,18 @@ export const recipeSchema = z.strictObject({
   convert: convertSchema,
   generation: generationSchema.default({}),
   runtime: runtimeSchema.default({}),
+  bench: benchSchema.default({
+    prompt: "Once upon a time",
+    nPredict: 128,
+    ctxSize: 512,
+    seed: 42,
+    temperature: 0.8,
+    top_p: 0.9,
+    runs: 5,
+    warmup: 1,
+    llamaBench: true,
+    timeoutMinutes: 30,
+  }),
   audit: auditSchema,
 });
 
@@ -231,6 +263,7 @@ export type ConvertSettings = z.infer<typeof convertSchema>;
 export type GenerationSettings = z.infer<typeof generationSchema>;
 export type RuntimeSettings = z.infer<typeof runtimeSchema>;
 export type AuditInfo = z.infer<typeof auditSchema>;
+export type BenchSettings = z.infer<typeof benchSchema>;
 
 export interface LoadedRecipe {
   name: string;

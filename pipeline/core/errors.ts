@@ -42,7 +42,11 @@ export type ErrorCode =
   | "E_GGUF_MAGIC"
   | "E_GGUF_VERSION"
   | "E_GGUF_LIMIT"
-  | "E_GGUF_INVALID";
+  | "E_GGUF_INVALID"
+  | "E_BENCH_NO_TIMINGS"
+  | "E_BENCH_LOG_INVALID"
+  | "E_BENCH_LLAMA_BENCH_INVALID"
+  | "E_BENCH_RESULT_INVALID";
 
 export class PipelineError<C extends ErrorCode = ErrorCode> extends Error {
   readonly code: C;
@@ -92,7 +96,11 @@ export class CommandFailedError extends PipelineError<"E_COMMAND_FAILED" | "E_CO
           : `exited with code ${exitCode}`;
     super(timedOutAfterMs !== undefined ? "E_COMMAND_TIMEOUT" : "E_COMMAND_FAILED", `${argv[0]} ${how}`);
     this.errorLines = extra.errorLines ?? [];
+    this.timedOutAfterMs = timedOutAfterMs;
   }
+
+  /** Set when the command was stopped for running past its timeout. */
+  readonly timedOutAfterMs: number | undefined;
 
   /** The first lines of the output that look like errors (they may precede the tail). */
   readonly errorLines: readonly string[];

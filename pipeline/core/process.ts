@@ -35,6 +35,8 @@ export interface RunCommandOptions {
   tailLines?: number;
   /** Time between SIGTERM and SIGKILL when stopping the process group. */
   killGraceMs?: number;
+  /** Called with the child's pid once it runs (to sample its resource use). */
+  onSpawn?: (pid: number) => void;
 }
 
 export interface CommandResult {
@@ -139,7 +141,11 @@ export async function runCommand(argv: readonly string[], options: RunCommandOpt
 
   const outcome = await new Promise<{ code: number | null; signal: NodeJS.Signals | null } | Error>((resolve) => {
     child.once("error", (error) => resolve(error));
-    child.once("spawn", () => child.pid !== undefined && liveGroups.add(child.pid));
+    child.once("spawn", () => {
+      if (child.pid === undefined) return;
+      liveGroups.add(child.pid);
+      options.onSpawn?.(child.pid);
+    });
     child.once("close", (code, signal) => resolve({ code, signal }));
   });
 

@@ -1,0 +1,141 @@
+/**
+ * Task `bench`: the converted model measured with the engine that was just built, into
+ * models/powerinfer/<model>/bench.json: N counted runs of `main` after warm-up, each with
+ * its timings, peak RSS and CPU time, their aggregates, llama-bench's JSON where the
+ * build has it, and everything a number needs to mean something (command line, engine
+ * build, model digest, host). Nothing is written for a failed run.
+ */
+import { join } from "node:path";
+import type { TaskDefinition } from "../pipeline/core/graph.js";
+import { atomicWriteFile, sha256File } from "../pipeline/core/files.js";
+import { formatArgv } from "../pipeline/core/process.js";
+import type { BenchSettings } from "../pipeline/config/recipe.js";
+import { benchThreads, detectHost, type HostInfo } from "../pipeline/bench/host.js";
+import { parseLlamaBenchJson, type LlamaBenchRow } from "../pipeline/bench/llama-bench.js";
+import { buildAggregates, serializeBenchResult, type BenchResultInput } from "../pipeline/bench/result.js";
+import { mainArgv, runMainOnce, type MainBenchSettings, type RunSample } from "../pipeline/bench/runner.js";
+import type { BuildResult } from "./build.js";
+import type { ConvertResult } from "./convert.js";
+
+export interface BenchTaskSettings {
+  model: string;
+  recipeFile: string;
+  bench: BenchSettings;
+}
+
+export function benchTask(settings: BenchTaskSettings): TaskDefinition {
+  const output = join("models", "powerinfer", settings.model, "bench.json");
+  let host: Promise<HostInfo> | undefined;
+  const hostInfo = () => (host ??= detectHost());
+
+  return {
+    id: "bench",
+    instance: `bench--${settings.model}`,
+    title: `Benchmark ${settings.model}`,
+    version: 1,
+    dependsOn: ["build", "convert"],
+
+    // A different kind of machine is a different measurement; the load-dependent thread
+    // count is not an input (it would rerun the bench whenever the load changed).
+    inputs: async () => ({ values: { [`${settings.recipeFile}#bench`]: settings.bench, hostClass: (await hostInfo()).hostClass } }),
+    outputs: () => [{ path: output, hash: true }],
+
+    async run(ctx) {
+      const build = ctx.deps.get("build")!.result as BuildResult;
+      const converted = ctx.deps.get("convert")!.result as ConvertResult;
+      const machine = await hostInfo();
+      const auto = benchThreads(machine.physicalCores);
+      const threads = settings.bench.threads ?? auto.threads;
+      if (auto.noisy) {
+        const note = `load average is high: numbers may be noisy (using ${threads} of ${machine.physicalCores} physical cores)`;
+        ctx.log(`warning: ${note}`);
+        ctx.progress({ message: `warning: ${note}` });
+      }
+      const main = join(ctx.root, build.binaries.main!);
+      const modelFile = join(ctx.root, converted.output);
+      const run: MainBenchSettings = {
+        main,
+        model: modelFile,
+        prompt: settings.bench.prompt,
+        nPredict: settings.bench.nPredict,
+        ctxSize: settings.bench.ctxSize,
+        seed: settings.bench.seed,
+        threads,
+        temp: settings.bench.temperature,
+        topP: settings.bench.top_p,
+      };
+      const timeoutMs = settings.bench.timeoutMinutes * 60_000;
+      const logRoot = join(ctx.root, "build", "bench-logs", settings.model);
+      const total = settings.bench.warmup + settings.bench.runs;
+      const samples: RunSample[] = [];
+      for (let i = 0; i < total; i++) {
+        const warm = i < settings.bench.warmup;
+        ctx.progress({ percent: Math.floor((100 * i) / total), message: warm ? `warm-up run ${i + 1}` : `run ${i + 1 - settings.bench.warmup}/${settings.bench.runs}` });
+        const sample = await runMainOnce(ctx.run, run, join(logRoot, `run-${i}`), { timeoutMs, cwd: ctx.root });
+        if (!warm) samples.push(sample);
+        const eval_ = sample.timings.evalTokensPerSecond;
+        ctx.log(`${warm ? "warm-up" : "run"} ${i + 1}: eval ${eval_ === null ? "n/a" : eval_.toFixed(2)} tokens/s, prompt ${sample.timings.promptTokensPerSecond?.toFixed(2) ?? "n/a"} tokens/s, peak RSS ${sample.peakRssBytes ?? "?"} B (timings from ${sample.source})`);
+      }
+
+      let llamaBench: LlamaBenchRow[] | undefined;
+      const llamaBenchBinary = build.binaries["llama-bench"];
+      if (settings.bench.llamaBench && llamaBenchBinary) {
+        ctx.progress({ percent: 95, message: "llama-bench -ngl 0" });
+        // PWRI models need -ngl 0: with the default 99 every sparse model fails to load.
+        const out = await ctx.run(
+          [join(ctx.root, llamaBenchBinary), "-m", modelFile, "-ngl", "0", "-p", "16", "-n", String(settings.bench.nPredict), "-t", String(threads), "-r", String(settings.bench.runs), "-o", "json"],
+          { cwd: ctx.root, captureStdout: true, timeoutMs },
+        );
+        llamaBench = parseLlamaBenchJson(out.stdout);
+      }
+
+      const runs = samples.map((s) => ({
+        timings: s.timings,
+        peakRssBytes: s.peakRssBytes ?? 0,
+        cpuUserMs: s.cpuUserMs ?? 0,
+        cpuSystemMs: s.cpuSystemMs ?? 0,
+        wallMs: s.wallMs,
+        exitCode: s.exitCode,
+      }));
+      const result: BenchResultInput = {
+        schemaVersion: 1,
+        model: {
+          name: settings.model,
+          file: converted.output,
+          sha256: ctx.deps.get("convert")!.outputs[converted.output]?.sha256 ?? (await sha256File(modelFile)),
+          sparse: converted.gguf.magic === "PWRI",
+          ...(converted.gguf.fileType === undefined || converted.gguf.fileType === null ? {} : { fileType: converted.gguf.fileType }),
+        },
+        engine: {
+          buildDir: build.buildDir,
+          backend: build.backend,
+          buildNumber: build.buildInfo.number ?? 0,
+          buildCommit: build.buildInfo.commit ?? build.sourceCommit.slice(0, 7),
+          binarySha256: ctx.deps.get("build")!.outputs[build.binaries.main!]?.sha256 ?? (await sha256File(main)),
+        },
+        host: machine,
+        settings: {
+          threads,
+          prompt: settings.bench.prompt,
+          nPredict: settings.bench.nPredict,
+          ctxSize: settings.bench.ctxSize,
+          seed: settings.bench.seed,
+          temp: settings.bench.temperature,
+          topP: settings.bench.top_p,
+          warmupRuns: settings.bench.warmup,
+          runs: settings.bench.runs,
+          ...(samples[0]?.timings.promptTokens ? { promptTokens: samples[0].timings.promptTokens } : {}),
+        },
+        command: mainArgv(run, join(logRoot, "run-N")).map((a) => a.replace(ctx.root + "/", "")),
+        runs,
+        aggregates: buildAggregates(runs),
+        ...(llamaBench ? { llamaBench } : {}),
+        createdAt: new Date().toISOString(),
+      };
+      await atomicWriteFile(join(ctx.root, output), serializeBenchResult(result));
+      const median = result.aggregates.evalTokensPerSecond?.median;
+      ctx.log(`wrote ${output}: eval ${median?.toFixed(2) ?? "n/a"} tokens/s (median of ${runs.length}); ${formatArgv(result.command)}`);
+      return { output, evalTokensPerSecond: median ?? null, threads, hostClass: machine.hostClass };
+    },
+  };
+}
