@@ -6,6 +6,7 @@
  * build, model digest, host). Nothing is written for a failed run.
  */
 import { join } from "node:path";
+import which from "which";
 import type { TaskDefinition } from "../pipeline/core/graph.js";
 import { atomicWriteFile, sha256File } from "../pipeline/core/files.js";
 import { formatArgv } from "../pipeline/core/process.js";
@@ -65,13 +66,15 @@ export function benchTask(settings: BenchTaskSettings): TaskDefinition {
         topP: settings.bench.top_p,
       };
       const timeoutMs = settings.bench.timeoutMinutes * 60_000;
+      // GPU memory is sampled only where a GPU is listed (nvidia-smi answered for the host).
+      const nvidiaSmi = machine.gpus.length > 0 ? ((await which("nvidia-smi", { nothrow: true, path: ctx.env.PATH ?? "" })) ?? undefined) : undefined;
       const logRoot = join(ctx.root, "build", "bench-logs", settings.model);
       const total = settings.bench.warmup + settings.bench.runs;
       const samples: RunSample[] = [];
       for (let i = 0; i < total; i++) {
         const warm = i < settings.bench.warmup;
         ctx.progress({ percent: Math.floor((100 * i) / total), message: warm ? `warm-up run ${i + 1}` : `run ${i + 1 - settings.bench.warmup}/${settings.bench.runs}` });
-        const sample = await runMainOnce(ctx.run, run, join(logRoot, `run-${i}`), { timeoutMs, cwd: ctx.root });
+        const sample = await runMainOnce(ctx.run, run, join(logRoot, `run-${i}`), { timeoutMs, cwd: ctx.root, env: ctx.env, ...(nvidiaSmi ? { nvidiaSmi } : {}) });
         if (!warm) samples.push(sample);
         const eval_ = sample.timings.evalTokensPerSecond;
         ctx.log(`${warm ? "warm-up" : "run"} ${i + 1}: eval ${eval_ === null ? "n/a" : eval_.toFixed(2)} tokens/s, prompt ${sample.timings.promptTokensPerSecond?.toFixed(2) ?? "n/a"} tokens/s, peak RSS ${sample.peakRssBytes ?? "?"} B (timings from ${sample.source})`);
@@ -94,6 +97,7 @@ export function benchTask(settings: BenchTaskSettings): TaskDefinition {
         peakRssBytes: s.peakRssBytes ?? 0,
         cpuUserMs: s.cpuUserMs ?? 0,
         cpuSystemMs: s.cpuSystemMs ?? 0,
+        ...(s.gpuMemoryBytes === undefined ? {} : { gpuMemoryBytes: s.gpuMemoryBytes }),
         wallMs: s.wallMs,
         exitCode: s.exitCode,
       }));

@@ -4,7 +4,7 @@
  * print no timings or hang).
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseBenchResult, type BenchResult } from "../pipeline/bench/result.js";
@@ -110,5 +110,29 @@ describe.skipIf(!pythonReady)("bench (needs /usr/bin/python3 with numpy and sent
     expect(Date.now() - started).toBeLessThan(30_000);
     expect(statSync(benchFile()).mtimeMs).toBe(goodBefore);
     expect(existsSync(benchFile())).toBe(true);
+  });
+
+  it("on a machine with an NVIDIA GPU, records the GPU and the memory the run used (nvidia-smi)", async () => {
+    const bin = join(ws.root, "fake-gpu-bin");
+    mkdirSync(bin, { recursive: true });
+    const counter = join(ws.root, "smi-calls");
+    // 1000 MiB in use before a run, then 1000 + 64 * call count while it runs.
+    writeFileSync(
+      join(bin, "nvidia-smi"),
+      `#!/bin/sh
+case "$1" in
+  --query-gpu=name,driver_version,memory.total) echo "NVIDIA H100 80GB HBM3, 550.54.15, 81559" ;;
+  --query-gpu=memory.used) n=$(cat "${counter}" 2>/dev/null || echo 0); echo $((n + 1)) > "${counter}"; echo $((1000 + 64 * n)) ;;
+  *) exit 9 ;;
+esac
+`,
+    );
+    chmodSync(join(bin, "nvidia-smi"), 0o755);
+    const result = await ws.cli(["bench", "tiny-bench"], { PATH: `${bin}:${process.env.PATH}` });
+    expect(result.code, result.stdout).toBe(0);
+    const bench = read();
+    expect(bench.host.gpus).toEqual([{ name: "NVIDIA H100 80GB HBM3", driver: "550.54.15", memoryBytes: 81559 * 2 ** 20 }]);
+    expect(bench.host.hostClass).toContain("nvidia-h100-80gb-hbm3");
+    for (const run of bench.runs) expect(run.gpuMemoryBytes).toBeGreaterThan(0);
   });
 });

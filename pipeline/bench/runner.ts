@@ -31,6 +31,8 @@ export interface MainBenchSettings {
 
 export interface RunSample {
   timings: Timings;
+  /** Peak GPU memory in use during the run above what was in use before it (nvidia-smi), where a GPU is present. */
+  gpuMemoryBytes?: number;
   peakRssBytes: number | null;
   cpuUserMs: number | null;
   cpuSystemMs: number | null;
@@ -104,7 +106,23 @@ export function readProcSample(pid: number): ProcSample | null {
   }
 }
 
-export async function runMainOnce(run: Runner, settings: MainBenchSettings, logDir: string, options: { timeoutMs: number; cwd: string }): Promise<RunSample> {
+/** Memory in use on each NVIDIA GPU, in bytes (null without nvidia-smi or a GPU). */
+export async function gpuMemoryUsed(nvidiaSmi: string, env: NodeJS.ProcessEnv): Promise<number | null> {
+  const { runCommand } = await import("../core/process.js");
+  const out = await runCommand([nvidiaSmi, "--query-gpu=memory.used", "--format=csv,noheader,nounits"], { env, captureStdout: true, allowFailure: true, timeoutMs: 5000 }).catch(() => null);
+  if (!out || out.exitCode !== 0) return null;
+  const values = out.stdout.split("\n").map((l) => Number(l.trim())).filter((n) => Number.isFinite(n));
+  return values.length ? values.reduce((a, b) => a + b, 0) * 2 ** 20 : null;
+}
+
+const GPU_SAMPLE_INTERVAL_MS = 500;
+
+export async function runMainOnce(
+  run: Runner,
+  settings: MainBenchSettings,
+  logDir: string,
+  options: { timeoutMs: number; cwd: string; nvidiaSmi?: string; env?: NodeJS.ProcessEnv },
+): Promise<RunSample> {
   await rm(logDir, { recursive: true, force: true });
   await mkdir(logDir, { recursive: true });
   const argv = mainArgv(settings, logDir);
@@ -112,6 +130,22 @@ export async function runMainOnce(run: Runner, settings: MainBenchSettings, logD
   const viaTime = existsSync(GNU_TIME);
   let last: ProcSample | null = null;
   let timer: NodeJS.Timeout | undefined;
+  // GPU memory: sampled while the engine runs, relative to what was in use before it.
+  const env = options.env ?? process.env;
+  const gpuBefore = options.nvidiaSmi ? await gpuMemoryUsed(options.nvidiaSmi, env) : null;
+  let gpuPeak: number | null = null;
+  let gpuTimer: NodeJS.Timeout | undefined;
+  const gpuSamples: Promise<void>[] = [];
+  if (options.nvidiaSmi && gpuBefore !== null) {
+    const sampleGpu = () =>
+      gpuSamples.push(
+        gpuMemoryUsed(options.nvidiaSmi!, env).then((used) => {
+          if (used !== null) gpuPeak = Math.max(gpuPeak ?? 0, used);
+        }),
+      );
+    sampleGpu();
+    gpuTimer = setInterval(sampleGpu, GPU_SAMPLE_INTERVAL_MS);
+  }
   const started = performance.now();
   let result: CommandResult;
   try {
@@ -141,6 +175,8 @@ export async function runMainOnce(run: Runner, settings: MainBenchSettings, logD
     throw error;
   } finally {
     if (timer) clearInterval(timer);
+    if (gpuTimer) clearInterval(gpuTimer);
+    await Promise.all(gpuSamples); // samples taken while it ran, a short run's first one included
   }
   const wallMs = performance.now() - started;
   const sample = viaTime ? parseRusage(await readFile(rusageFile, "utf8").catch(() => "")) : (last as ProcSample | null);
@@ -173,5 +209,6 @@ export async function runMainOnce(run: Runner, settings: MainBenchSettings, logD
     wallMs,
     exitCode: result.exitCode,
     source,
+    ...(gpuBefore !== null && gpuPeak !== null ? { gpuMemoryBytes: Math.max(0, (gpuPeak as number) - gpuBefore) } : {}),
   };
 }
