@@ -153,6 +153,9 @@ export async function runMainOnce(
       cwd: options.cwd,
       timeoutMs: options.timeoutMs,
       tailLines: 200,
+      // The generated text is not measured: piping it token by token into this process
+      // would put our wake-ups on the engine's clock.
+      discardStdout: true,
       ...(viaTime
         ? {}
         : {

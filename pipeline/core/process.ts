@@ -27,6 +27,8 @@ export interface RunCommandOptions {
   logFile?: string;
   /** Keep stdout in the result (for short probes such as `git rev-parse`). */
   captureStdout?: boolean;
+  /** Send stdout to /dev/null instead of the log (a benchmark's generated text: each token a pipe write). */
+  discardStdout?: boolean;
   /** Return the result instead of throwing when the exit code is not 0. */
   allowFailure?: boolean;
   /** How to install the program when it is not on PATH (used in ToolMissingError). */
@@ -98,7 +100,7 @@ export async function runCommand(argv: readonly string[], options: RunCommandOpt
   const child: ChildProcess = spawn(program, args, {
     cwd: options.cwd,
     env,
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["ignore", options.discardStdout ? "ignore" : "pipe", "pipe"],
     detached: true,
   });
 
