@@ -62,6 +62,12 @@ describe.skipIf(!pythonReady)("bench (needs /usr/bin/python3 with numpy and sent
     expect(result.stdout).toContain("[bench] run: forced (--force)");
     expect(result.stdout).toMatch(/eval tokens\/s\s+[\d.]+/);
     expect(read().createdAt).not.toBe(before);
+    const json = await ws.cli(["bench", "tiny-bench", "--json"]);
+    const last = JSON.parse(json.stdout.trim().split("\n").at(-1)!) as { event: string; result: BenchResult };
+    expect(last.event).toBe("bench-result");
+    expect(last.result.runs).toHaveLength(5);
+    const markdown = await ws.cli(["bench", "tiny-bench", "--markdown"]);
+    expect(markdown.stdout).toMatch(/^\|.*\|$/m);
   });
 
   it("--compare passes within the noise and fails on a real regression (exit 1)", async () => {

@@ -213,7 +213,8 @@ async function reportBench(root: string, options: CliOptions): Promise<number> {
   const file = join(root, "models", "powerinfer", options.model!, "bench.json");
   const fresh = parseBenchResult(await readFile(file, "utf8"), file);
   if (!options.compare) {
-    if (!options.json) out((options.markdown ? compare.formatResultMarkdown(fresh) : compare.formatResultTable(fresh)) + "\n");
+    if (options.json) out(JSON.stringify({ v: EVENT_SCHEMA_VERSION, time: new Date().toISOString(), event: "bench-result", result: fresh }) + "\n");
+    else out((options.markdown ? compare.formatResultMarkdown(fresh) : compare.formatResultTable(fresh)) + "\n");
     return EXIT.ok;
   }
   const old = parseBenchResult(await readFile(options.compare, "utf8"), options.compare);
