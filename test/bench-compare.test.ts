@@ -18,17 +18,9 @@ import {
 } from "../pipeline/bench/result.js";
 import { BenchError, type Timings } from "../pipeline/bench/timings.js";
 import { PipelineError } from "../pipeline/core/errors.js";
+import { thrownBy } from "./helpers/samples.js";
 
-function failure(fn: () => unknown): BenchError {
-  let error: unknown;
-  try {
-    fn();
-  } catch (e) {
-    error = e;
-  }
-  expect(error).toBeInstanceOf(BenchError);
-  return error as BenchError;
-}
+const failure = (fn: () => unknown) => thrownBy(BenchError, fn);
 
 function timings(evalTps: number | null, patch: Partial<Timings> = {}): Timings {
   return {

@@ -3,28 +3,14 @@
  * The real samples (../shared) where present, and constructed edge cases: inf, nan, -nan, negative totals, -n 1,
  * crashed runs, \r\n, interleaved log lines and garbage. A non-finite value must never reach a field as NaN.
  */
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { parseLlamaBenchJson } from "../pipeline/bench/llama-bench.js";
 import { BenchError, parseLogYaml, parseTimings, type Timings } from "../pipeline/bench/timings.js";
-import { PROJECT_ROOT } from "./helpers/workspace.js";
+import { haveSamples, sample, thrownBy } from "./helpers/samples.js";
 
-const SAMPLES = join(PROJECT_ROOT, "..", "shared", "reference", "powerinfer-samples");
-const haveSamples = existsSync(SAMPLES);
-const sample = (name: string) => readFileSync(join(SAMPLES, name), "utf8");
 
-function failure(fn: () => unknown): BenchError {
-  let error: unknown;
-  try {
-    fn();
-  } catch (e) {
-    error = e;
-  }
-  expect(error).toBeInstanceOf(BenchError);
-  return error as BenchError;
-}
+const failure = (fn: () => unknown) => thrownBy(BenchError, fn);
 
 /** Every numeric field is a finite number or an explicit null: no NaN, no Infinity. */
 function expectNoSilentNaN(t: Timings): void {

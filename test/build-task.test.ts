@@ -1,10 +1,7 @@
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { assertGpuBackendFound, detectBackend, parseBuildInfo, parseCmakeProgress } from "../tasks/build.js";
-import { PROJECT_ROOT } from "./helpers/workspace.js";
+import { haveSamples, sample } from "./helpers/samples.js";
 
-const SAMPLES = join(PROJECT_ROOT, "..", "shared", "reference", "powerinfer-samples");
 
 describe("detectBackend", () => {
   const none = { nvcc: false, nvidiaGpu: false, hipcc: false, amdGpu: false };
@@ -19,8 +16,8 @@ describe("detectBackend", () => {
 });
 
 describe("parseBuildInfo", () => {
-  it.skipIf(!existsSync(SAMPLES))("reads the real engine's build lines (../shared sample)", () => {
-    const stderr = readFileSync(join(SAMPLES, "main-run.stderr.log"), "utf8");
+  it.skipIf(!haveSamples)("reads the real engine's build lines (../shared sample)", () => {
+    const stderr = sample("main-run.stderr.log");
     expect(parseBuildInfo(stderr)).toEqual({
       number: 1590,
       commit: "d3ebd7c",
