@@ -45,8 +45,8 @@ export const USAGE = `Usage: pnpm pipeline <command> [options]
 
 Commands:
   engine                  fetch and build PowerInfer as configured; fresh steps are skipped
-  convert <model>         the whole model pipeline: engine steps and checkpoint download
-                          (conversion, bench and sign join as they land)
+  convert <model>         the model pipeline: engine, checkpoint (download, or generate for
+                          tiny-relu-llama), conversion [, quantize], bench; fresh steps skipped
   download <model>        only the model's checkpoint and predictor, into the Hugging Face cache
   bench <model>           measure the converted model again (bench.json); --compare old.json gates
   models                  the model recipes (configs/models/powerinfer/)
