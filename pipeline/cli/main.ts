@@ -105,7 +105,9 @@ export async function main(argv: readonly string[]): Promise<number> {
         signal: controller.signal,
         onEvent: (event) => (event.event === "task-plan" ? plans.push(event) : event.event === "task-error" && printFailure(event, options.json)),
       });
-      printStatus(plans, options.json);
+      // In graph order, not in the order the concurrent checks finished.
+      const order = graph.tasks.map((t) => t.id);
+      printStatus(plans.sort((a, b) => order.indexOf(a.task) - order.indexOf(b.task)), options.json);
       return exitCode(outcome);
     }
 
