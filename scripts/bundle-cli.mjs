@@ -2,13 +2,15 @@
 // Bundles the CLI into dist/cli/ (one file per lazily loaded part): Node's ESM loader
 // spends ~0.15 s resolving and compiling zod's and yaml's many small files, which a
 // no-op run should not pay. Type checking stays with `tsc` (pnpm test, pnpm build).
-import { rmSync } from "node:fs";
+import { renameSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const outdir = join(root, "dist", "cli");
+const final = join(root, "dist", "cli");
+// Bundled beside the old one, then swapped in: a concurrent run never imports a half-written bundle.
+const outdir = `${final}.tmp-${process.pid}`;
 rmSync(outdir, { recursive: true, force: true });
 await build({
   entryPoints: [join(root, "pipeline", "cli", "main.ts")],
@@ -25,3 +27,11 @@ await build({
   banner: { js: "import { createRequire as __aiToolsRequire } from 'node:module'; const require = __aiToolsRequire(import.meta.url);" },
   logLevel: "warning",
 });
+rmSync(final, { recursive: true, force: true });
+try {
+  renameSync(outdir, final);
+} catch (error) {
+  // Another process swapped its (identical) bundle in first.
+  rmSync(outdir, { recursive: true, force: true });
+  if (error.code !== "ENOTEMPTY" && error.code !== "EEXIST") throw error;
+}
