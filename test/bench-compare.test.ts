@@ -18,21 +18,13 @@ import {
 } from "../pipeline/bench/result.js";
 import { BenchError, type Timings } from "../pipeline/bench/timings.js";
 import { PipelineError } from "../pipeline/core/errors.js";
-import { thrownBy } from "./helpers/samples.js";
+import { SAMPLE_TIMINGS, thrownBy } from "./helpers/samples.js";
 
 const failure = (fn: () => unknown) => thrownBy(BenchError, fn);
 
 function timings(evalTps: number | null, patch: Partial<Timings> = {}): Timings {
   return {
-    loadMs: 0.89,
-    sampleMs: 0.26,
-    sampleRuns: 16,
-    promptEvalMs: 0.48,
-    promptTokens: 11,
-    evalMs: 2.14,
-    evalRuns: 15,
-    totalMs: 3.59,
-    promptTokensPerSecond: 22964.51,
+    ...SAMPLE_TIMINGS,
     evalTokensPerSecond: evalTps,
     msPerToken: evalTps === null ? null : 1000 / evalTps,
     warnings: evalTps === null ? ["eval tokens per second is inf: recorded as null"] : [],

@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { parseLlamaBenchJson } from "../pipeline/bench/llama-bench.js";
 import { BenchError, parseLogYaml, parseTimings, type Timings } from "../pipeline/bench/timings.js";
-import { haveSamples, sample, thrownBy } from "./helpers/samples.js";
+import { haveSamples, sample, SAMPLE_TIMINGS, thrownBy } from "./helpers/samples.js";
 
 
 const failure = (fn: () => unknown) => thrownBy(BenchError, fn);
@@ -47,20 +47,7 @@ function block(patch: Partial<BlockValues> = {}): string[] {
 }
 const stderrOf = (lines: string[], eol = "\n") => ["generate: n_ctx = 512, n_batch = 512, n_predict = 16, n_keep = 0", "", "", ...lines, "Log end", ""].join(eol);
 
-const EXPECTED_SAMPLE: Timings = {
-  loadMs: 0.89,
-  sampleMs: 0.26,
-  sampleRuns: 16,
-  promptEvalMs: 0.48,
-  promptTokens: 11,
-  evalMs: 2.14,
-  evalRuns: 15,
-  totalMs: 3.59,
-  promptTokensPerSecond: 22964.51,
-  evalTokensPerSecond: 7025.76,
-  msPerToken: 0.14,
-  warnings: [],
-};
+const EXPECTED_SAMPLE = SAMPLE_TIMINGS;
 
 describe("parseTimings", () => {
   it.skipIf(!haveSamples)("reads the real main run's timings block (../shared sample main-run.stderr.log)", () => {

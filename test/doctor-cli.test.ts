@@ -2,14 +2,12 @@
  * `pnpm pipeline doctor` and `setup-python`: what is there, what is missing, and how to
  * install it, as a user sees it.
  */
-import { execFileSync, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, symlinkSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeWorkspace, type TestWorkspace } from "./helpers/workspace.js";
-
-const commandPath = (tool: string) => execFileSync("sh", ["-c", `command -v ${tool}`], { encoding: "utf8" }).trim();
+import { makeWorkspace, pathWithOnly, type TestWorkspace } from "./helpers/workspace.js";
 
 describe("doctor", () => {
   let ws: TestWorkspace;
@@ -29,9 +27,7 @@ describe("doctor", () => {
   });
 
   it("a missing required tool fails with the install command", async () => {
-    const bin = join(ws.root, "bin-no-cmake");
-    mkdirSync(bin, { recursive: true });
-    for (const tool of ["git", "cc", "c++", "sh"]) symlinkSync(commandPath(tool), join(bin, tool));
+    const bin = pathWithOnly(join(ws.root, "bin-no-cmake"), ["git", "cc", "c++", "sh"]);
     const result = await ws.cli(["doctor"], { PATH: bin });
     expect(result.code).toBe(1);
     expect(result.stdout).toMatch(/^MISSING cmake\s+not on PATH \(builds the engine\)$/m);

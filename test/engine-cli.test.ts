@@ -2,17 +2,16 @@
  * `pnpm pipeline engine` end to end against the fixture upstream: real git, real
  * cmake, the CLI spawned as a user runs it.
  */
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { stripVTControlCharacters } from "node:util";
-import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { git } from "./helpers/fixture-upstream.js";
-import { CLI, makeWorkspace, type TestWorkspace } from "./helpers/workspace.js";
+import { CLI, commandPath, makeWorkspace, pathWithOnly, type TestWorkspace } from "./helpers/workspace.js";
 import type { PipelineEvent } from "../pipeline/core/events.js";
 
 const lines = (text: string) => text.split("\n").filter(Boolean);
-const commandPath = (tool: string) => execFileSync("sh", ["-c", `command -v ${tool}`], { encoding: "utf8" }).trim();
 
 describe("engine: fetch and build, then skip", () => {
   let ws: TestWorkspace;
@@ -204,9 +203,7 @@ describe("engine: failures say what, where and what to do", () => {
   });
 
   it("a missing cmake is one clear message with what to install", async () => {
-    const bin = join(ws.root, "bin-without-cmake");
-    mkdirSync(bin, { recursive: true });
-    for (const tool of ["git", "cc", "c++", "sh"]) symlinkSync(commandPath(tool), join(bin, tool));
+    const bin = pathWithOnly(join(ws.root, "bin-without-cmake"), ["git", "cc", "c++", "sh"]);
     const result = await ws.cli(["engine", "--force", "build"], { PATH: bin });
     expect(result.code).toBe(1);
     expect(result.stdout).toContain("[build] build failed [E_TOOL_MISSING]: cmake was not found on PATH. Install CMake >= 3.17: apt-get install cmake");

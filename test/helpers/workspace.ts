@@ -2,8 +2,8 @@
  * A throwaway workspace (AI_TOOLS_ROOT) whose engine config points at the fixture
  * upstream, and a way to run the CLI in it exactly as a user would.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -104,4 +104,14 @@ export function makeWorkspace(options: { superproject?: boolean } = {}): TestWor
     git(["commit", "--quiet", "-m", "workspace"], root);
   }
   return ws;
+}
+
+/** Where `tool` is on this machine's PATH. */
+export const commandPath = (tool: string) => execFileSync("sh", ["-c", `command -v ${tool}`], { encoding: "utf8" }).trim();
+
+/** A folder holding links to just these tools: a PATH on which everything else is missing. */
+export function pathWithOnly(dir: string, tools: readonly string[]): string {
+  mkdirSync(dir, { recursive: true });
+  for (const tool of tools) symlinkSync(commandPath(tool), join(dir, tool));
+  return dir;
 }
