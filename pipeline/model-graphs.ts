@@ -13,6 +13,7 @@ import { generateTask } from "../tasks/generate.js";
 import { convertTask } from "../tasks/convert.js";
 import { quantizeTask } from "../tasks/quantize.js";
 import { benchTask } from "../tasks/bench.js";
+import { signTask } from "../tasks/sign.js";
 import { PipelineError } from "./core/errors.js";
 import type { LoadedRecipe } from "./config/recipe.js";
 import { displayPath } from "./config/load-yaml.js";
@@ -23,6 +24,9 @@ export interface DownloadOptions {
   /** --python: the interpreter for the generator and the converter. */
   python?: string;
   allowUnsafeOuttype?: boolean;
+  /** --key: the signing key file (else env, else the development key). */
+  signingKeyFile?: string;
+  allowInsecureKeyPermissions?: boolean;
 }
 
 /** The checkpoint: downloaded from the Hub, or generated here for the offline demo model. */
@@ -59,6 +63,7 @@ export function convertGraph(workspace: Workspace, settings: EngineSettings, loa
     generation: loaded.recipe.generation,
     runtime: loaded.recipe.runtime,
     checkpointTask: checkpoint.id,
+    audit: { model_version: loaded.recipe.audit.model_version, source_repo: loaded.recipe.audit.source_repo },
     ...(options.python ? { python: options.python } : {}),
     ...(options.allowUnsafeOuttype ? { allowUnsafeOuttype: true } : {}),
   });
@@ -66,5 +71,33 @@ export function convertGraph(workspace: Workspace, settings: EngineSettings, loa
     ? [quantizeTask({ model: loaded.name, recipeFile: displayPath(loaded.file, workspace.root), type: loaded.recipe.convert.quantize })]
     : [];
   const bench = benchTask({ model: loaded.name, recipeFile: displayPath(loaded.file, workspace.root), bench: loaded.recipe.bench });
-  return { name: `convert ${loaded.name}`, tasks: [...engineTasks(workspace, settings), checkpoint, convert, ...quantize, bench] };
+  const sign = signTask({
+    model: loaded.name,
+    recipeFile: displayPath(loaded.file, workspace.root),
+    modelVersion: loaded.recipe.audit.model_version,
+    checkpointTask: checkpoint.id,
+    contentTasks: ["convert", ...quantize.map((q) => q.id), bench.id],
+    externalParameters: externalParameters(loaded),
+    ...(loaded.recipe.audit.checksum ? { expectedChecksum: loaded.recipe.audit.checksum } : {}),
+    ...(options.signingKeyFile ? { keyFile: options.signingKeyFile } : {}),
+    ...(options.allowInsecureKeyPermissions ? { allowInsecureKeyPermissions: true } : {}),
+  });
+  return { name: `convert ${loaded.name}`, tasks: [...engineTasks(workspace, settings), checkpoint, convert, ...quantize, bench, sign] };
+}
+
+/** SLSA externalParameters: what the user asked for (the recipe), not what it resolved to. */
+function externalParameters(loaded: LoadedRecipe): Record<string, unknown> {
+  const { recipe } = loaded;
+  const source = recipe.model
+    ? { uri: `https://huggingface.co/${recipe.model.repo}`, revision: recipe.model.revision }
+    : { uri: `file:${recipe.generate!.script}`, revision: `seed ${recipe.generate!.seed}` };
+  return {
+    recipe: loaded.name,
+    modelId: loaded.name,
+    source,
+    ...(recipe.predictor ? { predictor: { uri: `https://huggingface.co/${recipe.predictor.repo}`, revision: recipe.predictor.revision } } : {}),
+    options: { outtype: recipe.convert.outtype, vocabtype: recipe.convert.vocabtype ?? null, quantize: recipe.convert.quantize ?? null },
+    model: { format: "gguf", quantization: recipe.convert.quantize ?? recipe.convert.outtype, family: recipe.family },
+    audit: { model_version: recipe.audit.model_version, source_repo: recipe.audit.source_repo },
+  };
 }

@@ -13,7 +13,8 @@ const final = join(root, "dist", "cli");
 const outdir = `${final}.tmp-${process.pid}`;
 rmSync(outdir, { recursive: true, force: true });
 await build({
-  entryPoints: [join(root, "pipeline", "cli", "main.ts")],
+  // verify.js is the `ai-tools/verify` entry point other repositories import.
+  entryPoints: { main: join(root, "pipeline", "cli", "main.ts"), verify: join(root, "pipeline", "verify.ts") },
   outdir,
   bundle: true,
   splitting: true,

@@ -13,7 +13,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import type { TaskDefinition } from "../pipeline/core/graph.js";
-import { atomicWriteFile } from "../pipeline/core/files.js";
+import { atomicWriteFile, sha256File } from "../pipeline/core/files.js";
 import { PipelineError } from "../pipeline/core/errors.js";
 import type { ConvertSettings, GenerationSettings, RuntimeSettings } from "../pipeline/config/recipe.js";
 import { readGgufHeader } from "../pipeline/gguf/reader.js";
@@ -31,6 +31,8 @@ export interface ConvertTaskSettings {
   checkpointTask: string;
   python?: string;
   allowUnsafeOuttype?: boolean;
+  /** recipe.audit: copied into policy.yaml with the converted file's checksum. */
+  audit?: { model_version: string; source_repo: string };
 }
 
 export interface ConvertResult {
@@ -69,7 +71,7 @@ export function convertTask(workspace: Workspace, engine: EngineSettings, settin
     id: "convert",
     instance: `convert--${settings.model}`,
     title: `Convert ${settings.model} to .powerinfer.gguf`,
-    version: 1,
+    version: 2,
     dependsOn: ["upstream", settings.checkpointTask],
 
     async inputs() {
@@ -79,6 +81,7 @@ export function convertTask(workspace: Workspace, engine: EngineSettings, settin
           [`${settings.recipeFile}#convert`]: settings.convert,
           [`${settings.recipeFile}#generation`]: settings.generation,
           [`${settings.recipeFile}#runtime`]: settings.runtime,
+          ...(settings.audit ? { [`${settings.recipeFile}#audit`]: settings.audit } : {}),
           "--allow-unsafe-outtype": Boolean(settings.allowUnsafeOuttype),
         },
         tools: { python: `Python ${py.version} ${modules.map((m) => `${m} ${py.modules[m]}`).join(" ")} (${py.path})` },
@@ -146,6 +149,7 @@ export function convertTask(workspace: Workspace, engine: EngineSettings, settin
         if (problems.length > 0) {
           throw new PipelineError("E_CONVERT_OUTPUT", `the converted file is not a valid PowerInfer model for ${settings.model}: ${problems[0]}`, { details: [...problems.slice(1), `Converter log: ${ctx.logFile}`] });
         }
+        const checksum = await sha256File(temp);
         await rename(temp, final);
         const summary = summarizeGguf(header);
 
@@ -153,7 +157,7 @@ export function convertTask(workspace: Workspace, engine: EngineSettings, settin
         const activation = existsSync(activationSource);
         if (activation) await cp(activationSource, join(ctx.root, outDir, "activation"), { recursive: true, dereference: true });
 
-        await atomicWriteFile(join(ctx.root, policy), renderPolicy(settings, "model.powerinfer.gguf"));
+        await atomicWriteFile(join(ctx.root, policy), renderPolicy(settings, "model.powerinfer.gguf", checksum));
         return {
           output,
           policy,
@@ -186,7 +190,9 @@ async function readCheckpointConfig(modelDir: string): Promise<{ layers: number;
 }
 
 /** The runtime defaults next to the model, for `ai-tools run`. */
-export function renderPolicy(settings: ConvertTaskSettings, modelFile: string): string {
+export function renderPolicy(settings: ConvertTaskSettings, modelFile: string, checksum?: string): string {
   const header = `# Rendered by \`pnpm pipeline convert ${settings.model}\` from ${settings.recipeFile}.\n# Edit the recipe, not this file: it is rewritten on every conversion.\n`;
-  return header + stringify({ model: modelFile, engine: "powerinfer", generation: settings.generation, runtime: settings.runtime });
+  // The seed's audit block: which release this is, where the weights came from, and the file's sha256.
+  const audit = settings.audit ? { audit: { ...settings.audit, ...(checksum ? { checksum } : {}) } } : {};
+  return header + stringify({ model: modelFile, engine: "powerinfer", generation: settings.generation, runtime: settings.runtime, ...audit });
 }

@@ -46,6 +46,17 @@ export async function main(argv: readonly string[]): Promise<number> {
     return EXIT.ok;
   }
 
+  // Signature commands need no engine configuration: verify runs in other repositories too.
+  if (options.command === "keygen" || options.command === "verify") {
+    const { runKeygen, runVerify } = await import("./signing-commands.js");
+    const io = { out, err, env: process.env, root: findRoot(process.env) };
+    try {
+      return options.command === "keygen" ? await runKeygen(options, io) : await runVerify(options, io);
+    } catch (error) {
+      return reportError(error, options.json);
+    }
+  }
+
   const controller = new AbortController();
   let interrupts = 0;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -76,12 +87,24 @@ export async function main(argv: readonly string[]): Promise<number> {
       out(`${py.path}: Python ${py.version}, numpy ${py.modules.numpy}, sentencepiece ${py.modules.sentencepiece}; the converter will use it.\n`);
       return EXIT.ok;
     }
-    const command = options.command === "plan" ? options.target : options.command;
+    if (options.command === "sign") {
+      // A converted model is re-signed by its graph's sign step (with provenance from the
+      // step records); any other directory is signed as it is.
+      const model = await convertedModelOf(workspace.root, options.dir!);
+      if (model === undefined) {
+        const { runSignDirectory } = await import("./signing-commands.js");
+        return await runSignDirectory(options, { out, err, env: process.env, root: workspace.root });
+      }
+      options = { ...options, model, only: "sign", force: ["sign"] };
+    }
+    const command = options.command === "plan" ? options.target : options.command === "sign" ? "convert" : options.command;
     const downloadOptions = {
       ...(options.connections ? { connectionsPerFile: options.connections } : {}),
       ...(options.chunkSize ? { chunkSize: options.chunkSize } : {}),
       ...(options.python ? { python: options.python } : {}),
       ...(options.allowUnsafeOuttype ? { allowUnsafeOuttype: true } : {}),
+      ...(options.key ? { signingKeyFile: options.key } : {}),
+      ...(options.allowInsecureKeyPermissions ? { allowInsecureKeyPermissions: true } : {}),
     };
     // Model steps (and their dependencies: the Hub client, GGUF, Python) load only when a model is named.
     let graph = engineGraph(workspace, settings);
@@ -152,6 +175,15 @@ async function pickReporter(options: CliOptions, planning: boolean) {
     return { onEvent: reporter, close };
   }
   return { onEvent: plainReporter((line) => out(line + "\n"), { showPlan: planning }), close: async () => undefined };
+}
+
+/** The recipe name when `dir` is models/powerinfer/<name> of this workspace and <name> has a recipe. */
+async function convertedModelOf(root: string, dir: string): Promise<string | undefined> {
+  const { resolve, relative, sep } = await import("node:path");
+  const parts = relative(join(root, "models", "powerinfer"), resolve(dir)).split(sep);
+  if (parts.length !== 1 || !parts[0] || parts[0].startsWith("..")) return undefined;
+  const { RECIPE_DIR } = await import("../config/recipe.js");
+  return existsSync(join(await recipeRoot(root), RECIPE_DIR, `${parts[0]}.yaml`)) ? parts[0] : undefined;
 }
 
 /** The workspace's recipes, else (installed as a package, no recipes of its own) the packaged ones. */

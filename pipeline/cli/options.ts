@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import { UsageError } from "../core/errors.js";
 import { BACKENDS, type Backend } from "../config/engine-config.js";
 
-export const COMMANDS = ["engine", "convert", "download", "bench", "models", "inspect", "doctor", "setup-python", "plan", "status"] as const;
+export const COMMANDS = ["engine", "convert", "download", "bench", "models", "inspect", "doctor", "setup-python", "plan", "status", "keygen", "sign", "verify"] as const;
 export type CommandName = (typeof COMMANDS)[number];
 /** Task ids that `--force <task>` accepts without `=`. */
 export const TASK_IDS = ["upstream", "build", "download", "generate", "convert", "quantize", "bench", "sign"] as const;
@@ -39,6 +39,25 @@ export interface CliOptions {
   maxRegressionPercent: number;
   forceCompare: boolean;
   markdown: boolean;
+  /** For `sign` and `verify`: the model directory. */
+  dir?: string;
+  /** For `keygen`: the output prefix (<out>.key, <out>.pub). */
+  out?: string;
+  /** --key: the signing key file. */
+  key?: string;
+  allowInsecureKeyPermissions: boolean;
+  trustedKeys?: string;
+  signature?: string;
+  provenanceFile?: string;
+  provenance: "auto" | "require" | "skip";
+  ignoreUnsignedFiles: boolean;
+  ignorePaths: string[];
+  allowedBuilders: string[];
+  allowedSources: string[];
+  maxAgeDays?: number;
+  modelId?: string;
+  certificateRoots: string[];
+  digestCache: boolean;
 }
 
 export const USAGE = `Usage: pnpm pipeline <command> [options]
@@ -55,6 +74,11 @@ Commands:
   setup-python            a venv in build/python-venv with numpy<2 and sentencepiece (needs a package index)
   plan <command> [args]   what <command> would run and why, without side effects
   status [model]          each step: fresh, stale (why) or missing
+  keygen --out <prefix>   an ECDSA P-256 signing key: <prefix>.key (mode 0600) and <prefix>.pub
+  sign <dir>              sign a model directory: SHA256SUMS, model.sig (OpenSSF Model Signing
+                          v1.0) and, for a converted model, provenance.sigstore.json (SLSA v1)
+  verify <dir>            check a signed model directory against trusted keys, offline
+                          (exit 0 verified, 1 verification failed, 2 usage or I/O error)
 
 Options:
   --dry-run               same as plan: print each task's run/skip and the reason
@@ -78,11 +102,29 @@ Options:
   --max-regression <pct>  (bench) eval tokens/s drop that fails the gate (default 10)
   --force-compare         (bench) compare results from another host class or backend anyway
   --markdown              (bench) the comparison as Markdown (also to $GITHUB_STEP_SUMMARY)
+  --key <file>            (convert, sign) the signing key (else env AI_TOOLS_SIGNING_KEY (PEM) or
+                          AI_TOOLS_SIGNING_KEY_FILE; convert falls back to build/keys/development.key)
+  --allow-insecure-key-permissions  use a key file that group or others can read
+  --out <prefix>          (keygen) where to write the key pair
+  --trusted-keys <file>   (verify) the trust store (default configs/trusted-keys.yaml, plus the
+                          local development key when it exists)
+  --signature <file>      (verify) model.sig from elsewhere, e.g. manifests/<model>/<version>/
+  --provenance <file>     (verify) provenance.sigstore.json from elsewhere
+  --require-provenance / --no-provenance   (verify) default: checked when present
+  --ignore-unsigned-files (verify) accept files the signature does not list
+  --ignore-path <path>    (sign, verify) leave a path out (repeatable)
+  --allowed-builder <id>  (verify) accept provenance from this builder only (repeatable)
+  --allowed-source <repo> (verify) accept models built from this source only (repeatable)
+  --max-age-days <n>      (verify) reject builds older than this
+  --model-id <name>       (verify) the model the provenance must be for
+  --certificate-root <pem>  (verify) a root certificate for certificate-signed bundles (repeatable)
+  --digest-cache          (verify) reuse digests of unchanged files (device, inode, size, times)
   -h, --help              this text
   -V, --version           the version
 
 Environment: AI_TOOLS_ROOT (workspace folder), AI_TOOLS_POWERINFER_URL, CI=true (plain output),
   HF_ENDPOINT, HF_TOKEN, HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE (as huggingface_hub reads them).
+  AI_TOOLS_SIGNING_KEY, AI_TOOLS_SIGNING_KEY_FILE, AI_TOOLS_SIGNING_KEY_PASSPHRASE, AI_TOOLS_BUILDER_ID.
 Exit codes: 0 ok, 1 a task failed, 2 bad usage or config, 75 busy (--no-wait), 130 interrupted.`;
 
 export function parseCli(argv: readonly string[]): CliOptions {
@@ -132,6 +174,22 @@ export function parseCli(argv: readonly string[]): CliOptions {
         markdown: { type: "boolean" },
         "allow-unsafe-outtype": { type: "boolean" },
         "chunk-size": { type: "string" },
+        key: { type: "string" },
+        out: { type: "string" },
+        "allow-insecure-key-permissions": { type: "boolean" },
+        "trusted-keys": { type: "string" },
+        signature: { type: "string" },
+        provenance: { type: "string" },
+        "require-provenance": { type: "boolean" },
+        "no-provenance": { type: "boolean" },
+        "ignore-unsigned-files": { type: "boolean" },
+        "ignore-path": { type: "string", multiple: true },
+        "allowed-builder": { type: "string", multiple: true },
+        "allowed-source": { type: "string", multiple: true },
+        "max-age-days": { type: "string" },
+        "model-id": { type: "string" },
+        "certificate-root": { type: "string", multiple: true },
+        "digest-cache": { type: "boolean" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
       },
@@ -154,7 +212,25 @@ export function parseCli(argv: readonly string[]): CliOptions {
     maxRegressionPercent: 10,
     forceCompare: values["force-compare"] ?? false,
     markdown: values.markdown ?? false,
+    allowInsecureKeyPermissions: values["allow-insecure-key-permissions"] ?? false,
+    provenance: "auto",
+    ignoreUnsignedFiles: values["ignore-unsigned-files"] ?? false,
+    ignorePaths: values["ignore-path"] ?? [],
+    allowedBuilders: values["allowed-builder"] ?? [],
+    allowedSources: values["allowed-source"] ?? [],
+    certificateRoots: values["certificate-root"] ?? [],
+    digestCache: values["digest-cache"] ?? false,
   };
+  if (values["require-provenance"] && values["no-provenance"]) throw new UsageError("--require-provenance and --no-provenance contradict each other");
+  if (values["require-provenance"]) options.provenance = "require";
+  if (values["no-provenance"]) options.provenance = "skip";
+  if (values.key !== undefined) options.key = values.key;
+  if (values.out !== undefined) options.out = values.out;
+  if (values["trusted-keys"] !== undefined) options.trustedKeys = values["trusted-keys"];
+  if (values.signature !== undefined) options.signature = values.signature;
+  if (values.provenance !== undefined) options.provenanceFile = values.provenance;
+  if (values["model-id"] !== undefined) options.modelId = values["model-id"];
+  if (values["max-age-days"] !== undefined) options.maxAgeDays = positiveInteger("--max-age-days", values["max-age-days"], 36500);
   if (values.compare && values.baseline) throw new UsageError("--compare and --baseline are the same option: give one");
   if (values.compare ?? values.baseline) options.compare = (values.compare ?? values.baseline)!;
   if (values["max-regression"] !== undefined) {
@@ -215,6 +291,12 @@ export function parseCli(argv: readonly string[]): CliOptions {
   } else if (target === "inspect") {
     if (targetParams.length !== 1) throw new UsageError("inspect needs one file: pnpm pipeline inspect <file.gguf>");
     options.file = targetParams[0]!;
+  } else if (target === "sign" || target === "verify") {
+    if (targetParams.length !== 1) throw new UsageError(`${target} needs one model directory: pnpm pipeline ${target} models/powerinfer/<model>`);
+    options.dir = targetParams[0]!;
+  } else if (target === "keygen") {
+    if (targetParams.length > 0) throw new UsageError(`keygen takes no arguments; got "${targetParams.join(" ")}"`);
+    if (!options.out) throw new UsageError("keygen needs --out <prefix>: pnpm pipeline keygen --out keys/release");
   } else if (target === "status") {
     if (targetParams.length > 1) throw new UsageError("status takes at most one model name");
     if (targetParams[0] !== undefined) options.model = targetParams[0];

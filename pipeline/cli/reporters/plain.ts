@@ -23,6 +23,11 @@ export function plainReporter(write: (line: string) => void, options: { showPlan
         write(`[${event.task}] run: ${event.reasons.join("; ")}`);
         return;
       case "task-progress": {
+        // Notes and warnings always show; plain progress only by the tenth.
+        if (event.message && /^(note|warning): /.test(event.message)) {
+          write(`[${event.task}] ${event.message}`);
+          return;
+        }
         if (event.percent === undefined) return;
         const decile = Math.floor(event.percent / 10);
         if ((lastDecile.get(event.task) ?? -1) >= decile) return;

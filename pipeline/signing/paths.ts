@@ -1,0 +1,27 @@
+/**
+ * Canonical resource names (OMS §6.1.2): relative POSIX paths, UTF-8, no empty, "." or
+ * ".." segments, no backslash, NUL or newline; ordered by UTF-8 bytes. JavaScript's
+ * default sort compares UTF-16 units, which orders astral characters differently.
+ */
+export function compareUtf8(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
+}
+
+/** Why `name` is not a canonical resource name, or null when it is. */
+export function nameProblem(name: unknown): string | null {
+  if (typeof name !== "string" || name.length === 0) return "is empty or not a string";
+  if (name.startsWith("/")) return "is absolute";
+  if (/[\\\0\n\r]/.test(name)) return "contains a backslash, NUL or line break";
+  // A lone surrogate (from a non-UTF-8 file name) has no UTF-8 encoding.
+  if (/\p{Cs}/u.test(name)) return "is not valid UTF-8";
+  for (const segment of name.split("/")) {
+    if (segment === "") return "has an empty segment (leading, trailing or doubled /)";
+    if (segment === "." || segment === "..") return `has a "${segment}" segment`;
+  }
+  return null;
+}
+
+/** An ignore path covers a name when it is the name or one of its parent folders. */
+export function isIgnored(name: string, ignorePaths: readonly string[]): boolean {
+  return ignorePaths.some((p) => name === p || name.startsWith(p.endsWith("/") ? p : `${p}/`));
+}

@@ -1,0 +1,162 @@
+/**
+ * The consumer's trust store (configs/trusted-keys.yaml): the only place a verifying key
+ * comes from. Key material inside a bundle is only ever used to look a key up here.
+ *
+ * Validated by hand rather than with zod: the verify entry point is meant to load in
+ * other repositories with node built-ins only, and the schema is six fields.
+ */
+import { readFile } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import type { KeyObject } from "node:crypto";
+import { describeKey, keyHint, parsePublicKeyPem, spkiDer } from "./keys.js";
+import { VerifyError } from "./errors.js";
+
+export interface TrustedKey {
+  id: string;
+  publicKey: KeyObject;
+  /** hex sha256 of the PEM public key: what `verificationMaterial.publicKey.hint` carries. */
+  hint: string;
+  notBefore?: Date;
+  notAfter?: Date;
+  revoked: boolean;
+  /** Provenance `runDetails.builder.id` values this key may sign for (any when absent). */
+  allowedBuilders?: string[];
+  /** Source repositories (`externalParameters.source.uri` or Hub repo ids) this key may sign for. */
+  allowedSources?: string[];
+  /** Where the entry came from, for messages. */
+  origin: string;
+}
+
+/** One entry as written in YAML/JSON, or passed by a library caller. */
+export interface TrustedKeyEntry {
+  id: string;
+  /** PEM text. */
+  publicKey?: string;
+  /** A PEM file, relative to the trust file. */
+  publicKeyFile?: string;
+  notBefore?: string | Date;
+  notAfter?: string | Date;
+  revoked?: boolean;
+  allowedBuilders?: string[];
+  allowedSources?: string[];
+}
+
+const ENTRY_KEYS = new Set(["id", "publicKey", "publicKeyFile", "notBefore", "notAfter", "revoked", "allowedBuilders", "allowedSources"]);
+
+/** `{ keys: [...] }` or a bare list, from `origin` (a file name for messages; relative key files resolve against it). */
+export async function parseTrustedKeys(data: unknown, origin = "trusted keys"): Promise<TrustedKey[]> {
+  const list = Array.isArray(data) ? data : data && typeof data === "object" && Array.isArray((data as { keys?: unknown }).keys) ? (data as { keys: unknown[] }).keys : null;
+  if (!list) throw trustError(origin, "keys", "must be a list of keys (`keys: [{ id, publicKey, ... }]`)");
+  const seen = new Set<string>();
+  const keys: TrustedKey[] = [];
+  for (const [index, raw] of list.entries()) {
+    const at = `keys[${index}]`;
+    if (!raw || typeof raw !== "object") throw trustError(origin, at, "must be a mapping with id and publicKey");
+    const entry = raw as Record<string, unknown>;
+    for (const key of Object.keys(entry)) if (!ENTRY_KEYS.has(key)) throw trustError(origin, `${at}.${key}`, `is not a known field (known: ${[...ENTRY_KEYS].join(", ")})`);
+    if (typeof entry.id !== "string" || entry.id === "") throw trustError(origin, `${at}.id`, "must be a non-empty string");
+    if (seen.has(entry.id)) throw trustError(origin, `${at}.id`, `"${entry.id}" is listed twice`);
+    seen.add(entry.id);
+    let pem: string;
+    if (typeof entry.publicKey === "string") pem = entry.publicKey;
+    else if (typeof entry.publicKeyFile === "string") {
+      const file = resolve(dirname(resolve(origin)), entry.publicKeyFile);
+      pem = await readFile(file, "utf8").catch((error: NodeJS.ErrnoException) => {
+        throw trustError(origin, `${at}.publicKeyFile`, `cannot be read (${file}: ${error.code ?? error.message})`);
+      });
+    } else throw trustError(origin, `${at}.publicKey`, "is required: the PEM public key (or publicKeyFile: a path to it)");
+    let publicKey: KeyObject;
+    try {
+      publicKey = parsePublicKeyPem(pem);
+    } catch {
+      throw trustError(origin, `${at}.publicKey`, "is not a PEM public key (-----BEGIN PUBLIC KEY-----)");
+    }
+    const info = describeKey(publicKey);
+    if ("unsupported" in info) throw trustError(origin, `${at}.publicKey`, `is ${info.unsupported}`);
+    const key: TrustedKey = { id: entry.id, publicKey, hint: keyHint(publicKey), revoked: false, origin };
+    if (entry.revoked !== undefined) {
+      if (typeof entry.revoked !== "boolean") throw trustError(origin, `${at}.revoked`, "must be true or false");
+      key.revoked = entry.revoked;
+    }
+    for (const field of ["notBefore", "notAfter"] as const) {
+      const value = entry[field];
+      if (value === undefined || value === null) continue;
+      const date = value instanceof Date ? value : typeof value === "string" ? new Date(value) : new Date(NaN);
+      if (Number.isNaN(date.getTime())) throw trustError(origin, `${at}.${field}`, "must be an RFC 3339 date, e.g. 2027-01-01T00:00:00Z");
+      key[field] = date;
+    }
+    for (const field of ["allowedBuilders", "allowedSources"] as const) {
+      const value = entry[field];
+      if (value === undefined) continue;
+      if (!Array.isArray(value) || value.some((v) => typeof v !== "string")) throw trustError(origin, `${at}.${field}`, "must be a list of strings");
+      key[field] = value as string[];
+    }
+    keys.push(key);
+  }
+  return keys;
+}
+
+/** configs/trusted-keys.yaml (YAML or JSON). */
+export async function loadTrustedKeys(file: string): Promise<TrustedKey[]> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    throw new VerifyError("E_TRUST_CONFIG", `cannot read the trusted keys file ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
+      details: ["Pass --trusted-keys <file> (see configs/trusted-keys.yaml for the format)."],
+    });
+  }
+  // yaml loads only for YAML files: a JSON trust store needs nothing beyond node built-ins.
+  let data: unknown;
+  try {
+    data = /\.json$/i.test(file) ? JSON.parse(text) : (await parseYaml())(text);
+  } catch (error) {
+    throw new VerifyError("E_TRUST_CONFIG", `${file}: not valid ${/\.json$/i.test(file) ? "JSON" : "YAML"}: ${(error as Error).message.split("\n")[0]}`);
+  }
+  return parseTrustedKeys(data ?? { keys: [] }, file);
+}
+
+/** yaml is CommonJS: bundled, its namespace puts `parse` under `default`. */
+async function parseYaml(): Promise<(text: string) => unknown> {
+  const yaml = (await import("yaml")) as typeof import("yaml") & { default?: typeof import("yaml") };
+  return yaml.parse ?? yaml.default!.parse;
+}
+
+/** The bundle's key material, as the bundle states it (never trusted by itself). */
+export type KeyMaterial = { hint: string } | { rawBytes: Buffer } | { certificates: Buffer[] };
+
+export function findTrustedKey(trusted: readonly TrustedKey[], material: KeyMaterial): TrustedKey | undefined {
+  if ("hint" in material) return trusted.find((k) => k.hint === material.hint.toLowerCase());
+  if ("rawBytes" in material) {
+    // model_signing before 1.1 wrote the PEM text as rawBytes; the bundle spec says DER.
+    let der: Buffer;
+    try {
+      der = material.rawBytes.subarray(0, 11).toString("latin1").startsWith("-----BEGIN") ? spkiDer(parsePublicKeyPem(material.rawBytes.toString("utf8"))) : material.rawBytes;
+    } catch {
+      return undefined;
+    }
+    return trusted.find((k) => spkiDer(k.publicKey).equals(der));
+  }
+  return undefined;
+}
+
+/** Revoked, not yet valid or expired keys verify nothing. */
+export function checkKeyValidity(key: TrustedKey, now: Date): void {
+  if (key.revoked) {
+    throw new VerifyError("E_KEY_REVOKED", `the signing key "${key.id}" is revoked in ${key.origin}`, {
+      details: ["Signatures made with it are no longer accepted: get the model re-signed with a current key."],
+    });
+  }
+  if (key.notBefore && now < key.notBefore) {
+    throw new VerifyError("E_KEY_EXPIRED", `the signing key "${key.id}" is not valid before ${key.notBefore.toISOString()} (${key.origin})`);
+  }
+  if (key.notAfter && now > key.notAfter) {
+    throw new VerifyError("E_KEY_EXPIRED", `the signing key "${key.id}" expired on ${key.notAfter.toISOString()} (${key.origin})`, {
+      details: ["Get the model re-signed with a current key, or extend notAfter if the key is still trusted."],
+    });
+  }
+}
+
+function trustError(origin: string, path: string, problem: string): VerifyError {
+  return new VerifyError("E_TRUST_CONFIG", `${origin}: ${path} ${problem}`);
+}

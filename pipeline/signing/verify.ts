@@ -1,0 +1,258 @@
+/**
+ * Verifying a model directory offline (signing.md §8), failing closed at the first step
+ * that does not hold: the signature file, the trusted key, the signature over the exact
+ * statement bytes, the manifest's own consistency, the directory's files (names, then
+ * sizes, then digests), and the provenance bound to the same root.
+ */
+import { join, resolve } from "node:path";
+import { readBundleFile, parseBundle, verifyBundleSignature } from "./bundle.js";
+import { VerifyError } from "./errors.js";
+import { digestFiles } from "./hash.js";
+import { DEFAULT_IGNORE_PATHS, parseOmsStatement, PROVENANCE_FILE, SIGNATURE_FILE, SIGNATURE_FILES, type OmsManifest } from "./oms.js";
+import { checkProvenance, type ProvenancePolicy, type ProvenanceSummary } from "./provenance.js";
+import { parseTrustedKeys, type TrustedKey, type TrustedKeyEntry } from "./trust.js";
+import { listModelFiles } from "./walk.js";
+import type { DigestCache } from "./digest-cache.js";
+import { compareUtf8 } from "./paths.js";
+
+export interface VerifyOptions {
+  /** The consumer's pinned keys: parsed (loadTrustedKeys) or as plain entries. */
+  trustedKeys: readonly TrustedKey[] | readonly TrustedKeyEntry[];
+  /** PEM root certificates, for bundles signed with the certificate method. */
+  certificateRoots?: readonly string[];
+  /** Default: <dir>/model.sig. A published manifest's copy works too. */
+  signaturePath?: string;
+  /** Default: <dir>/provenance.sigstore.json (or beside signaturePath). */
+  provenancePath?: string;
+  /**
+   * "auto" (default): checked when present, required when a policy needs it (allowed
+   * builders/sources, model id, max age); "require"; "skip".
+   */
+  provenance?: "auto" | "require" | "skip";
+  /** More paths to ignore, on top of the defaults and those recorded in the signature. */
+  ignorePaths?: readonly string[];
+  /** Accept files the signature does not list (model_signing's --ignore-unsigned-files). */
+  allowExtraFiles?: boolean;
+  allowedBuilders?: readonly string[];
+  allowedSources?: readonly string[];
+  modelId?: string;
+  maxAgeDays?: number;
+  /** The clock for key validity and age checks (default: now). */
+  now?: Date;
+  /** Reuse digests of unchanged files (keyed by device, inode, size, mtime, ctime). Off by default. */
+  digestCache?: boolean | { dir: string } | DigestCache;
+  signal?: AbortSignal;
+}
+
+export interface VerifiedFile {
+  name: string;
+  size: number;
+  digest: string;
+}
+
+export interface VerifyResult {
+  rootDigest: string;
+  subjectName: string;
+  key: { id: string; hint: string; certificateSubject?: string };
+  files: VerifiedFile[];
+  /** Files in the directory that were not checked, and why (ignored or allowed extra). */
+  skipped: { name: string; why: "ignored" | "unsigned" }[];
+  provenance?: ProvenanceSummary;
+  /** Files whose digest came from the cache (not re-read). */
+  cachedFiles: number;
+}
+
+export async function verifyModel(dir: string, options: VerifyOptions): Promise<VerifyResult> {
+  const absolute = resolve(dir);
+  const now = options.now ?? new Date();
+  const trustedKeys = await normalizeTrust(options.trustedKeys);
+  const signaturePath = options.signaturePath ? resolve(options.signaturePath) : join(absolute, SIGNATURE_FILE);
+
+  // 1-4: the bundle, the key, the signature; 5-6: the statement those bytes are.
+  const bundle = parseBundle(await readBundleFile(signaturePath), signaturePath);
+  const trust = { trustedKeys, now, ...(options.certificateRoots ? { certificateRoots: options.certificateRoots } : {}) };
+  const checked = verifyBundleSignature(bundle, trust);
+  const manifest = parseOmsStatement(checked.statement, signaturePath);
+
+  // 7: the directory holds exactly the signed files.
+  const ignorePaths = [...DEFAULT_IGNORE_PATHS, ...manifest.ignorePaths, ...SIGNATURE_FILES, ...(options.ignorePaths ?? [])];
+  const { files, irregular } = await listModelFiles(absolute, ignorePaths);
+  const listed = new Map(manifest.resources.map((r) => [r.name, r]));
+  const badEntry = irregular.find((i) => i.kind !== "empty-directory");
+  if (badEntry) {
+    throw new VerifyError("E_NOT_REGULAR_FILE", `${join(dir, badEntry.name)} ${badEntry.why}; a signed model directory holds regular files only`, {
+      files: irregular.map((i) => i.name),
+      details: ["Links are never followed: copy the real file in, or verify the directory the link points into."],
+    });
+  }
+  const present = new Map(files.map((f) => [f.name, f]));
+  const missing = manifest.resources.filter((r) => !present.has(r.name)).map((r) => r.name);
+  const extra = files.filter((f) => !listed.has(f.name)).map((f) => f.name);
+  if (missing.length > 0) {
+    throw new VerifyError("E_MISSING_FILE", `${dir}: ${missing.length} signed file${missing.length > 1 ? "s are" : " is"} missing: ${missing.join(", ")}`, {
+      files: missing,
+      details: extra.length > 0 ? [`Unsigned files present instead: ${extra.join(", ")} (renamed?)`] : [],
+    });
+  }
+  if (extra.length > 0 && !options.allowExtraFiles) {
+    throw new VerifyError("E_EXTRA_FILE", `${dir}: ${extra.length} file${extra.length > 1 ? "s are" : " is"} not covered by the signature: ${extra.join(", ")}`, {
+      files: extra,
+      details: ["Remove them, or accept unsigned files explicitly (--ignore-unsigned-files / allowExtraFiles)."],
+    });
+  }
+
+  // 8: sizes first (free), then digests.
+  const sizeMismatch = manifest.resources.filter((r) => r.size !== undefined && present.get(r.name)!.size !== r.size);
+  if (sizeMismatch.length > 0) {
+    const first = sizeMismatch[0]!;
+    throw new VerifyError("E_DIGEST_MISMATCH", `${join(dir, first.name)} is ${present.get(first.name)!.size} bytes; the signed file is ${first.size} bytes${sizeMismatch.length > 1 ? ` (and ${sizeMismatch.length - 1} more files differ)` : ""}`, {
+      files: sizeMismatch.map((r) => r.name),
+    });
+  }
+  const cache = await openCache(options.digestCache);
+  const digests = await digestFiles(
+    manifest.resources.map((r) => present.get(r.name)!.path),
+    { ...(cache ? { cache } : {}), ...(options.signal ? { signal: options.signal } : {}) },
+  );
+  await cache?.save();
+  const mismatched = manifest.resources.flatMap((r, i) => (digests[i]!.digest === r.digest ? [] : [{ name: r.name, expected: r.digest, actual: digests[i]!.digest }]));
+  if (mismatched.length > 0) {
+    const first = mismatched[0]!;
+    throw new VerifyError("E_DIGEST_MISMATCH", `${join(dir, first.name)} does not match its signature: sha256 ${first.actual}, signed ${first.expected}${mismatched.length > 1 ? ` (and ${mismatched.length - 1} more)` : ""}`, {
+      files: mismatched.map((m) => m.name),
+      details: mismatched.slice(1).map((m) => `${m.name}: sha256 ${m.actual}, signed ${m.expected}`),
+    });
+  }
+
+  // 9: provenance, bound to the same root and key.
+  const provenance = await verifyProvenance(absolute, signaturePath, manifest, checked.key.id, trustedKeys, now, options);
+  const skipped = [
+    ...(await ignoredNames(absolute, ignorePaths, manifest)),
+    ...extra.map((name) => ({ name, why: "unsigned" as const })),
+  ];
+  return {
+    rootDigest: manifest.rootDigest,
+    subjectName: manifest.subjectName,
+    key: checked.key,
+    files: manifest.resources.map((r, i) => ({ name: r.name, size: digests[i]!.size, digest: r.digest })),
+    skipped,
+    ...(provenance ? { provenance } : {}),
+    cachedFiles: digests.filter((d) => d.cached).length,
+  };
+}
+
+async function verifyProvenance(
+  dir: string,
+  signaturePath: string,
+  manifest: OmsManifest,
+  keyId: string,
+  trustedKeys: readonly TrustedKey[],
+  now: Date,
+  options: VerifyOptions,
+): Promise<ProvenanceSummary | undefined> {
+  const key = trustedKeys.find((k) => k.id === keyId);
+  const policy: ProvenancePolicy = {
+    ...(options.allowedBuilders || key?.allowedBuilders ? { allowedBuilders: [...(options.allowedBuilders ?? []), ...(key?.allowedBuilders ?? [])] } : {}),
+    ...(options.allowedSources || key?.allowedSources ? { allowedSources: [...(options.allowedSources ?? []), ...(key?.allowedSources ?? [])] } : {}),
+    ...(options.modelId !== undefined ? { modelId: options.modelId } : {}),
+    ...(options.maxAgeDays !== undefined ? { maxAgeMs: options.maxAgeDays * 86_400_000 } : {}),
+  };
+  const mode = options.provenance ?? "auto";
+  if (mode === "skip") return undefined;
+  const needed = mode === "require" || Object.keys(policy).length > 0;
+  const file = options.provenancePath ? resolve(options.provenancePath) : options.signaturePath ? join(resolve(signaturePath, ".."), PROVENANCE_FILE) : join(dir, PROVENANCE_FILE);
+  let bytes: Buffer;
+  try {
+    bytes = await readBundleFile(file, "provenance");
+  } catch (error) {
+    if (error instanceof VerifyError && error.code === "E_NO_SIGNATURE") {
+      if (!needed) return undefined;
+      throw new VerifyError("E_PROVENANCE_MISMATCH", `no provenance at ${file}, and the verification policy needs one (${mode === "require" ? "provenance required" : Object.keys(policy).join(", ")})`);
+    }
+    throw error;
+  }
+  const bundle = parseBundle(bytes, file);
+  const checked = verifyBundleSignature(bundle, { trustedKeys, now, ...(options.certificateRoots ? { certificateRoots: options.certificateRoots } : {}) });
+  if (checked.key.id !== keyId) {
+    throw new VerifyError("E_PROVENANCE_MISMATCH", `${file} is signed by key ${checked.key.id}, the model by ${keyId}: they are not one release`);
+  }
+  return checkProvenance(checked.statement, manifest.rootDigest, policy, now, file);
+}
+
+async function ignoredNames(dir: string, ignorePaths: readonly string[], manifest: OmsManifest): Promise<{ name: string; why: "ignored" }[]> {
+  const all = await listModelFiles(dir, []);
+  const listed = new Set(manifest.resources.map((r) => r.name));
+  return all.files.filter((f) => !listed.has(f.name) && ignorePaths.some((p) => f.name === p || f.name.startsWith(`${p}/`))).map((f) => ({ name: f.name, why: "ignored" as const }));
+}
+
+async function normalizeTrust(keys: VerifyOptions["trustedKeys"]): Promise<TrustedKey[]> {
+  if (!Array.isArray(keys)) throw new VerifyError("E_TRUST_CONFIG", "trustedKeys must be a list of keys");
+  if (keys.every((k) => typeof (k as TrustedKey).hint === "string" && typeof (k as TrustedKey).publicKey === "object")) return keys as TrustedKey[];
+  return parseTrustedKeys(keys as TrustedKeyEntry[], "trustedKeys option");
+}
+
+async function openCache(option: VerifyOptions["digestCache"]): Promise<DigestCache | undefined> {
+  if (!option) return undefined;
+  const { DigestCache } = await import("./digest-cache.js");
+  if (option instanceof DigestCache) return option;
+  return DigestCache.open(option === true ? undefined : option.dir);
+}
+
+export interface ManifestComparison {
+  /** True when nothing differs. */
+  matches: boolean;
+  rootDigest: string;
+  /** Whether the manifest's signature was checked (trusted keys given). */
+  signatureVerified: boolean;
+  files: { added: string[]; removed: string[]; modified: { name: string; expected: string; actual: string }[] };
+  /** The policy in use against the signed policy file, when a policy digest is given. */
+  policy?: { file: string; expected: string | null; actual: string; changed: boolean };
+}
+
+/**
+ * What changed since signing, for drift reports: files added, removed or modified, and the
+ * policy in use (its sha256, `policyHash`) against the signed `policyFile`. Does not throw
+ * on differences; it throws only when the manifest cannot be read (or, with trusted keys,
+ * does not verify).
+ */
+export async function compareToManifest(
+  dir: string,
+  policyHash?: string,
+  options: Pick<VerifyOptions, "signaturePath" | "certificateRoots" | "ignorePaths" | "digestCache" | "now"> & { trustedKeys?: VerifyOptions["trustedKeys"]; policyFile?: string } = {},
+): Promise<ManifestComparison> {
+  const absolute = resolve(dir);
+  const signaturePath = options.signaturePath ? resolve(options.signaturePath) : join(absolute, SIGNATURE_FILE);
+  const bundle = parseBundle(await readBundleFile(signaturePath), signaturePath);
+  const trust = options.trustedKeys && {
+    trustedKeys: await normalizeTrust(options.trustedKeys),
+    now: options.now ?? new Date(),
+    ...(options.certificateRoots ? { certificateRoots: options.certificateRoots } : {}),
+  };
+  const statement = trust ? verifyBundleSignature(bundle, trust).statement : bundle.payload;
+  const manifest = parseOmsStatement(statement, signaturePath);
+  const ignorePaths = [...DEFAULT_IGNORE_PATHS, ...manifest.ignorePaths, ...SIGNATURE_FILES, ...(options.ignorePaths ?? [])];
+  const { files } = await listModelFiles(absolute, ignorePaths);
+  const present = new Map(files.map((f) => [f.name, f]));
+  const listed = new Map(manifest.resources.map((r) => [r.name, r]));
+  const removed = manifest.resources.filter((r) => !present.has(r.name)).map((r) => r.name);
+  const added = files.filter((f) => !listed.has(f.name)).map((f) => f.name);
+  const common = manifest.resources.filter((r) => present.has(r.name));
+  const cache = await openCache(options.digestCache);
+  const digests = await digestFiles(common.map((r) => present.get(r.name)!.path), cache ? { cache } : {});
+  await cache?.save();
+  const modified = common.flatMap((r, i) => (digests[i]!.digest === r.digest ? [] : [{ name: r.name, expected: r.digest, actual: digests[i]!.digest }]));
+  modified.sort((a, b) => compareUtf8(a.name, b.name));
+  const result: ManifestComparison = {
+    matches: added.length + removed.length + modified.length === 0,
+    rootDigest: manifest.rootDigest,
+    signatureVerified: Boolean(options.trustedKeys),
+    files: { added, removed, modified },
+  };
+  if (policyHash !== undefined) {
+    const file = options.policyFile ?? "policy.yaml";
+    const expected = listed.get(file)?.digest ?? null;
+    result.policy = { file, expected, actual: policyHash, changed: expected !== policyHash };
+    if (result.policy.changed) result.matches = false;
+  }
+  return result;
+}
