@@ -26,6 +26,7 @@ export interface GeneratedCheckpoint {
   predictor: { dir: string };
   files: { path: string; size: number; sha256: string }[];
   script: string;
+  scriptSha256: string;
   seed: number;
   python: { path: string; version: string; modules: PythonChoice["modules"] };
 }
@@ -44,7 +45,7 @@ export function generateTask(workspace: Workspace, settings: GenerateSettings): 
     id: "generate",
     instance: `generate--${settings.model}`,
     title: `Generate ${settings.model} checkpoint`,
-    version: 1,
+    version: 2,
     dependsOn: [],
 
     async inputs() {
@@ -95,6 +96,7 @@ export function generateTask(workspace: Workspace, settings: GenerateSettings): 
         predictor: { dir: join(final, "predictor") },
         files,
         script: settings.script,
+        scriptSha256: await sha256File(scriptPath()),
         seed: settings.seed,
         python: { path: py.path, version: py.version, modules: py.modules },
       };

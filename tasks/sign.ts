@@ -23,6 +23,7 @@ import { listModelFiles } from "../pipeline/signing/walk.js";
 import type { ProvenanceInput, ResourceDescriptor } from "../pipeline/signing/provenance.js";
 import { PACKAGE_ROOT } from "../pipeline/workspace.js";
 import type { DownloadResult } from "./download.js";
+import type { GeneratedCheckpoint } from "./generate.js";
 import type { ConvertResult } from "./convert.js";
 import type { UpstreamResult } from "./upstream.js";
 import type { BuildResult } from "./build.js";
@@ -196,8 +197,8 @@ async function provenanceFor(ctx: TaskRunContext, settings: SignTaskSettings, si
       }
     }
   } else {
-    const generated = checkpoint.result as { script: string; seed: number; files: { path: string; sha256: string }[] };
-    resolved.push({ name: "checkpoint generator", uri: `file:${generated.script}`, digest: { sha256: await sha256File(join(ctx.root, generated.script)) }, annotations: { seed: generated.seed } });
+    const generated = checkpoint.result as GeneratedCheckpoint;
+    resolved.push({ name: "checkpoint generator", uri: `file:${generated.script}`, digest: { sha256: generated.scriptSha256 }, annotations: { seed: generated.seed } });
     for (const file of generated.files) resolved.push({ name: `generated ${file.path}`, digest: { sha256: file.sha256 } });
   }
 

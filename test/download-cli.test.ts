@@ -169,7 +169,7 @@ describe("pnpm pipeline download", () => {
     expect(result.code, result.stdout).toBe(0);
     const events = result.stdout.trim().split("\n").map((l) => JSON.parse(l) as PipelineEvent);
     const start = events[0] as Extract<PipelineEvent, { event: "graph-start" }>;
-    expect(start.tasks.map((t) => t.id)).toEqual(["upstream", "build", "download", "convert", "bench"]);
+    expect(start.tasks.map((t) => t.id)).toEqual(["upstream", "build", "download", "convert", "bench", "sign"]);
     // The download did not wait for the build: it started before the build ended.
     const at = (event: string, task: string) => events.findIndex((e) => e.event === event && "task" in e && e.task === task);
     expect(at("task-start", "build")).toBeGreaterThan(-1);

@@ -4,7 +4,7 @@
  * signature, DSSE keyid "" (a non-empty keyid makes cosign skip the signature: §7).
  */
 import type { KeyObject } from "node:crypto";
-import { open } from "node:fs/promises";
+import { constants, open } from "node:fs/promises";
 import { IN_TOTO_PAYLOAD_TYPE, preAuthEncoding } from "./dsse.js";
 import { VerifyError } from "./errors.js";
 import { keyHint, signBytes, verifyBytes } from "./keys.js";
@@ -43,7 +43,8 @@ export interface ParsedBundle {
 export async function readBundleFile(file: string, what = "signature"): Promise<Buffer> {
   let handle;
   try {
-    handle = await open(file, "r");
+    // O_NONBLOCK: opening a FIFO planted as model.sig must not hang (reads of regular files are unaffected).
+    handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT") {

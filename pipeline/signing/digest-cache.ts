@@ -43,9 +43,15 @@ export class DigestCache {
   private constructor(
     private readonly file: string,
     private readonly key: Buffer,
+    private readonly racyWindowMs: number,
   ) {}
 
-  static async open(dir: string = defaultDigestCacheDir()): Promise<DigestCache> {
+  /**
+   * `racyWindowMs`: a file whose ctime is this close to now is not cached (git's "racy"
+   * rule): on a filesystem with coarse timestamps it could change again within the same
+   * tick and keep its identity. Default 2 s.
+   */
+  static async open(dir: string = defaultDigestCacheDir(), options: { racyWindowMs?: number } = {}): Promise<DigestCache> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const keyFile = join(dir, "digest-cache.key");
     let key = await readFile(keyFile).catch(() => null);
@@ -54,7 +60,7 @@ export class DigestCache {
       await writeFile(`${keyFile}.tmp-${process.pid}`, key, { mode: 0o600 });
       await rename(`${keyFile}.tmp-${process.pid}`, keyFile);
     }
-    const cache = new DigestCache(join(dir, "digests.json"), key);
+    const cache = new DigestCache(join(dir, "digests.json"), key, options.racyWindowMs ?? 2000);
     await cache.load();
     return cache;
   }
@@ -87,6 +93,7 @@ export class DigestCache {
   }
 
   set(path: string, identity: FileIdentity, sha256: string): void {
+    if (BigInt(Date.now()) * 1_000_000n - BigInt(identity.ctimeNs) < BigInt(this.racyWindowMs) * 1_000_000n) return;
     this.entries.delete(path);
     this.entries.set(path, { ...identity, sha256 });
     while (this.entries.size > MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!);

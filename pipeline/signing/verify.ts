@@ -40,7 +40,7 @@ export interface VerifyOptions {
   /** The clock for key validity and age checks (default: now). */
   now?: Date;
   /** Reuse digests of unchanged files (keyed by device, inode, size, mtime, ctime). Off by default. */
-  digestCache?: boolean | { dir: string } | DigestCache;
+  digestCache?: boolean | { dir?: string; racyWindowMs?: number } | DigestCache;
   signal?: AbortSignal;
 }
 
@@ -151,15 +151,20 @@ async function verifyProvenance(
   options: VerifyOptions,
 ): Promise<ProvenanceSummary | undefined> {
   const key = trustedKeys.find((k) => k.id === keyId);
+  // The caller's lists and the key's lists are separate gates: both must pass (a caller cannot widen a key's restriction).
   const policy: ProvenancePolicy = {
-    ...(options.allowedBuilders || key?.allowedBuilders ? { allowedBuilders: [...(options.allowedBuilders ?? []), ...(key?.allowedBuilders ?? [])] } : {}),
-    ...(options.allowedSources || key?.allowedSources ? { allowedSources: [...(options.allowedSources ?? []), ...(key?.allowedSources ?? [])] } : {}),
+    ...(options.allowedBuilders ? { allowedBuilders: options.allowedBuilders } : {}),
+    ...(options.allowedSources ? { allowedSources: options.allowedSources } : {}),
     ...(options.modelId !== undefined ? { modelId: options.modelId } : {}),
     ...(options.maxAgeDays !== undefined ? { maxAgeMs: options.maxAgeDays * 86_400_000 } : {}),
   };
+  const keyPolicy: ProvenancePolicy = {
+    ...(key?.allowedBuilders ? { allowedBuilders: key.allowedBuilders } : {}),
+    ...(key?.allowedSources ? { allowedSources: key.allowedSources } : {}),
+  };
   const mode = options.provenance ?? "auto";
   if (mode === "skip") return undefined;
-  const needed = mode === "require" || Object.keys(policy).length > 0;
+  const needed = mode === "require" || Object.keys(policy).length + Object.keys(keyPolicy).length > 0;
   const file = options.provenancePath ? resolve(options.provenancePath) : options.signaturePath ? join(resolve(signaturePath, ".."), PROVENANCE_FILE) : join(dir, PROVENANCE_FILE);
   let bytes: Buffer;
   try {
@@ -167,7 +172,7 @@ async function verifyProvenance(
   } catch (error) {
     if (error instanceof VerifyError && error.code === "E_NO_SIGNATURE") {
       if (!needed) return undefined;
-      throw new VerifyError("E_PROVENANCE_MISMATCH", `no provenance at ${file}, and the verification policy needs one (${mode === "require" ? "provenance required" : Object.keys(policy).join(", ")})`);
+      throw new VerifyError("E_PROVENANCE_MISMATCH", `no provenance at ${file}, and the verification policy needs one (${mode === "require" ? "provenance required" : [...Object.keys(policy), ...Object.keys(keyPolicy).map((k) => `key ${keyId} ${k}`)].join(", ")})`);
     }
     throw error;
   }
@@ -176,7 +181,9 @@ async function verifyProvenance(
   if (checked.key.id !== keyId) {
     throw new VerifyError("E_PROVENANCE_MISMATCH", `${file} is signed by key ${checked.key.id}, the model by ${keyId}: they are not one release`);
   }
-  return checkProvenance(checked.statement, manifest.rootDigest, policy, now, file);
+  const summary = checkProvenance(checked.statement, manifest.rootDigest, policy, now, file);
+  if (Object.keys(keyPolicy).length > 0) checkProvenance(checked.statement, manifest.rootDigest, keyPolicy, now, `${file} (restrictions of key ${keyId})`);
+  return summary;
 }
 
 async function ignoredNames(dir: string, ignorePaths: readonly string[], manifest: OmsManifest): Promise<{ name: string; why: "ignored" }[]> {
@@ -195,7 +202,7 @@ async function openCache(option: VerifyOptions["digestCache"]): Promise<DigestCa
   if (!option) return undefined;
   const { DigestCache } = await import("./digest-cache.js");
   if (option instanceof DigestCache) return option;
-  return DigestCache.open(option === true ? undefined : option.dir);
+  return option === true ? DigestCache.open() : DigestCache.open(option.dir, option.racyWindowMs === undefined ? {} : { racyWindowMs: option.racyWindowMs });
 }
 
 export interface ManifestComparison {
