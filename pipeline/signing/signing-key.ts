@@ -78,10 +78,11 @@ function fromPem(pem: string, source: string, env: NodeJS.ProcessEnv, developmen
     privateKey = createPrivateKey(passphrase ? { key: pem, format: "pem", passphrase } : { key: pem, format: "pem" });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
+    const encrypted = /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(pem);
     const why =
-      code === "ERR_MISSING_PASSPHRASE"
+      encrypted && !passphrase
         ? `it is encrypted: set ${PASSPHRASE_ENV}`
-        : /bad decrypt/i.test((error as Error).message)
+        : code === "ERR_OSSL_BAD_DECRYPT" || /bad decrypt/i.test((error as Error).message)
           ? `the passphrase in ${PASSPHRASE_ENV} does not decrypt it`
           : "it is not a PEM private key";
     // Node's message may quote the input: only the reason goes out.
