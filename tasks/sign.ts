@@ -16,7 +16,9 @@ import type { TaskDefinition, TaskRunContext } from "../pipeline/core/graph.js";
 import { sha256File } from "../pipeline/core/files.js";
 import { redact } from "../pipeline/core/redact.js";
 import { PipelineError } from "../pipeline/core/errors.js";
-import { loadSigningKey, type SigningKey } from "../pipeline/signing/signing-key.js";
+import { configuredKeySource, DEVELOPMENT_KEY, loadSigningKey, type SigningKey } from "../pipeline/signing/signing-key.js";
+import { keyHint, parsePublicKeyPem } from "../pipeline/signing/keys.js";
+import { existsSync } from "node:fs";
 import { signModelDirectory } from "../pipeline/signing/sign.js";
 import { PROVENANCE_FILE, SIGNATURE_FILE, SUMS_FILE } from "../pipeline/signing/oms.js";
 import { listModelFiles } from "../pipeline/signing/walk.js";
@@ -71,8 +73,10 @@ const WEIGHTS = /(\.gguf|\.gpuidx|\.pt|\.safetensors|\.bin)$|^activation\//;
 
 export function signTask(settings: SignTaskSettings): TaskDefinition<SignTaskResult> {
   const modelDir = join("models", "powerinfer", settings.model);
-  const manifestDir = join("manifests", settings.model, settings.modelVersion);
+  // Development-key signatures are not publishable: their copy stays under build/, out of the repository.
+  const manifestDirFor = (development: boolean) => join(development ? join("build", "manifests") : "manifests", settings.model, settings.modelVersion);
   let key: Promise<SigningKey> | undefined;
+  let development = false;
   const signingKey = (ctx: { root: string; env: NodeJS.ProcessEnv }) =>
     (key ??= loadSigningKey({
       env: ctx.env,
@@ -90,24 +94,35 @@ export function signTask(settings: SignTaskSettings): TaskDefinition<SignTaskRes
 
     async inputs(ctx) {
       // The key's public hint, not the key: a new key re-signs, the secret is never recorded.
-      const signer = await signingKey(ctx);
+      // The development key is not created while planning: `verify` below notices when it changes.
+      const configured = configuredKeySource({ env: ctx.env, ...(settings.keyFile ? { keyFile: settings.keyFile } : {}) });
+      development = configured === null;
       return {
         values: {
-          "signing key": `${signer.hint}${signer.development ? " (development key)" : ""}`,
+          "signing key": configured === null ? "development key" : (await signingKey(ctx)).hint,
           "builder id": builderIdentity(ctx.env).id,
           [`${settings.recipeFile}#audit.model_version`]: settings.modelVersion,
         },
       };
     },
 
-    outputs: () => [
-      ...[SUMS_FILE, SIGNATURE_FILE, PROVENANCE_FILE].map((f) => ({ path: join(modelDir, f), hash: true })),
-      ...[SIGNATURE_FILE, PROVENANCE_FILE].map((f) => ({ path: join(manifestDir, f), hash: true })),
-    ],
+    outputs: () => {
+      const manifestDir = manifestDirFor(development);
+      return [
+        ...[SUMS_FILE, SIGNATURE_FILE, PROVENANCE_FILE].map((f) => ({ path: join(modelDir, f), hash: true })),
+        ...[SIGNATURE_FILE, PROVENANCE_FILE].map((f) => ({ path: join(manifestDir, f), hash: true })),
+      ];
+    },
 
     // A file added, removed or resized in the model directory since signing makes the signature stale.
     async verify(record, ctx) {
-      const signed = (record.result as SignTaskResult).files;
+      const previous = record.result as SignTaskResult;
+      if (previous.developmentKey) {
+        const pub = join(ctx.root, DEVELOPMENT_KEY.replace(/\.key$/, ".pub"));
+        const now = existsSync(pub) ? keyHint(parsePublicKeyPem(await readFile(pub, "utf8"))) : null;
+        if (now !== previous.keyHint) return `the development key ${now === null ? "is gone" : "changed"} since signing`;
+      }
+      const signed = previous.files;
       const { files, irregular } = await listModelFiles(join(ctx.root, modelDir), []);
       if (irregular[0]) return `${join(modelDir, irregular[0].name)} ${irregular[0].why}: it cannot be signed`;
       const now = new Map(files.map((f) => [f.name, f.size]));
@@ -143,6 +158,7 @@ export function signTask(settings: SignTaskSettings): TaskDefinition<SignTaskRes
       ctx.log(`signed ${signed.resources.length} files: root sha256 ${signed.rootDigest}`);
 
       // The published copy: signatures and the small signed files, not the weights.
+      const manifestDir = manifestDirFor(signer.development);
       const target = join(ctx.root, manifestDir);
       await rm(target, { recursive: true, force: true });
       await mkdir(target, { recursive: true });

@@ -43,6 +43,9 @@ describe.skipIf(!pythonReady)("signing from the command line (needs /usr/bin/pyt
   afterAll(() => ws.cleanup());
 
   it("convert ends with a signed directory, using a development key it says it generated", async () => {
+    const plan = await ws.cli(["plan", "convert", "tiny-relu-llama"]);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(existsSync(join(ws.root, "build", "keys")), "planning creates no key").toBe(false);
     const result = await ws.cli(["convert", "tiny-relu-llama"]);
     expect(result.code, result.stdout + result.stderr).toBe(0);
     expect(result.stdout).toContain("-> bench -> sign");
@@ -54,14 +57,15 @@ describe.skipIf(!pythonReady)("signing from the command line (needs /usr/bin/pyt
     expect(readFileSync(join(modelDir(), "policy.yaml"), "utf8")).toContain(`checksum: ${sha256(join(modelDir(), "model.powerinfer.gguf"))}`);
 
     // The published copy: signatures and small signed files, no weights.
-    const manifest = join(ws.root, "manifests", "tiny-relu-llama", "0");
+    const manifest = join(ws.root, "build", "manifests", "tiny-relu-llama", "0");
+    expect(existsSync(join(ws.root, "manifests")), "development signatures stay out of manifests/").toBe(false);
     expect(readdirSync(manifest).sort()).toEqual(["SHA256SUMS", "bench.json", "model.sig", "policy.yaml", "provenance.sigstore.json"]);
 
     const verified = await ws.cli(["verify", rel]);
     expect(verified.code, verified.stderr).toBe(0);
     expect(verified.stdout).toMatch(/verified models\/powerinfer\/tiny-relu-llama: 4 files/);
     expect(verified.stderr).toContain("also trusting this machine's development key");
-    const fromManifest = await ws.cli(["verify", rel, "--signature", "manifests/tiny-relu-llama/0/model.sig", "--require-provenance"]);
+    const fromManifest = await ws.cli(["verify", rel, "--signature", "build/manifests/tiny-relu-llama/0/model.sig", "--require-provenance"]);
     expect(fromManifest.code, fromManifest.stderr).toBe(0);
   });
 
@@ -121,6 +125,9 @@ describe.skipIf(!pythonReady)("signing from the command line (needs /usr/bin/pyt
     const signed = await ws.cli(["sign", rel, "--key", "keys/release.key"]);
     expect(signed.code, signed.stdout + signed.stderr).toBe(0);
     expect(signed.stdout).toContain("[sign] run: forced");
+    const published = readdirSync(join(ws.root, "manifests", "tiny-relu-llama", "0"));
+    expect(published).toEqual(expect.arrayContaining(["SHA256SUMS", "bench.json", "model.sig", "policy.yaml", "provenance.sigstore.json", "notes.txt"]));
+    expect(published).not.toContain("model.powerinfer.gguf");
     const ok = await ws.cli(["verify", rel, "--trusted-keys", "keys/trusted.yaml", "--require-provenance"]);
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stdout).toContain("signed by release");
