@@ -3,6 +3,7 @@
  * `code`, never on the message. Codes are API: add new ones, never rename.
  */
 import { redact } from "./redact.js";
+import type { VerifyErrorCode } from "../signing/errors.js";
 export type ErrorCode =
   | "E_USAGE"
   | "E_CONFIG_MISSING"
@@ -47,24 +48,10 @@ export type ErrorCode =
   | "E_BENCH_LOG_INVALID"
   | "E_BENCH_LLAMA_BENCH_INVALID"
   | "E_BENCH_RESULT_INVALID"
-  // Signing and verification (pipeline/signing): the consumer-facing taxonomy of signing.md §8.
-  | "E_NO_SIGNATURE"
-  | "E_MALFORMED"
-  | "E_UNSUPPORTED"
-  | "E_UNKNOWN_KEY"
-  | "E_KEY_EXPIRED"
-  | "E_KEY_REVOKED"
-  | "E_BAD_SIGNATURE"
-  | "E_MANIFEST_INVALID"
-  | "E_NOT_REGULAR_FILE"
-  | "E_MISSING_FILE"
-  | "E_EXTRA_FILE"
-  | "E_PROVENANCE_MISMATCH"
-  | "E_POLICY"
-  | "E_TRUST_CONFIG"
+  // Signing (the verifier's own codes are VerifyErrorCode, pipeline/signing/errors.ts).
   | "E_SIGNING_KEY"
   | "E_SIGN_INPUT"
-  | "E_IO";
+  | VerifyErrorCode;
 
 export class PipelineError<C extends ErrorCode = ErrorCode> extends Error {
   readonly code: C;
