@@ -9,7 +9,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const stamp = join(root, "dist", "cli", ".bundled");
-const SOURCE_DIRS = ["pipeline", "tasks"];
+const SOURCE_DIRS = ["pipeline", "tasks", "engines"];
 
 function newestSource(dir) {
   let newest = 0;

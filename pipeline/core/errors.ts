@@ -51,7 +51,16 @@ export type ErrorCode =
   // Signing (the verifier's own codes are VerifyErrorCode, pipeline/signing/errors.ts).
   | "E_SIGNING_KEY"
   | "E_SIGN_INPUT"
-  | VerifyErrorCode;
+  | VerifyErrorCode
+  // Runtime (engines/, pipeline/policy).
+  | "E_ENGINE_UNKNOWN"
+  | "E_ENGINE_UNAVAILABLE"
+  | "E_ENGINE_FAILED"
+  | "E_ENGINE_TIMEOUT"
+  | "E_ENGINE_AUTH"
+  | "E_ENGINE_HTTP"
+  | "E_ENGINE_ABORTED"
+  | "E_DRIFT";
 
 export class PipelineError<C extends ErrorCode = ErrorCode> extends Error {
   readonly code: C;
