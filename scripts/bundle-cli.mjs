@@ -22,8 +22,10 @@ await build({
   platform: "node",
   target: "node20",
   sourcemap: "linked",
-  // hasha starts a worker from its own file: it must stay a real package on disk.
-  external: ["hasha"],
+  // hasha starts a worker from its own file, and node-llama-cpp forks its own file and loads
+  // its platform's native binary package (an optional dependency, maybe absent) at run time:
+  // both must stay real packages on disk.
+  external: ["hasha", "node-llama-cpp"],
   // Bundled CommonJS dependencies still call require().
   banner: { js: "import { createRequire as __aiToolsRequire } from 'node:module'; const require = __aiToolsRequire(import.meta.url);" },
   logLevel: "warning",

@@ -1,7 +1,8 @@
 /**
  * Test-only GGUF writer: a header (any magic, any version number, every value type, nested arrays, raw bytes for
- * hostile values, lying counts) followed by alignment padding and zeroed tensor data. It has its own type-size table
- * on purpose, so the reader's table is checked against an independent one.
+ * hostile values, lying counts) followed by alignment padding and tensor data: zeroes, or the bytes a tensor brings
+ * (a model an engine can really run). It has its own type-size table on purpose, so the reader's table is checked
+ * against an independent one.
  */
 import { closeSync, openSync, ftruncateSync, writeSync } from "node:fs";
 
@@ -49,6 +50,8 @@ export interface WTensor {
   type?: number;
   /** From the start of the data section; default: packed in order, each aligned. */
   offset?: number | bigint;
+  /** The tensor's bytes (e.g. a Float32Array for F32); default: zeroes. */
+  data?: ArrayBufferView;
 }
 
 export interface GgufWriteSpec {
@@ -181,6 +184,8 @@ export interface BuiltGguf {
   dataOffset: number;
   /** The whole file's size, data included (a Number: past 2^53 only approximate). */
   size: number;
+  /** Tensors that brought data: where it starts in the data section, and its bytes. */
+  filled: { at: bigint; bytes: Buffer }[];
 }
 
 /** Data past this size is never built in memory (hostile headers declare exabytes). */
@@ -205,6 +210,7 @@ export function buildGguf(spec: GgufWriteSpec, options: { data?: boolean } = {})
   }
   let next = 0n;
   let dataEnd = 0n;
+  const filled: { at: bigint; bytes: Buffer }[] = [];
   for (const t of tensors) {
     out.str(t.name);
     out.u32(t.dims.length);
@@ -214,6 +220,7 @@ export function buildGguf(spec: GgufWriteSpec, options: { data?: boolean } = {})
     const offset = t.offset === undefined ? next : BigInt(t.offset);
     out.u64(offset);
     const end = offset + tensorBytes(t.dims, type);
+    if (t.data) filled.push({ at: offset, bytes: Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength) });
     next = pad(end);
     if (end > dataEnd) dataEnd = end;
   }
@@ -222,16 +229,22 @@ export function buildGguf(spec: GgufWriteSpec, options: { data?: boolean } = {})
   const size = dataOffset + Number(pad(dataEnd));
   const withData = (options.data ?? true) && size - dataOffset <= MAX_BUILT_DATA;
   out.push(Buffer.alloc((withData ? size : dataOffset) - headerBytes));
-  return { bytes: out.concat(), headerBytes, dataOffset, size };
+  const bytes = out.concat();
+  if (withData) for (const f of filled) f.bytes.copy(bytes, dataOffset + Number(f.at));
+  return { bytes, headerBytes, dataOffset, size, filled };
 }
 
-/** Writes the header and padding, then extends the file to its full size (a sparse file: the data costs no disk). */
+/**
+ * Writes the header and padding, then extends the file to its full size (a sparse file: zero data costs no disk);
+ * tensors that bring data have it written in place.
+ */
 export function writeGguf(path: string, spec: GgufWriteSpec): BuiltGguf {
   const built = buildGguf(spec, { data: false });
   const fd = openSync(path, "w");
   try {
     writeSync(fd, built.bytes);
     ftruncateSync(fd, built.size);
+    for (const f of built.filled) writeSync(fd, f.bytes, 0, f.bytes.length, built.dataOffset + Number(f.at));
   } finally {
     closeSync(fd);
   }
