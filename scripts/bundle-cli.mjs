@@ -25,7 +25,8 @@ await build({
   // hasha starts a worker from its own file, and node-llama-cpp forks its own file and loads
   // its platform's native binary package (an optional dependency, maybe absent) at run time:
   // both must stay real packages on disk.
-  external: ["hasha", "node-llama-cpp"],
+  // @datadog/sketches-js requires protobufjs (its peer, for serialization only) from its own folder.
+  external: ["hasha", "node-llama-cpp", "@datadog/sketches-js"],
   // Bundled CommonJS dependencies still call require().
   banner: { js: "import { createRequire as __aiToolsRequire } from 'node:module'; const require = __aiToolsRequire(import.meta.url);" },
   logLevel: "warning",
