@@ -45,6 +45,8 @@ export interface GenerateResult {
   metrics: RequestMetrics;
   /** "stop", "length", ... where the engine says. */
   finishReason?: string;
+  /** Settings the engine could not take (e.g. a flag this build does not accept), one sentence each. */
+  warnings?: string[];
 }
 
 export interface Engine {

@@ -71,7 +71,7 @@ export function convertTask(workspace: Workspace, engine: EngineSettings, settin
     id: "convert",
     instance: `convert--${settings.model}`,
     title: `Convert ${settings.model} to .powerinfer.gguf`,
-    version: 2,
+    version: 3,
     dependsOn: ["upstream", settings.checkpointTask],
 
     async inputs() {
@@ -157,7 +157,7 @@ export function convertTask(workspace: Workspace, engine: EngineSettings, settin
         const activation = existsSync(activationSource);
         if (activation) await cp(activationSource, join(ctx.root, outDir, "activation"), { recursive: true, dereference: true });
 
-        await atomicWriteFile(join(ctx.root, policy), renderPolicy(settings, "model.powerinfer.gguf", checksum));
+        await atomicWriteFile(join(ctx.root, policy), renderPolicy(settings, `powerinfer/${settings.model}/model.powerinfer.gguf`, checksum));
         return {
           output,
           policy,
@@ -190,9 +190,13 @@ async function readCheckpointConfig(modelDir: string): Promise<{ layers: number;
 }
 
 /** The runtime defaults next to the model, for `ai-tools run`. */
-export function renderPolicy(settings: ConvertTaskSettings, modelFile: string, checksum?: string): string {
-  const header = `# Rendered by \`pnpm pipeline convert ${settings.model}\` from ${settings.recipeFile}.\n# Edit the recipe, not this file: it is rewritten on every conversion.\n`;
+export function renderPolicy(settings: ConvertTaskSettings, modelPath: string, checksum?: string): string {
+  const header =
+    `# yaml-language-server: $schema=../../../schemas/policy.schema.json\n` +
+    `# Rendered by \`pnpm pipeline convert ${settings.model}\` from ${settings.recipeFile}: the runtime policy of this model\n` +
+    `# (ai-tools run --config <this file>). Edit the recipe, not this file: it is rewritten on every conversion.\n` +
+    `# model_path is relative to the model root (--model-root, AI_TOOLS_MODEL_ROOT, default models/).\n`;
   // The seed's audit block: which release this is, where the weights came from, and the file's sha256.
   const audit = settings.audit ? { audit: { ...settings.audit, ...(checksum ? { checksum } : {}) } } : {};
-  return header + stringify({ model: modelFile, engine: "powerinfer", generation: settings.generation, runtime: settings.runtime, ...audit });
+  return header + stringify({ engine: "powerinfer", model_path: modelPath, generation: settings.generation, runtime: settings.runtime, ...audit });
 }

@@ -236,7 +236,15 @@ async function provenanceFor(ctx: TaskRunContext, settings: SignTaskSettings, si
     modelId: settings.model,
     externalParameters: settings.externalParameters,
     internalParameters: {
-      build: { backend: build.backend, buildDir: build.buildDir, configureArgs: build.configureArgs, tools: build.tools, buildNumber: build.buildInfo.number ?? null },
+      build: {
+        backend: build.backend,
+        buildDir: build.buildDir,
+        configureArgs: build.configureArgs,
+        tools: build.tools,
+        buildNumber: build.buildInfo.number ?? null,
+        // What `drift` compares the engine a model runs on against.
+        mainSha256: ctx.deps.get("build")!.outputs[build.binaries.main!]?.sha256 ?? null,
+      },
       python: convert.python,
       converter: convert.converter,
       signingKey: { hint: signer.hint, curve: signer.curve, development: signer.development },

@@ -34,7 +34,7 @@ describe.skipIf(!pythonReady)("convert tiny-relu-llama (needs /usr/bin/python3 w
     expect(converted.gguf).toMatchObject({ architecture: "llama", blockCount: 2, tensorCount: 25, predictorLayers: 2 });
     expect(record.outputs["models/powerinfer/tiny-relu-llama/model.powerinfer.gguf"]!.sha256).toBe(sha256(gguf()));
     const policy = readFileSync(join(modelDir(), "policy.yaml"), "utf8");
-    expect(policy).toContain("model: model.powerinfer.gguf");
+    expect(policy).toContain("model_path: powerinfer/tiny-relu-llama/model.powerinfer.gguf");
     expect(policy).toContain("n_predict: 16");
     const generated = ws.record("generate--tiny-relu-llama")!;
     expect((generated.result as { files: { path: string }[] }).files.map((f) => f.path)).toEqual([

@@ -57,6 +57,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
   }
 
+  if (["run", "render", "drift", "engines", "schemas", "metrics"].includes(options.command)) return runtimeCommand(options);
+
   const controller = new AbortController();
   let interrupts = 0;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -177,6 +179,41 @@ async function pickReporter(options: CliOptions, planning: boolean) {
   return { onEvent: plainReporter((line) => out(line + "\n"), { showPlan: planning }), close: async () => undefined };
 }
 
+/** The consumer side: no engine configuration needed; Ctrl-C stops the engine and exits 130. */
+async function runtimeCommand(options: CliOptions): Promise<number> {
+  const commands = await import("./runtime-commands.js");
+  const io = { out, err, env: process.env, root: findRoot(process.env) };
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    switch (options.command) {
+      case "run":
+        return await commands.runRun(options, io, controller.signal);
+      case "render":
+        return await commands.runRender(options, io);
+      case "drift":
+        return await commands.runDrift(options, io);
+      case "engines":
+        return await commands.runEngines(options, io);
+      case "metrics":
+        return await commands.runMetricsSummary(options, io);
+      default:
+        return await commands.runSchemas(options, io);
+    }
+  } catch (error) {
+    if (isPipelineError(error) && error.code === "E_ENGINE_ABORTED") {
+      err(`\n${error.message}`);
+      return EXIT.interrupted;
+    }
+    return reportError(error, options.json);
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
 /** The recipe name when `dir` is models/powerinfer/<name> of this workspace and <name> has a recipe. */
 async function convertedModelOf(root: string, dir: string): Promise<string | undefined> {
   const { resolve, relative, sep } = await import("node:path");
@@ -291,5 +328,5 @@ function reportError(error: unknown, json: boolean): number {
   if (json) out(JSON.stringify({ v: EVENT_SCHEMA_VERSION, time: new Date().toISOString(), event: "error", code, message, details }) + "\n");
   err(`error [${code}]: ${message}`);
   for (const detail of details) err(`  ${detail}`);
-  return code === "E_USAGE" || code.startsWith("E_CONFIG") || code.startsWith("E_GRAPH") ? EXIT.usage : EXIT.failed;
+  return code === "E_USAGE" || code === "E_ENGINE_UNKNOWN" || code.startsWith("E_CONFIG") || code.startsWith("E_GRAPH") ? EXIT.usage : EXIT.failed;
 }

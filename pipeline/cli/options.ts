@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import { UsageError } from "../core/errors.js";
 import { BACKENDS, type Backend } from "../config/engine-config.js";
 
-export const COMMANDS = ["engine", "convert", "download", "bench", "models", "inspect", "doctor", "setup-python", "plan", "status", "keygen", "sign", "verify"] as const;
+export const COMMANDS = ["engine", "convert", "download", "bench", "models", "inspect", "doctor", "setup-python", "plan", "status", "keygen", "sign", "verify", "run", "render", "drift", "engines", "schemas", "metrics"] as const;
 export type CommandName = (typeof COMMANDS)[number];
 /** Task ids that `--force <task>` accepts without `=`. */
 export const TASK_IDS = ["upstream", "build", "download", "generate", "convert", "quantize", "bench", "sign"] as const;
@@ -58,6 +58,23 @@ export interface CliOptions {
   modelId?: string;
   certificateRoots: string[];
   digestCache: boolean;
+  /** Runtime (run, render, drift). */
+  config?: string;
+  engine?: string;
+  /** --model for run/render/drift: a model file or a converted model's name. */
+  runModel?: string;
+  prompt?: string;
+  promptFile?: string;
+  modelRoot?: string;
+  host?: string;
+  strict: boolean;
+  verifyModel: "auto" | "require" | "skip";
+  binary?: string;
+  metricsLog?: string;
+  promTextfile?: string;
+  logPrompts: boolean;
+  /** For `metrics summary <log>`. */
+  metricsFile?: string;
 }
 
 export const USAGE = `Usage: pnpm pipeline <command> [options]
@@ -74,6 +91,13 @@ Commands:
   setup-python            a venv in build/python-venv with numpy<2 and sentencepiece (needs a package index)
   plan <command> [args]   what <command> would run and why, without side effects
   status [model]          each step: fresh, stale (why) or missing
+  run --config <policy>   generate with an engine: text streams to stdout, diagnostics to stderr
+      [--engine e] [--model m] [--prompt text | --prompt-file f | stdin]
+  render --config <policy> [--host h]   the policy as it would run here: every value and its source
+  drift --config <policy> the model, policy and engine build against what was signed (exit 3 on drift)
+  engines                 registered engines: available, version, how they run
+  metrics summary <log>   p50/p95/p99 per model from a metrics log
+  schemas                 write the JSON Schemas of the YAML files to schemas/
   keygen --out <prefix>   an ECDSA P-256 signing key: <prefix>.key (mode 0600) and <prefix>.pub
   sign <dir>              sign a model directory: SHA256SUMS, model.sig (OpenSSF Model Signing
                           v1.0) and, for a converted model, provenance.sigstore.json (SLSA v1)
@@ -119,13 +143,26 @@ Options:
   --model-id <name>       (verify) the model the provenance must be for
   --certificate-root <pem>  (verify) a root certificate for certificate-signed bundles (repeatable)
   --digest-cache          (verify) reuse digests of unchanged files (device, inode, size, times)
+  --config <file>         (run, render, drift) a policy YAML or a model recipe
+  --engine <name>         (run, render) override the policy's engine (powerinfer, llama.cpp, openai)
+  --model <name|file>     (run, render, drift) a converted model's name or a model file
+  --prompt <text> / --prompt-file <file>   (run) else the prompt is read from stdin
+  --model-root <dir>      where model_path is resolved (env AI_TOOLS_MODEL_ROOT; default models/)
+  --host <name|file>      (run, render) render for configs/hosts/<name>.yaml instead of this machine
+  --strict                refuse a policy the host cannot honour instead of clamping it
+  --no-verify / --require-signature   (run) skip the model's signature check / refuse unsigned models
+  --binary <path>         (run) the engine executable (env AI_TOOLS_POWERINFER_BIN)
+  --metrics-log <file>    (run) append one JSON line per request (env AI_TOOLS_METRICS_LOG)
+  --prom-textfile <file>  (run) also write the metrics as a node_exporter textfile
+  --log-prompts           (run) store prompt and output in the metrics log (off: only their lengths)
   -h, --help              this text
   -V, --version           the version
 
 Environment: AI_TOOLS_ROOT (workspace folder), AI_TOOLS_POWERINFER_URL, CI=true (plain output),
   HF_ENDPOINT, HF_TOKEN, HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE (as huggingface_hub reads them).
   AI_TOOLS_SIGNING_KEY, AI_TOOLS_SIGNING_KEY_FILE, AI_TOOLS_SIGNING_KEY_PASSPHRASE, AI_TOOLS_BUILDER_ID.
-Exit codes: 0 ok, 1 a task failed, 2 bad usage or config, 75 busy (--no-wait), 130 interrupted.`;
+  AI_TOOLS_MODEL_ROOT, AI_TOOLS_POWERINFER_BIN, AI_TOOLS_METRICS_LOG.
+Exit codes: 0 ok, 1 a task failed, 2 bad usage or config, 3 drift (drift), 75 busy (--no-wait), 130 interrupted.`;
 
 export function parseCli(argv: readonly string[]): CliOptions {
   // pnpm passes a literal "--" first for `pnpm pipeline -- x`; npm needs it.
@@ -190,6 +227,20 @@ export function parseCli(argv: readonly string[]): CliOptions {
         "model-id": { type: "string" },
         "certificate-root": { type: "string", multiple: true },
         "digest-cache": { type: "boolean" },
+        config: { type: "string" },
+        engine: { type: "string" },
+        model: { type: "string" },
+        prompt: { type: "string" },
+        "prompt-file": { type: "string" },
+        "model-root": { type: "string" },
+        host: { type: "string" },
+        strict: { type: "boolean" },
+        "no-verify": { type: "boolean" },
+        "require-signature": { type: "boolean" },
+        binary: { type: "string" },
+        "metrics-log": { type: "string" },
+        "prom-textfile": { type: "string" },
+        "log-prompts": { type: "boolean" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
       },
@@ -220,7 +271,29 @@ export function parseCli(argv: readonly string[]): CliOptions {
     allowedSources: values["allowed-source"] ?? [],
     certificateRoots: values["certificate-root"] ?? [],
     digestCache: values["digest-cache"] ?? false,
+    strict: values.strict ?? false,
+    verifyModel: "auto",
+    logPrompts: values["log-prompts"] ?? false,
   };
+  if (values["no-verify"] && values["require-signature"]) throw new UsageError("--no-verify and --require-signature contradict each other");
+  if (values["no-verify"]) options.verifyModel = "skip";
+  if (values["require-signature"]) options.verifyModel = "require";
+  if (values.prompt !== undefined && values["prompt-file"] !== undefined) throw new UsageError("--prompt and --prompt-file are two sources of one prompt: give one");
+  for (const [flag, key] of [
+    ["config", "config"],
+    ["engine", "engine"],
+    ["model", "runModel"],
+    ["prompt", "prompt"],
+    ["prompt-file", "promptFile"],
+    ["model-root", "modelRoot"],
+    ["host", "host"],
+    ["binary", "binary"],
+    ["metrics-log", "metricsLog"],
+    ["prom-textfile", "promTextfile"],
+  ] as const) {
+    const value = values[flag];
+    if (value !== undefined) options[key] = value;
+  }
   if (values["require-provenance"] && values["no-provenance"]) throw new UsageError("--require-provenance and --no-provenance contradict each other");
   if (values["require-provenance"]) options.provenance = "require";
   if (values["no-provenance"]) options.provenance = "skip";
@@ -297,6 +370,12 @@ export function parseCli(argv: readonly string[]): CliOptions {
   } else if (target === "keygen") {
     if (targetParams.length > 0) throw new UsageError(`keygen takes no arguments; got "${targetParams.join(" ")}"`);
     if (!options.out) throw new UsageError("keygen needs --out <prefix>: pnpm pipeline keygen --out keys/release");
+  } else if (target === "run" || target === "render" || target === "drift") {
+    if (targetParams.length > 0) throw new UsageError(`${target} takes options only (the prompt goes in --prompt); got "${targetParams.join(" ")}"`);
+    if (!options.config) throw new UsageError(`${target} needs --config <policy.yaml> (a policy, or a model recipe)`);
+  } else if (target === "metrics") {
+    if (targetParams[0] !== "summary" || targetParams.length !== 2) throw new UsageError("metrics needs a subcommand: metrics summary <metrics.jsonl>");
+    options.metricsFile = targetParams[1]!;
   } else if (target === "status") {
     if (targetParams.length > 1) throw new UsageError("status takes at most one model name");
     if (targetParams[0] !== undefined) options.model = targetParams[0];

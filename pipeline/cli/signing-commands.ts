@@ -4,11 +4,11 @@
  * codes: 0 verified, 1 verification failed, 2 usage or I/O error.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { join, relative, resolve } from "node:path";
+import { relative, resolve } from "node:path";
 import type { CliOptions } from "./options.js";
 import { EVENT_SCHEMA_VERSION } from "../core/events.js";
-import { isPipelineError, PipelineError, UsageError } from "../core/errors.js";
-import type { TrustedKey } from "../signing/trust.js";
+import { isPipelineError, UsageError } from "../core/errors.js";
+import { TRUSTED_KEYS_FILE, workspaceTrustStore } from "../signing/trust-store.js";
 
 export interface CommandIo {
   out(text: string): void;
@@ -17,8 +17,6 @@ export interface CommandIo {
   root: string;
 }
 
-export const TRUSTED_KEYS_FILE = join("configs", "trusted-keys.yaml");
-export const DEVELOPMENT_PUBLIC_KEY = join("build", "keys", "development.pub");
 
 export async function runKeygen(options: CliOptions, io: CommandIo): Promise<number> {
   const { generateKeyFiles, PASSPHRASE_ENV } = await import("../signing/signing-key.js");
@@ -36,30 +34,10 @@ export async function runKeygen(options: CliOptions, io: CommandIo): Promise<num
   return 0;
 }
 
-/** The trust store: --trusted-keys, else the workspace's file plus its development key. */
-async function trustStore(options: CliOptions, io: CommandIo): Promise<{ keys: TrustedKey[]; notes: string[] }> {
-  const { loadTrustedKeys, parseTrustedKeys } = await import("../signing/trust.js");
-  if (options.trustedKeys) return { keys: await loadTrustedKeys(options.trustedKeys), notes: [] };
-  const notes: string[] = [];
-  const file = join(io.root, TRUSTED_KEYS_FILE);
-  const keys = existsSync(file) ? await loadTrustedKeys(file) : [];
-  const devKey = join(io.root, DEVELOPMENT_PUBLIC_KEY);
-  if (existsSync(devKey)) {
-    keys.push(...(await parseTrustedKeys([{ id: "development (this machine)", publicKey: readFileSync(devKey, "utf8") }], devKey)));
-    notes.push(`also trusting this machine's development key ${DEVELOPMENT_PUBLIC_KEY} (no --trusted-keys given)`);
-  }
-  if (keys.length === 0) {
-    throw new PipelineError("E_TRUST_CONFIG", `no trusted keys: ${existsSync(file) ? `${file} lists none` : `${file} does not exist`} and there is no development key`, {
-      details: ["Pass --trusted-keys <file> with the publisher's public key (format: configs/trusted-keys.yaml)."],
-    });
-  }
-  return { keys, notes };
-}
-
 export async function runVerify(options: CliOptions, io: CommandIo): Promise<number> {
   const { verifyModel } = await import("../signing/verify.js");
   try {
-    const { keys, notes } = await trustStore(options, io);
+    const { keys, notes } = await workspaceTrustStore(io.root, options.trustedKeys);
     if (!options.json) for (const note of notes) io.err(`note: ${note}`);
     const roots = options.certificateRoots.map((file) => readFileSync(file, "utf8"));
     const result = await verifyModel(options.dir!, {

@@ -12,6 +12,7 @@ import { readdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import { ConfigError, displayPath, loadYamlConfig } from "./load-yaml.js";
+import { generationSchema, runtimeSchema } from "../policy/schema.js";
 
 /** Where recipes live, relative to the workspace root. */
 export const RECIPE_DIR = "configs/models/powerinfer";
@@ -156,32 +157,6 @@ export const convertSchema = z
     }
   });
 
-/** Defaults for `main`; each maps to one of its flags. Omitted keys use the engine's default. */
-export const generationSchema = z.strictObject({
-  /** `--temp` (engine default 0.8); 0 = greedy. */
-  temperature: z.number().min(0).max(5).optional(),
-  /** `--top-p` (help says 0.9, the YAML log says 0.95: set it explicitly); 1.0 = disabled. */
-  top_p: z.number().min(0).max(1).optional(),
-  /** `--top-k` (40); 0 = disabled. */
-  top_k: z.number().int().min(0).max(1_000_000).optional(),
-  /** `--repeat-penalty` (1.1); 1.0 = disabled. */
-  repeat_penalty: z.number().positive().max(5).optional(),
-  /** `-n` tokens to generate (-1 = until end of text, -2 = until the context is full). */
-  n_predict: z.number().int().min(-2).max(1_048_576).optional(),
-  /** `-c` context size (512); 0 = the model's training context. */
-  ctx_size: z.number().int().min(0).max(1_048_576).optional(),
-  /** `-s` RNG seed (-1 = random). Sparse runs with more than one thread are not bit-deterministic anyway. */
-  seed: z.number().int().min(-1).max(0xffff_ffff).optional(),
-});
-
-/** How the engine runs the model on a host. */
-export const runtimeSchema = z.strictObject({
-  /** `-t`: a thread count, or "auto" = the host's free physical cores (more than that busy-waits badly). */
-  threads: z.union([z.number().int().min(1).max(1024), z.literal("auto")], { error: 'a thread count from 1 to 1024, or "auto"' }).optional(),
-  /** `--vram-budget` in GiB (GPU builds). Omitted: the engine's "free VRAM - 256 MiB", which varies run to run. */
-  vramBudgetGiB: z.number().min(0).max(1024).optional(),
-});
-
 /** What an auditor needs to identify the model release this recipe produces. */
 export const auditSchema = z.strictObject({
   /** The release's version label as its publisher names it (e.g. "v0.1"), or "unversioned". The resolved Hub commits are recorded per run. */
@@ -317,7 +292,7 @@ export function recipeFile(root: string, name: string): string {
 }
 
 /** The schema for one file: `name` must equal the file name (reported at the `name` key). */
-function recipeSchemaFor(fileName: string) {
+export function recipeSchemaFor(fileName: string) {
   return recipeSchema
     .extend({
       name: recipeNameSchema.refine((name) => name === fileName, { message: `must equal the file name "${fileName}"` }),

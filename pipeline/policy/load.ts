@@ -1,0 +1,58 @@
+/**
+ * Reading a policy: a policy YAML (engine, model_path, generation, runtime, audit), or a
+ * model recipe (configs/models/powerinfer/<name>.yaml), which is the policy of the model it
+ * converts: engine powerinfer, model_path powerinfer/<name>/model.powerinfer.gguf.
+ */
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { basename, extname } from "node:path";
+import stringify from "safe-stable-stringify";
+import { parse } from "yaml";
+import { displayPath, loadYamlConfig } from "../config/load-yaml.js";
+import { DEFAULT_GENERATION, policySchema, type Policy } from "./schema.js";
+
+export interface LoadedPolicy {
+  file: string;
+  policy: Policy;
+  /** "policy" file, or "recipe" (the model recipe stands in for a policy). */
+  kind: "policy" | "recipe";
+}
+
+/** The converted model file of a recipe, relative to the model root. */
+export const recipeModelPath = (name: string) => `powerinfer/${name}/model.powerinfer.gguf`;
+
+export async function loadPolicy(file: string): Promise<LoadedPolicy> {
+  const shown = displayPath(file);
+  let top: unknown = null;
+  try {
+    top = parse(await readFile(file, "utf8"));
+  } catch {
+    // Missing or broken: loadYamlConfig below reports it with the position.
+  }
+  if (top && typeof top === "object" && "convert" in top && !("engine" in top)) {
+    const { recipeSchemaFor } = await import("../config/recipe.js");
+    const name = basename(file, extname(file));
+    const recipe = await loadYamlConfig(file, recipeSchemaFor(name), shown);
+    const policy: Policy = {
+      engine: "powerinfer",
+      model_path: recipeModelPath(name),
+      generation: recipe.generation,
+      runtime: recipe.runtime,
+      audit: { model_version: recipe.audit.model_version, source_repo: recipe.audit.source_repo, ...(recipe.audit.checksum ? { checksum: recipe.audit.checksum } : {}) },
+    };
+    return { file, policy, kind: "recipe" };
+  }
+  return { file, policy: await loadYamlConfig(file, policySchema, shown), kind: "policy" };
+}
+
+/** The policy with every default applied, as the hash and `render` see it. */
+export function withDefaults(policy: Policy): Policy {
+  const { $schema: _ignored, ...rest } = policy;
+  return { ...rest, generation: { ...DEFAULT_GENERATION, ...policy.generation }, runtime: { threads: "auto", ...policy.runtime } };
+}
+
+/** sha256 of the canonical JSON (keys sorted) of the validated policy with defaults applied. */
+export function policyHash(policy: Policy): string {
+  return createHash("sha256").update(stringify(withDefaults(policy))!).digest("hex");
+}
+

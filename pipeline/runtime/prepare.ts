@@ -1,0 +1,125 @@
+/**
+ * Everything before an engine runs: the policy loaded and rendered for this host and this
+ * engine build, the engine chosen, and the model checked (its signature when the model
+ * directory has one, its audit checksum when the policy pins one). Shared by `run`,
+ * `render` and `drift`.
+ */
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { PipelineError } from "../core/errors.js";
+import { loadPolicy, type LoadedPolicy } from "../policy/load.js";
+import { detectHostProfile, loadHostProfile } from "../policy/host.js";
+import { renderPolicy } from "../policy/render.js";
+import type { HostProfile, RenderedPolicy } from "../policy/types.js";
+import { getEngine } from "../../engines/registry.js";
+import { isSparseModel, resolvePowerInferBuild } from "../../engines/powerinfer.js";
+import type { Engine } from "../../engines/types.js";
+import { SIGNATURE_FILE } from "../signing/oms.js";
+import type { VerifyResult } from "../signing/verify.js";
+
+export interface PrepareOptions {
+  root: string;
+  env: NodeJS.ProcessEnv;
+  policyFile: string;
+  engine?: string;
+  model?: string;
+  modelRoot?: string;
+  /** A host profile file (configs/hosts/<name>.yaml) or name; default: this machine. */
+  host?: string;
+  strict?: boolean;
+  binary?: string;
+}
+
+export interface Prepared {
+  loaded: LoadedPolicy;
+  rendered: RenderedPolicy;
+  engine: Engine;
+}
+
+export function modelRootOf(options: Pick<PrepareOptions, "root" | "env" | "modelRoot">): string {
+  return options.modelRoot ?? options.env.AI_TOOLS_MODEL_ROOT ?? join(options.root, "models");
+}
+
+export async function resolveHost(root: string, host: string | undefined, env: NodeJS.ProcessEnv): Promise<HostProfile> {
+  if (!host) return detectHostProfile(env);
+  const file = existsSync(host) ? host : join(root, "configs", "hosts", `${host}.yaml`);
+  if (!existsSync(file)) throw new PipelineError("E_CONFIG_MISSING", `no host profile ${host} (looked for ${file})`, { details: ["Host profiles live in configs/hosts/<name>.yaml."] });
+  return loadHostProfile(file);
+}
+
+export async function preparePolicy(options: PrepareOptions): Promise<Prepared> {
+  const loaded = await loadPolicy(options.policyFile);
+  const engineName = options.engine ?? loaded.policy.engine;
+  const engine = await getEngine(engineName, { env: options.env, root: options.root, ...(options.binary ? { binary: options.binary } : {}) });
+  const host = await resolveHost(options.root, options.host, options.env);
+  // What the engine build can do: only a GPU build of PowerInfer honours --vram-budget / -ngl.
+  let gpuBuild = false;
+  if (engineName === "powerinfer") {
+    const build = resolvePowerInferBuild({ root: options.root, env: options.env, ...(options.binary ? { binary: options.binary } : {}) });
+    gpuBuild = !("missing" in build) && build.gpu;
+  }
+  const rendered = renderPolicy(loaded.policy, {
+    file: options.policyFile,
+    host,
+    modelRoot: modelRootOf(options),
+    gpuBuild,
+    sparseModel: isSparseModel,
+    ...(options.engine ? { engine: options.engine } : {}),
+    ...(options.model ? { model: options.model } : {}),
+    ...(options.strict ? { strict: true } : {}),
+  });
+  return { loaded, rendered, engine };
+}
+
+export interface IntegrityOptions {
+  root: string;
+  /** "auto": verify when the model directory has model.sig; "require": refuse unsigned models; "skip". */
+  mode: "auto" | "require" | "skip";
+  trustedKeys?: string;
+  digestCacheDir?: string;
+  onNote?: (line: string) => void;
+}
+
+export interface IntegrityResult {
+  verified: VerifyResult | null;
+  /** sha256 of the model file when known (verified, or hashed for audit.checksum). */
+  modelSha256: string | null;
+  skipped?: string;
+}
+
+/** The model's signature (digest cache on: start-up stays fast) and audit checksum. */
+export async function checkModelIntegrity(rendered: RenderedPolicy, options: IntegrityOptions): Promise<IntegrityResult> {
+  if (!rendered.modelPath) return { verified: null, modelSha256: null, skipped: "no local model file" };
+  const dir = dirname(rendered.modelPath);
+  const signed = existsSync(join(dir, SIGNATURE_FILE));
+  let verified: VerifyResult | null = null;
+  if (options.mode === "skip") {
+    options.onNote?.("model signature not checked (--no-verify)");
+  } else if (!signed) {
+    if (options.mode === "require") {
+      throw new PipelineError("E_NO_SIGNATURE", `${dir} has no ${SIGNATURE_FILE}, and --require-signature is set`, { details: ["Sign the model (pnpm pipeline sign <dir>) or drop --require-signature."] });
+    }
+  } else {
+    const [{ verifyModel }, { workspaceTrustStore }] = await Promise.all([import("../signing/verify.js"), import("../signing/trust-store.js")]);
+    const { keys, notes } = await workspaceTrustStore(options.root, options.trustedKeys);
+    for (const note of notes) options.onNote?.(note);
+    verified = await verifyModel(dir, { trustedKeys: keys, digestCache: options.digestCacheDir ? { dir: options.digestCacheDir } : true, allowExtraFiles: false });
+  }
+  const name = dirname(rendered.modelPath) === dir ? rendered.modelPath.slice(dir.length + 1) : rendered.modelPath;
+  let modelSha256 = verified?.files.find((f) => f.name === name)?.digest ?? null;
+  const expected = rendered.audit?.checksum;
+  if (expected) {
+    if (modelSha256 === null) {
+      const [{ digestFiles }, { DigestCache }] = await Promise.all([import("../signing/hash.js"), import("../signing/digest-cache.js")]);
+      const cache = await DigestCache.open(options.digestCacheDir);
+      modelSha256 = (await digestFiles([rendered.modelPath], { cache }))[0]!.digest;
+      await cache.save();
+    }
+    if (modelSha256 !== expected) {
+      throw new PipelineError("E_DIGEST_MISMATCH", `${rendered.modelPath} has sha256 ${modelSha256}; ${rendered.file} (audit.checksum) expects ${expected}`, {
+        details: ["This is not the model the policy was written for: restore it, or update audit.checksum if the change is intended."],
+      });
+    }
+  }
+  return { verified, modelSha256 };
+}
