@@ -81,6 +81,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       resetUpstream: options.resetUpstream,
     });
     if (options.command === "models") return await printModels(workspace.root, options.json);
+    if (options.command === "clean") return await runClean(workspace, options);
     if (options.command === "doctor") return await printDoctor(workspace, options.json);
     if (options.command === "inspect") return await printInspect(options.file!, options.json);
     if (options.command === "setup-python") {
@@ -177,6 +178,34 @@ async function pickReporter(options: CliOptions, planning: boolean) {
     return { onEvent: reporter, close };
   }
   return { onEvent: plainReporter((line) => out(line + "\n"), { showPlan: planning }), close: async () => undefined };
+}
+
+async function runClean(workspace: Workspace, options: CliOptions): Promise<number> {
+  const [{ planClean, executeClean, formatBytes }, { hubSettings }] = await Promise.all([import("../clean.js"), import("../hub/env.js")]);
+  let modelRepos: string[] = [];
+  if (options.model !== undefined && options.cache) {
+    const { loadRecipe } = await import("../config/recipe.js");
+    const { recipe } = await loadRecipe(await recipeRoot(workspace.root), options.model);
+    modelRepos = [recipe.model?.repo, recipe.predictor?.repo].filter((r): r is string => r !== undefined);
+  }
+  const { items, kept } = planClean({
+    root: workspace.root,
+    cache: options.cache,
+    hubCacheDir: hubSettings(workspace.env).cacheDir,
+    modelRepos,
+    ...(options.model !== undefined ? { model: options.model } : {}),
+  });
+  const total = items.reduce((sum, i) => sum + i.bytes, 0);
+  const shown = (path: string) => (path.startsWith(workspace.root + "/") ? path.slice(workspace.root.length + 1) : path);
+  if (options.json) {
+    out(JSON.stringify({ v: EVENT_SCHEMA_VERSION, event: "clean", dryRun: options.dryRun, items: items.map((i) => ({ ...i, path: shown(i.path) })), kept, bytes: total }) + "\n");
+  } else {
+    for (const item of items) out(`${options.dryRun ? "would remove" : "removing"} ${shown(item.path)} (${formatBytes(item.bytes)}): ${item.why}\n`);
+    for (const k of kept) out(`kept ${k}\n`);
+  }
+  if (!options.dryRun) await executeClean(items);
+  if (!options.json) out(`${options.dryRun ? "would free" : "freed"} ${formatBytes(total)} in ${items.length} path${items.length === 1 ? "" : "s"}\n`);
+  return EXIT.ok;
 }
 
 /** The consumer side: no engine configuration needed; Ctrl-C stops the engine and exits 130. */

@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import { UsageError } from "../core/errors.js";
 import { BACKENDS, type Backend } from "../config/engine-config.js";
 
-export const COMMANDS = ["engine", "convert", "download", "bench", "models", "inspect", "doctor", "setup-python", "plan", "status", "keygen", "sign", "verify", "run", "render", "drift", "engines", "schemas", "metrics"] as const;
+export const COMMANDS = ["engine", "convert", "download", "bench", "models", "inspect", "doctor", "setup-python", "plan", "status", "keygen", "sign", "verify", "run", "render", "drift", "engines", "schemas", "metrics", "clean"] as const;
 export type CommandName = (typeof COMMANDS)[number];
 /** Task ids that `--force <task>` accepts without `=`. */
 export const TASK_IDS = ["upstream", "build", "download", "generate", "convert", "quantize", "bench", "sign"] as const;
@@ -75,6 +75,8 @@ export interface CliOptions {
   logPrompts: boolean;
   /** For `metrics summary <log>`. */
   metricsFile?: string;
+  /** clean --cache: the Hugging Face cache too. */
+  cache: boolean;
 }
 
 export const USAGE = `Usage: pnpm pipeline <command> [options]
@@ -98,6 +100,8 @@ Commands:
   engines                 registered engines: available, version, how they run
   metrics summary <log>   p50/p95/p99 per model from a metrics log
   schemas                 write the JSON Schemas of the YAML files to schemas/
+  clean [model]           remove temporaries, stale engine builds and bench logs [and the model's
+                          outputs]; --cache: partial Hub downloads [and the model's Hub repos]; --dry-run
   keygen --out <prefix>   an ECDSA P-256 signing key: <prefix>.key (mode 0600) and <prefix>.pub
   sign <dir>              sign a model directory: SHA256SUMS, model.sig (OpenSSF Model Signing
                           v1.0) and, for a converted model, provenance.sigstore.json (SLSA v1)
@@ -241,6 +245,7 @@ export function parseCli(argv: readonly string[]): CliOptions {
         "metrics-log": { type: "string" },
         "prom-textfile": { type: "string" },
         "log-prompts": { type: "boolean" },
+        cache: { type: "boolean" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
       },
@@ -274,6 +279,7 @@ export function parseCli(argv: readonly string[]): CliOptions {
     strict: values.strict ?? false,
     verifyModel: "auto",
     logPrompts: values["log-prompts"] ?? false,
+    cache: values.cache ?? false,
   };
   if (values["no-verify"] && values["require-signature"]) throw new UsageError("--no-verify and --require-signature contradict each other");
   if (values["no-verify"]) options.verifyModel = "skip";
@@ -376,6 +382,9 @@ export function parseCli(argv: readonly string[]): CliOptions {
   } else if (target === "metrics") {
     if (targetParams[0] !== "summary" || targetParams.length !== 2) throw new UsageError("metrics needs a subcommand: metrics summary <metrics.jsonl>");
     options.metricsFile = targetParams[1]!;
+  } else if (target === "clean") {
+    if (targetParams.length > 1) throw new UsageError("clean takes at most one model name");
+    if (targetParams[0] !== undefined) options.model = targetParams[0];
   } else if (target === "status") {
     if (targetParams.length > 1) throw new UsageError("status takes at most one model name");
     if (targetParams[0] !== undefined) options.model = targetParams[0];
