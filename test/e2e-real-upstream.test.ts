@@ -54,4 +54,18 @@ describe.skipIf(!url)("real upstream (AI_TOOLS_E2E_POWERINFER_URL)", () => {
     expect(bench.runs.every((r) => r.timings.evalRuns === 15)).toBe(true);
     expect(bench.llamaBench?.length).toBeGreaterThan(0);
   });
+
+  it("the converted model is signed and verifies; ai-tools run generates from it and writes a metrics line", { timeout: 300_000 }, async () => {
+    const verify = await ws.cli(["verify", "models/powerinfer/tiny-relu-llama", "--require-provenance"]);
+    expect(verify.code, verify.stderr).toBe(0);
+    const run = await ws.cli(["run", "--config", "models/powerinfer/tiny-relu-llama/policy.yaml", "--prompt", "Once upon a time", "--metrics-log", "build/metrics.jsonl"]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout.trim().length).toBeGreaterThan(0);
+    expect(run.stderr).toMatch(/verified 4 files/);
+    const record = JSON.parse(readFileSync(join(ws.root, "build", "metrics.jsonl"), "utf8").trim());
+    expect(record).toMatchObject({ exitStatus: "ok", engine: { name: "powerinfer" }, metrics: { source: "engine", generatedTokens: 16 } });
+    expect(record.metrics.generationTokensPerSecond).toBeGreaterThan(0);
+    const drift = await ws.cli(["drift", "--config", "models/powerinfer/tiny-relu-llama/policy.yaml"]);
+    expect(drift.code, drift.stdout).toBe(0);
+  });
 });

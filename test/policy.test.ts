@@ -138,6 +138,8 @@ describe("rendering for a host", () => {
     expect(() => renderPolicy(policy({}, "powerinfer/absent/model.powerinfer.gguf"), options())).toThrow(/policy.yaml: model_path: .*absent\/model.powerinfer.gguf does not exist \(model root/);
     expect(() => renderPolicy(policy({}, "powerinfer/m"), options())).toThrow(/model_path: .* is not a regular file/);
     expect(renderPolicy(policy({}), options({ model: "m" })).modelPath).toBe(join(dir, "models", "powerinfer", "m", "model.powerinfer.gguf"));
+    const absolute = join(dir, "models", "dense.gguf");
+    expect(renderPolicy(policy({}, absolute), options()).modelPath).toBe(absolute);
   });
 });
 

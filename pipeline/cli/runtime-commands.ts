@@ -39,9 +39,15 @@ async function readPrompt(options: CliOptions): Promise<string> {
 }
 
 export async function runRun(options: CliOptions, io: CommandIo, signal: AbortSignal): Promise<number> {
+  // AI_TOOLS_TIMING=1: where start-up time goes, on stderr (process start to each phase).
+  const timing = io.env.AI_TOOLS_TIMING === "1";
+  const phase = (name: string) => timing && io.err(`timing: ${name} at ${performance.now().toFixed(1)} ms`);
+  phase("cli ready");
   const [{ preparePolicy, checkModelIntegrity }, metrics] = await Promise.all([import("../runtime/prepare.js"), import("../metrics/record.js")]);
+  phase("modules loaded");
   const prompt = await readPrompt(options);
   const { rendered, engine } = await preparePolicy(prepareOptions(options, io));
+  phase("policy rendered");
   for (const warning of rendered.warnings) io.err(`warning: ${warning}`);
   const integrity = await checkModelIntegrity(rendered, {
     root: io.root,
@@ -49,12 +55,14 @@ export async function runRun(options: CliOptions, io: CommandIo, signal: AbortSi
     ...(options.trustedKeys ? { trustedKeys: options.trustedKeys } : {}),
     onNote: (line) => io.err(`note: ${line}`),
   });
+  phase("model verified");
   if (integrity.verified) io.err(`verified ${integrity.verified.files.length} files (root ${integrity.verified.rootDigest.slice(0, 16)}…, key ${integrity.verified.key.id})`);
   const probe = await engine.probe();
   if (!probe.available) {
     const { EngineError } = await import("../../engines/types.js");
     throw new EngineError("E_ENGINE_UNAVAILABLE", `${engine.name} is not available: ${probe.detail}`);
   }
+  phase("engine probed");
   const metricsLog = options.metricsLog ?? io.env.AI_TOOLS_METRICS_LOG;
   let output = "";
   let failure: unknown;
@@ -87,6 +95,7 @@ export async function runRun(options: CliOptions, io: CommandIo, signal: AbortSi
     const { writePrometheusTextfile } = await import("../metrics/prometheus.js");
     await writePrometheusTextfile(options.promTextfile, [record]);
   }
+  phase("generated and logged");
   if (failure !== undefined) throw failure;
   const m = result!.metrics;
   const fmt = (n: number | null, unit: string) => (n === null ? "n/a" : `${n.toFixed(n >= 100 ? 0 : 2)}${unit}`);

@@ -3,8 +3,8 @@
  * this machine has (physical cores, memory, GPUs with free VRAM from nvidia-smi or
  * rocm-smi where they answer).
  */
-import { readFileSync } from "node:fs";
-import { basename, extname } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { basename, delimiter, extname, join } from "node:path";
 import { cpus, totalmem } from "node:os";
 import { runCommand } from "../core/process.js";
 import { physicalCoreCount } from "../bench/host.js";
@@ -74,6 +74,8 @@ async function rocmGpus(env: NodeJS.ProcessEnv): Promise<HostProfile["gpus"] | n
 }
 
 async function query(argv: string[], env: NodeJS.ProcessEnv): Promise<string | null> {
+  // Most hosts have neither tool: a PATH lookup is far cheaper than a failed spawn on every run.
+  if (!(env.PATH ?? "").split(delimiter).some((dir) => dir && existsSync(join(dir, argv[0]!)))) return null;
   const result = await runCommand(argv, { env, captureStdout: true, allowFailure: true, timeoutMs: 10_000 }).catch(() => null);
   return result && result.exitCode === 0 ? result.stdout : null;
 }

@@ -52,7 +52,7 @@ export function renderPolicy(policy: Policy, options: RenderOptions): RenderedPo
     const given = options.model ?? policy.model_path;
     if (given === undefined) throw invalid(options.file, "model_path", `engine ${engine} needs a model: set model_path or pass --model`);
     const candidates = isAbsolute(given) ? [given] : [resolve(given), join(options.modelRoot, given), join(options.modelRoot, "powerinfer", given, "model.powerinfer.gguf")];
-    const found = options.model ? candidates.find((c) => existsSync(c)) : join(options.modelRoot, given);
+    const found = options.model ? candidates.find((c) => existsSync(c)) : isAbsolute(given) ? given : join(options.modelRoot, given);
     modelPath = found ?? candidates[1]!;
     const info = existsSync(modelPath) ? statSync(modelPath) : null;
     if (!info) throw invalid(options.file, options.model ? "--model" : "model_path", `${modelPath} does not exist (model root ${options.modelRoot}; set --model-root or AI_TOOLS_MODEL_ROOT)`);
