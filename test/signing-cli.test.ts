@@ -147,6 +147,22 @@ describe.skipIf(!pythonReady)("signing from the command line (needs /usr/bin/pyt
     expect(noTrust.stderr).toContain("keys/missing.yaml");
   });
 
+  it("release: refuses the development key, shows the job with --dry-run, and gates on the baseline", async () => {
+    writeFileSync(join(ws.root, "baseline-bench.json"), readFileSync(join(modelDir(), "bench.json")));
+    const refused = await ws.cli(["release", "tiny-relu-llama"]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain("[E_SIGNING_KEY]: a release is signed with a configured key");
+    const dry = await ws.cli(["release", "tiny-relu-llama", "--dry-run", "--key", "keys/release.key", "--baseline", "baseline-bench.json"]);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toContain("plan for convert tiny-relu-llama");
+    expect(dry.stdout).toContain("then: bench gate: compare models/powerinfer/tiny-relu-llama/bench.json with baseline-bench.json");
+    expect(dry.stdout).toContain("then: publish manifests/tiny-relu-llama/0/");
+    const real = await ws.cli(["release", "tiny-relu-llama", "--key", "keys/release.key", "--baseline", "baseline-bench.json"]);
+    expect(real.code, real.stdout + real.stderr).toBe(0);
+    expect(real.stdout).toContain("release tiny-relu-llama: signed files in manifests/tiny-relu-llama/0/");
+    expect(real.stdout).toMatch(/\| eval tokens\/s/);
+  });
+
   it("refuses a key file others can read, unless told to", async () => {
     chmodSync(join(ws.root, "keys", "release.key"), 0o644);
     const refused = await ws.cli(["sign", rel, "--key", "keys/release.key"]);

@@ -100,7 +100,17 @@ export async function main(argv: readonly string[]): Promise<number> {
       }
       options = { ...options, model, only: "sign", force: ["sign"] };
     }
-    const command = options.command === "plan" ? options.target : options.command === "sign" ? "convert" : options.command;
+    if (options.command === "release") {
+      const { configuredKeySource } = await import("../signing/signing-key.js");
+      const key = configuredKeySource({ env: workspace.env, ...(options.key ? { keyFile: options.key } : {}) });
+      if (key === null && !options.dryRun) {
+        const { PipelineError } = await import("../core/errors.js");
+        throw new PipelineError("E_SIGNING_KEY", "a release is signed with a configured key, not the development key: set AI_TOOLS_SIGNING_KEY (a CI secret), AI_TOOLS_SIGNING_KEY_FILE, or pass --key", {
+          details: ["`pnpm pipeline convert <model>` signs with the development key for local use."],
+        });
+      }
+    }
+    const command = options.command === "plan" ? options.target : options.command === "sign" || options.command === "release" ? "convert" : options.command;
     const downloadOptions = {
       ...(options.connections ? { connectionsPerFile: options.connections } : {}),
       ...(options.chunkSize ? { chunkSize: options.chunkSize } : {}),
@@ -156,6 +166,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       },
     });
     await close(lastEvent);
+    if (options.command === "release") return await finishRelease(workspace, options, outcome);
     if (options.command === "bench" && outcome.status === "success" && options.model !== undefined) {
       return await reportBench(workspace.root, options);
     }
@@ -178,6 +189,28 @@ async function pickReporter(options: CliOptions, planning: boolean) {
     return { onEvent: reporter, close };
   }
   return { onEvent: plainReporter((line) => out(line + "\n"), { showPlan: planning }), close: async () => undefined };
+}
+
+/**
+ * After a release's convert graph (or in its place, with --dry-run): the bench gate against the
+ * baseline and the manifest folder to publish, as the release workflow uses them.
+ */
+async function finishRelease(workspace: Workspace, options: CliOptions, outcome: GraphOutcome): Promise<number> {
+  const [{ loadRecipe }, { configuredKeySource }] = await Promise.all([import("../config/recipe.js"), import("../signing/signing-key.js")]);
+  const { recipe } = await loadRecipe(await recipeRoot(workspace.root), options.model!);
+  const development = configuredKeySource({ env: workspace.env, ...(options.key ? { keyFile: options.key } : {}) }) === null;
+  const manifestDir = join(development ? join("build", "manifests") : "manifests", options.model!, recipe.audit.model_version);
+  const bench = join("models", "powerinfer", options.model!, "bench.json");
+  if (options.dryRun) {
+    out(`then: bench gate: ${options.compare ? `compare ${bench} with ${options.compare} (fail above ${options.maxRegressionPercent}% slower eval tokens/s), Markdown table to $GITHUB_STEP_SUMMARY` : "no --baseline: skipped"}\n`);
+    out(`then: publish ${manifestDir}/ (model.sig, provenance.sigstore.json, SHA256SUMS, bench.json, policy.yaml)${development ? "  [no signing key configured: a real release refuses to run]" : ""}\n`);
+    return exitCode(outcome);
+  }
+  if (outcome.status !== "success") return exitCode(outcome);
+  let gate: number = EXIT.ok;
+  if (options.compare) gate = await reportBench(workspace.root, { ...options, markdown: true });
+  out(`release ${options.model}: signed files in ${manifestDir}/${gate === EXIT.ok ? "" : " (bench gate failed)"}\n`);
+  return gate;
 }
 
 async function runClean(workspace: Workspace, options: CliOptions): Promise<number> {

@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import { UsageError } from "../core/errors.js";
 import { BACKENDS, type Backend } from "../config/engine-config.js";
 
-export const COMMANDS = ["engine", "convert", "download", "bench", "models", "inspect", "doctor", "setup-python", "plan", "status", "keygen", "sign", "verify", "run", "render", "drift", "engines", "schemas", "metrics", "clean"] as const;
+export const COMMANDS = ["engine", "convert", "download", "bench", "models", "inspect", "doctor", "setup-python", "plan", "status", "keygen", "sign", "verify", "run", "render", "drift", "engines", "schemas", "metrics", "clean", "release"] as const;
 export type CommandName = (typeof COMMANDS)[number];
 /** Task ids that `--force <task>` accepts without `=`. */
 export const TASK_IDS = ["upstream", "build", "download", "generate", "convert", "quantize", "bench", "sign"] as const;
@@ -100,6 +100,9 @@ Commands:
   engines                 registered engines: available, version, how they run
   metrics summary <log>   p50/p95/p99 per model from a metrics log
   schemas                 write the JSON Schemas of the YAML files to schemas/
+  release <model>         what a CI release job runs: convert (signed with a configured key, not the
+                          development one), the bench gate against --baseline, the manifest to publish;
+                          --dry-run shows exactly that without running it
   clean [model]           remove temporaries, stale engine builds and bench logs [and the model's
                           outputs]; --cache: partial Hub downloads [and the model's Hub repos]; --dry-run
   keygen --out <prefix>   an ECDSA P-256 signing key: <prefix>.key (mode 0600) and <prefix>.pub
@@ -364,7 +367,7 @@ export function parseCli(argv: readonly string[]): CliOptions {
     target = planned;
     targetParams = plannedParams;
   }
-  if (target === "convert" || target === "download" || target === "bench") {
+  if (target === "convert" || target === "download" || target === "bench" || target === "release") {
     if (targetParams.length !== 1) throw new UsageError(`${target} needs exactly one model name: pnpm pipeline ${target} <model> (see pnpm pipeline models)`);
     options.model = targetParams[0]!;
   } else if (target === "inspect") {
