@@ -59,8 +59,7 @@ export type ErrorCode =
   | "E_ENGINE_TIMEOUT"
   | "E_ENGINE_AUTH"
   | "E_ENGINE_HTTP"
-  | "E_ENGINE_ABORTED"
-  | "E_DRIFT";
+  | "E_ENGINE_ABORTED";
 
 export class PipelineError<C extends ErrorCode = ErrorCode> extends Error {
   readonly code: C;
