@@ -10,7 +10,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { MetricsRecord } from "../pipeline/metrics/record.js";
@@ -206,7 +206,11 @@ async function main(lines: number): Promise<void> {
     process.exit(2);
   }
   const dir = mkdtempSync(join(tmpdir(), "ai-tools-bench-metrics-"));
-  const cleanup = () => rmSync(dir, { recursive: true, force: true });
+  const childBundle = join(dirname(fileURLToPath(import.meta.url)), `.metrics-summary-child-${process.pid}.mjs`);
+  const cleanup = () => {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(childBundle, { force: true });
+  };
   for (const signal of ["SIGINT", "SIGTERM"] as const)
     process.once(signal, () => {
       cleanup();
@@ -221,8 +225,9 @@ async function main(lines: number): Promise<void> {
 
     // The children as one plain-Node bundle (esbuild is only needed here, so imported here).
     const { build } = await import("esbuild");
-    const bundle = join(dir, "child.mjs");
-    await build({ entryPoints: [fileURLToPath(import.meta.url)], outfile: bundle, bundle: true, format: "esm", platform: "node", target: "node20", external: ["esbuild"], logLevel: "warning" });
+    // Beside this script, so its external packages (DDSketch keeps protobufjs out of reach of a bundle) resolve from node_modules.
+    const bundle = childBundle;
+    await build({ entryPoints: [fileURLToPath(import.meta.url)], outfile: bundle, bundle: true, format: "esm", platform: "node", target: "node20", external: ["esbuild", "@datadog/sketches-js"], logLevel: "warning" });
     // Read once so every method starts from the page cache.
     readFileSync(log).length;
 
@@ -234,7 +239,7 @@ async function main(lines: number): Promise<void> {
       const report = JSON.parse(m.stdout) as ChildReport;
       return { m, workS: report.workMs / 1000, out: report.out };
     };
-    rows.push({ name: "ai-tools `summarizeMetricsLog` (readline stream + 1% log-bucket sketches)", ...node("ours") });
+    rows.push({ name: "ai-tools `summarizeMetricsLog` (readline stream + DDSketch, 1% relative accuracy)", ...node("ours") });
     rows.push({ name: "peer: naive Node (read whole file, JSON.parse all, keep + sort every value)", ...node("naive") });
     let jqVersion: string | null = null;
     try {
