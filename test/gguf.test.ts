@@ -435,7 +435,7 @@ describe("fuzz", () => {
       }
     }
     expect(parsed).toBeLessThan(200); // only cuts in the last tensor's padding parse
-    expect(performance.now() - started).toBeLessThan(5000);
+    expect(performance.now() - started).toBeLessThan(30_000); // a hang guard, not a timing (those are in bench/gguf-parse.ts)
   });
 
   it("parses or throws a GgufError for thousands of seeded mutations, quickly and with small allocations", async () => {
@@ -479,7 +479,7 @@ describe("fuzz", () => {
       alloc.mockRestore();
     }
     const elapsed = performance.now() - started;
-    expect(elapsed).toBeLessThan(5000);
+    expect(elapsed).toBeLessThan(30_000); // a hang guard only: a busy 2-core CI machine takes 2-8 s
     // every kind of outcome happened, so the mutations reached every part of the parser
     expect([...codes.keys()].sort()).toEqual(["E_GGUF_INVALID", "E_GGUF_LIMIT", "E_GGUF_MAGIC", "E_GGUF_TRUNCATED", "E_GGUF_VERSION", "parsed"]);
     expect([...codes.values()].reduce((a, b) => a + b)).toBe(N);

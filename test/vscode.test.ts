@@ -17,55 +17,17 @@ import { EVENT_SCHEMA_VERSION, type TaskErrorEvent } from "../pipeline/core/even
 import { runCommand } from "../pipeline/core/process.js";
 import { plainReporter } from "../pipeline/cli/reporters/plain.js";
 import { CLI, PROJECT_ROOT } from "./helpers/workspace.js";
+import { parse, printParseErrorCode, type ParseError } from "jsonc-parser";
 
 // ---------------------------------------------------------------------------------------
-// JSONC as VS Code reads it: // and /* */ comments, trailing commas. (jsonc-parser would do;
-// it is not a dependency.) Comments become spaces, so JSON.parse positions stay meaningful.
+// JSONC as VS Code reads it (comments, trailing commas): Microsoft's jsonc-parser, strict about everything else.
 
-export function stripJsonc(text: string): string {
-  let out = "";
-  let i = 0;
-  while (i < text.length) {
-    const c = text[i]!;
-    if (c === '"') {
-      let j = i + 1;
-      while (j < text.length && text[j] !== '"') j += text[j] === "\\" ? 2 : 1;
-      out += text.slice(i, j + 1);
-      i = j + 1;
-    } else if (c === "/" && text[i + 1] === "/") {
-      let j = i;
-      while (j < text.length && text[j] !== "\n" && text[j] !== "\r") j++;
-      out += " ".repeat(j - i);
-      i = j;
-    } else if (c === "/" && text[i + 1] === "*") {
-      const end = text.indexOf("*/", i + 2);
-      if (end < 0) throw new SyntaxError(`unterminated /* comment at offset ${i}`);
-      out += text.slice(i, end + 2).replace(/[^\r\n]/g, " ");
-      i = end + 2;
-    } else {
-      out += c;
-      i++;
-    }
-  }
-  // Trailing commas: a comma (outside strings) whose next non-blank character closes.
-  let result = "";
-  for (let k = 0; k < out.length; k++) {
-    const c = out[k]!;
-    if (c === '"') {
-      let j = k + 1;
-      while (j < out.length && out[j] !== '"') j += out[j] === "\\" ? 2 : 1;
-      result += out.slice(k, j + 1);
-      k = j;
-    } else if (c === ",") {
-      let j = k + 1;
-      while (j < out.length && /\s/.test(out[j]!)) j++;
-      result += out[j] === "}" || out[j] === "]" ? " " : ",";
-    } else result += c;
-  }
-  return result;
+export function parseJsonc(text: string): unknown {
+  const errors: ParseError[] = [];
+  const value: unknown = parse(text, errors, { allowTrailingComma: true, disallowComments: false });
+  if (errors.length > 0) throw new SyntaxError(`JSONC: ${errors.map((e) => `${printParseErrorCode(e.error)} at offset ${e.offset}`).join(", ")}`);
+  return value;
 }
-
-export const parseJsonc = (text: string): unknown => JSON.parse(stripJsonc(text));
 
 // ---------------------------------------------------------------------------------------
 
@@ -205,7 +167,7 @@ describe("JSONC", () => {
       "nested": { "a": "/*", "b": "*/", },
     }`;
     expect(parseJsonc(text)).toEqual({ url: "https://example.org/a//b", glob: "**/*.yaml", escaped: 'say "hi" // not a comment', list: [1, 2], nested: { a: "/*", b: "*/" } });
-    expect(() => parseJsonc("{ /* open")).toThrow(/unterminated/);
+    expect(() => parseJsonc("{ /* open")).toThrow(/UnexpectedEndOfComment/);
   });
 
   it.each([...jsonFiles(".vscode"), ...jsonFiles(".devcontainer")])("%s parses", (file) => {
