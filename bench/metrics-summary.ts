@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { MetricsRecord } from "../pipeline/metrics/record.js";
 import { SUMMARY_METRICS, summarizeMetricsLog, type SummaryMetric } from "../pipeline/metrics/summary.js";
+import { prng } from "../test/helpers/prng.js";
 
 /** What every method prints: per "model|engine", requests, errors and, per metric, mean and percentiles. */
 type Stats = { n: number; mean: number; p50: number; p95: number; p99: number } | null;
@@ -90,17 +91,6 @@ group_by([.model.name, .model.version, .engine.name])
 
 // ---- parent -----------------------------------------------------------------------------------------------------
 
-/** Deterministic PRNG (mulberry32), so every run benchmarks the same log. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 async function generateLog(path: string, lines: number): Promise<void> {
   const rand = prng(20240601);

@@ -8,6 +8,7 @@
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import type { RenderedPolicy } from "../pipeline/policy/types.js";
+import { commonGenerationArgs } from "./llama-flags.js";
 import { StopScanner } from "./stop-scanner.js";
 import { EngineError, type EngineProbe, type GenerateOptions, type GenerateResult } from "./types.js";
 
@@ -32,22 +33,13 @@ export function helpFlags(help: string): Set<string> {
  * --no-display-prompt (else the prompt is echoed into the output).
  */
 export function llamaCliArgv(binary: string, modelPath: string, prompt: string, policy: RenderedPolicy, accepted: ReadonlySet<string>): string[] {
-  const g = policy.generation;
   const r = policy.runtime;
   const optional = (flag: string) => (accepted.has(flag) ? [flag] : []);
   return [
     binary,
     "-m", modelPath,
     "-p", prompt,
-    "-n", String(g.n_predict),
-    "-c", String(g.ctx_size),
-    "-t", String(r.threads),
-    "-s", String(g.seed),
-    "--temp", String(g.temperature),
-    "--top-p", String(g.top_p),
-    "--top-k", String(g.top_k),
-    "--repeat-penalty", String(g.repeat_penalty),
-    ...(r.batch_size !== null ? ["-b", String(r.batch_size)] : []),
+    ...commonGenerationArgs(policy),
     ...(r.gpu_layers !== null ? ["-ngl", String(r.gpu_layers)] : []),
     ...optional("-no-cnv"),
     ...optional("--no-display-prompt"),

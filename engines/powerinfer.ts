@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { parseTimings } from "../pipeline/bench/timings.js";
 import { parseRusage } from "../pipeline/bench/runner.js";
 import type { RenderedPolicy } from "../pipeline/policy/types.js";
+import { commonGenerationArgs } from "./llama-flags.js";
 import { atomicWriteFile } from "../pipeline/core/files.js";
 import { defaultDigestCacheDir } from "../pipeline/signing/digest-cache.js";
 import { EngineError, type Engine, type EngineProbe, type GenerateOptions, type GenerateResult } from "./types.js";
@@ -120,21 +121,12 @@ export async function acceptedFlags(binary: string, env: NodeJS.ProcessEnv): Pro
 
 /** main's argv for a request. Sparse models never get -ngl: on GPU builds their load fails with it. */
 export function powerInferArgv(binary: string, prompt: string, policy: RenderedPolicy, sparse: boolean): string[] {
-  const g = policy.generation;
   const r = policy.runtime;
   return [
     binary,
     "-m", policy.modelPath!,
     "-p", prompt,
-    "-n", String(g.n_predict),
-    "-c", String(g.ctx_size),
-    "-t", String(r.threads),
-    "-s", String(g.seed),
-    "--temp", String(g.temperature),
-    "--top-p", String(g.top_p),
-    "--top-k", String(g.top_k),
-    "--repeat-penalty", String(g.repeat_penalty),
-    ...(r.batch_size !== null ? ["-b", String(r.batch_size)] : []),
+    ...commonGenerationArgs(policy),
     ...(r.vram_budget_gib !== null ? ["--vram-budget", String(r.vram_budget_gib)] : []),
     ...(r.gpu_layers !== null && !sparse ? ["-ngl", String(r.gpu_layers)] : []),
     // Without it main writes main.log into the working directory on every run.

@@ -24,6 +24,7 @@ import {
 } from "../pipeline/gguf/reader.js";
 import { formatSummary, summarizeGguf, validatePowerInferGguf } from "../pipeline/gguf/validate.js";
 import { buildGguf, gv, powerInferModelSpec, tensorBytes, writeGguf, type GgufWriteSpec, type WValue } from "./helpers/gguf-writer.js";
+import { prng } from "./helpers/prng.js";
 
 let dir: string;
 beforeAll(() => {
@@ -397,17 +398,6 @@ describe("hostile and damaged headers", () => {
   });
 });
 
-/** mulberry32: a small seeded PRNG, so every run mutates the same bytes. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("fuzz", () => {
   // A sample-shaped model plus every value type: ~4 KiB of header, small data.

@@ -11,6 +11,7 @@ import { createSketch } from "../pipeline/metrics/sketch.js";
 import { formatSummaryTable, summarizeMetricsLog, summarizeRecords } from "../pipeline/metrics/summary.js";
 import type { RenderedPolicy } from "../pipeline/policy/types.js";
 import { PROJECT_ROOT } from "./helpers/workspace.js";
+import { prng } from "./helpers/prng.js";
 
 let dir: string;
 beforeEach(async () => {
@@ -61,17 +62,6 @@ async function readLines(file: string): Promise<string[]> {
   return (await readFile(file, "utf8")).split("\n").filter((l) => l !== "");
 }
 
-/** Deterministic PRNG (mulberry32): the "known distribution" must be the same every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 /** The quantile as the sketch defines it (nearest rank), computed exactly. */
 function exactQuantile(sorted: readonly number[], q: number): number {

@@ -6,6 +6,7 @@
  * picks printable text and never the end-of-text token: a request runs to its -n limit.
  */
 import { gv, writeGguf, type GgufWriteSpec, type WTensor, type WValue } from "./gguf-writer.js";
+import { prng } from "./prng.js";
 
 export interface TinyLlamaShape {
   layers?: number;
@@ -15,16 +16,6 @@ export interface TinyLlamaShape {
   seed?: number;
 }
 
-/** mulberry32: small, seedable, the same numbers on every platform. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** <unk> <s> </s>, the 256 byte tokens, "▁" (SentencePiece's space), printable ASCII and a few words. */
 export function tinyLlamaVocab(): { tokens: string[]; types: number[]; scores: number[]; firstText: number } {
