@@ -207,8 +207,8 @@ async function finishRelease(workspace: Workspace, options: CliOptions, outcome:
     return exitCode(outcome);
   }
   if (outcome.status !== "success") return exitCode(outcome);
-  let gate: number = EXIT.ok;
-  if (options.compare) gate = await reportBench(workspace.root, { ...options, markdown: true });
+  // With a baseline: the gate and its table; without: the result table (both to $GITHUB_STEP_SUMMARY with --markdown / a baseline).
+  const gate = options.compare || options.markdown ? await reportBench(workspace.root, { ...options, markdown: true }) : EXIT.ok;
   out(`release ${options.model}: signed files in ${manifestDir}/${gate === EXIT.ok ? "" : " (bench gate failed)"}\n`);
   return gate;
 }
@@ -348,6 +348,7 @@ async function reportBench(root: string, options: CliOptions): Promise<number> {
   if (!options.compare) {
     if (options.json) out(JSON.stringify({ v: EVENT_SCHEMA_VERSION, time: new Date().toISOString(), event: "bench-result", result: fresh }) + "\n");
     else out((options.markdown ? compare.formatResultMarkdown(fresh) : compare.formatResultTable(fresh)) + "\n");
+    if (options.markdown && process.env.GITHUB_STEP_SUMMARY) await appendFile(process.env.GITHUB_STEP_SUMMARY, compare.formatResultMarkdown(fresh) + "\n");
     return EXIT.ok;
   }
   const old = parseBenchResult(await readFile(options.compare, "utf8"), options.compare);
