@@ -9,9 +9,9 @@ import { spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { delimiter, join } from "node:path";
 import { parseTimings } from "../pipeline/bench/timings.js";
-import { parseRusage } from "../pipeline/bench/runner.js";
+import { gpuMemoryUsed, parseRusage } from "../pipeline/bench/runner.js";
 import type { RenderedPolicy } from "../pipeline/policy/types.js";
 import { commonGenerationArgs } from "./llama-flags.js";
 import { atomicWriteFile } from "../pipeline/core/files.js";
@@ -208,6 +208,14 @@ async function runMain(argv: string[], prompt: string, options: GenerateOptions 
   const rusageFile = join(scratch, "rusage.txt");
   // GNU time reports the kernel's peak RSS and CPU time of the finished engine; stdout and stderr pass through.
   const command = existsSync(GNU_TIME) ? [GNU_TIME, "-o", rusageFile, "-f", "%M %U %S", ...argv] : argv;
+  // GPU memory the run uses: nvidia-smi sampled while it runs, above what was in use before (GPU hosts only).
+  const nvidiaSmi = (options.env.PATH ?? "").split(delimiter).filter(Boolean).map((dir) => join(dir, "nvidia-smi")).find((p) => existsSync(p));
+  const gpuBefore = nvidiaSmi ? await gpuMemoryUsed(nvidiaSmi, options.env) : null;
+  let gpuPeak: number | null = null;
+  const gpuTimer =
+    nvidiaSmi && gpuBefore !== null
+      ? setInterval(() => void gpuMemoryUsed(nvidiaSmi, options.env).then((used) => used !== null && (gpuPeak = Math.max(gpuPeak ?? 0, used - gpuBefore))), 500)
+      : undefined;
   const started = performance.now();
   const child = spawn(command[0]!, command.slice(1), { env: options.env, stdio: ["ignore", "pipe", "pipe"], detached: true });
   const killGroup = (signal: NodeJS.Signals) => {
@@ -262,6 +270,7 @@ async function runMain(argv: string[], prompt: string, options: GenerateOptions 
     child.on("close", (code, signal) => resolve({ code, signal }));
   }).finally(() => {
     clearTimeout(timer);
+    clearInterval(gpuTimer);
     options.signal?.removeEventListener("abort", onAbort);
   });
   emit(decoder.decode());
@@ -292,6 +301,7 @@ async function runMain(argv: string[], prompt: string, options: GenerateOptions 
       generationTokensPerSecond: timings.evalTokensPerSecond,
       source: fromEngine ? "engine" : "measured",
       ...(rusage?.peakRssBytes ? { peakRssBytes: rusage.peakRssBytes } : {}),
+      ...(gpuPeak !== null ? { gpuMemoryBytes: gpuPeak } : {}),
       ...(rusage?.cpuUserMs != null && rusage.cpuSystemMs != null ? { cpuUserMs: rusage.cpuUserMs, cpuSystemMs: rusage.cpuSystemMs } : {}),
     },
     ...(warnings.length > 0 ? { warnings } : {}),

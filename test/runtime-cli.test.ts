@@ -5,7 +5,7 @@
  */
 import { spawnSync, execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, readFileSync, writeFileSync, appendFileSync } from "node:fs";
+import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLI, makeWorkspace, PROJECT_ROOT, type TestWorkspace } from "./helpers/workspace.js";
@@ -49,6 +49,21 @@ describe.skipIf(!pythonReady)("ai-tools run / render / drift / engines (needs /u
     expect(result.metrics.generationTokensPerSecond).toBeGreaterThan(0);
     expect(result.metrics.timeToFirstTokenMs).toBeGreaterThan(0);
     expect(result.metrics.timeToFirstTokenMs!).toBeLessThanOrEqual(result.metrics.totalMs);
+  });
+
+  it("on a GPU host, records the GPU memory the run used (nvidia-smi sampled while main runs)", async () => {
+    const bin = join(ws.root, "fake-gpu-bin");
+    mkdirSync(bin, { recursive: true });
+    const counter = join(ws.root, "smi-calls");
+    // 1000 MiB in use before the run, then 64 MiB more per call while it runs.
+    writeFileSync(
+      join(bin, "nvidia-smi"),
+      `#!/bin/sh\ncase "$1" in\n  --query-gpu=memory.used) n=$(cat "${counter}" 2>/dev/null || echo 0); echo $((n + 1)) > "${counter}"; echo $((1000 + 64 * n)) ;;\n  *) exit 9 ;;\nesac\n`,
+    );
+    chmodSync(join(bin, "nvidia-smi"), 0o755);
+    const engine = createPowerInferEngine({ root: ws.root, env: { ...ws.env, PATH: `${bin}:${process.env.PATH}`, FIXTURE_MAIN_SLEEP_MS: "1200" } });
+    const result = await engine.generate(PROMPT, await rendered());
+    expect(result.metrics.gpuMemoryBytes).toBeGreaterThanOrEqual(64 * 2 ** 20);
   });
 
   it("a crash is a clear error with main's own error line; a hang is stopped at the timeout", async () => {
