@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { makeWorkspace, type TestWorkspace } from "./helpers/workspace.js";
+import { HAS_PROC, isProcessAlive } from "../pipeline/core/process.js";
 import { isAlive as alive, waitFor } from "./helpers/wait.js";
 
 let ws: TestWorkspace;
@@ -43,18 +44,23 @@ describe("interruptions", () => {
     expect(status.stdout).toMatch(/upstream\s+fresh\nbuild\s+missing/);
   });
 
-  it("after a run is killed outright, the next run takes over its lock and rebuilds", async () => {
+  it("after a run is killed outright, the next run stops its orphaned build, takes over its lock and rebuilds", async () => {
     const { child, done, sleepPid, hookPid } = await startSlowBuild(60);
     child.kill("SIGKILL");
     await done;
-    // The orphaned build goes on without its parent; stop it so it cannot race the rerun.
-    for (const pid of [sleepPid, hookPid]) if (alive(pid)) process.kill(pid, "SIGKILL");
-    expect(existsSync(join(ws.root, "build", "state", "build.running"))).toBe(true); // left behind by the dead run
+    // The build runs in a process group of its own: it goes on without its parent.
+    expect(alive(sleepPid) && alive(hookPid)).toBe(true);
+    const lock = JSON.parse(readFileSync(join(ws.root, "build", "state", "build.running"), "utf8")) as { children?: { pgid: number }[] };
+    expect(lock.children?.length).toBeGreaterThan(0); // left behind by the dead run, naming that group
     const rerun = await ws.cli(["engine"]);
     expect(rerun.code).toBe(0);
     expect(rerun.stdout).toContain("[build] run: no record of a successful run");
     expect(rerun.stdout).not.toContain("waiting");
     expect(ws.record("build")).not.toBeNull();
+    // Stopped when the rerun took the lock over, before it built in the same folder (where
+    // /proc can tell that the group is still the dead run's). A killed orphan may stay a
+    // zombie until PID 1 reaps it: isProcessAlive does not count those.
+    if (HAS_PROC) expect(isProcessAlive(sleepPid) || isProcessAlive(hookPid)).toBe(false);
   });
 });
 

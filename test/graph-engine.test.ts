@@ -3,7 +3,7 @@
  * (Wireit's rig style): each test counts how often a task really ran.
  */
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile, utimes } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile, utimes } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -282,6 +282,35 @@ describe("selection", () => {
 });
 
 describe("interruption", () => {
+  it("the step's run lock names the process group of every command it is running", async () => {
+    const pidFile = join(root, "child.pid");
+    const lockFile = join(root, "state", "a.running");
+    // A record temporary that a killed writer left: removed once the step holds its lock.
+    await mkdir(join(root, "state"), { recursive: true });
+    await writeFile(join(root, "state", "a.lock.json.tmp-999999-0123abcd"), "{");
+    let seenInLock: { children?: { pgid: number }[] } | undefined;
+    const a: TaskDefinition = {
+      id: "a",
+      title: "a",
+      version: 1,
+      dependsOn: [],
+      inputs: () => ({}),
+      async run(ctx) {
+        const running = ctx.run(["sh", "-c", `echo $$ > ${pidFile}; sleep 0.3`]);
+        await waitFor(() => existsSync(pidFile), "the command to start");
+        seenInLock = JSON.parse(await readFile(lockFile, "utf8")) as typeof seenInLock;
+        await running;
+        return {};
+      },
+    };
+    const { outcome } = await execute([{ def: a, runs: 0 }]);
+    expect(outcome.status).toBe("success");
+    const pgid = Number((await readFile(pidFile, "utf8")).trim());
+    expect(seenInLock?.children?.map((c) => c.pgid)).toEqual([pgid]);
+    expect(existsSync(lockFile)).toBe(false);
+    expect(existsSync(join(root, "state", "a.lock.json.tmp-999999-0123abcd"))).toBe(false);
+  });
+
   it("kills the running command's process tree, records nothing, reports aborted", async () => {
     const pidFile = join(root, "grandchild.pid");
     const controller = new AbortController();

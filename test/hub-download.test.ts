@@ -128,11 +128,15 @@ describe("downloadSnapshot", () => {
     await expect(first).rejects.toThrow();
     const partialDir = join(cacheDir, "models--SparseLLM--TinyReluLLaMA", "blobs");
     expect(readdirSync(partialDir).some((n) => n.endsWith(".incomplete"))).toBe(true);
+    // A process killed outright while saving the sidecar leaves its temporary behind.
+    const sidecarTemp = join(partialDir, `${sha256(WEIGHTS)}.ai-tools.incomplete.json.tmp-999999-0123abcd`);
+    writeFileSync(sidecarTemp, "{");
     const servedBefore = cdnBytesOf("model.safetensors");
     server.resetLog();
 
     const second = await downloadSnapshot({ ...request, allowPatterns: ["model.safetensors"] }, options());
     expect(readFileSync(join(second.dir, "model.safetensors")).equals(WEIGHTS)).toBe(true);
+    expect(readdirSync(partialDir).filter((n) => n.includes(".incomplete"))).toEqual([]);
     const servedAfter = cdnBytesOf("model.safetensors");
     expect(servedBefore).toBeGreaterThanOrEqual(WEIGHTS.length / 2 - 256 * KiB);
     // Only what was missing, plus at most the one range that was cut off.

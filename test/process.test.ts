@@ -1,9 +1,9 @@
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { runCommand } from "../pipeline/core/process.js";
+import { HAS_PROC, isProcessAlive, processGroupMembers, runCommand, withChildGroupTracker } from "../pipeline/core/process.js";
 import type { CommandFailedError } from "../pipeline/core/errors.js";
 import { isAlive as alive, waitFor } from "./helpers/wait.js";
 
@@ -66,5 +66,50 @@ describe("runCommand", () => {
     const result = await runCommand(["sh", "-c", "echo one; echo two >&2; echo three"], { captureStdout: true });
     expect(result.stdout).toBe("one\nthree");
     expect(result.exitCode).toBe(0);
+  });
+});
+
+describe("child process groups", () => {
+  it("reports each child's group to the tracker of its async context, and only there", async () => {
+    const seen: string[] = [];
+    const tracker = (name: string) => ({ started: (pgid: number) => seen.push(`${name} started ${pgid}`), ended: (pgid: number) => seen.push(`${name} ended ${pgid}`) });
+    const pidOf = (result: { stdout: string }) => Number(result.stdout.trim());
+    const [a, b] = await Promise.all([
+      withChildGroupTracker(tracker("a"), () => runCommand(["sh", "-c", "echo $$; sleep 0.1"], { captureStdout: true })),
+      withChildGroupTracker(tracker("b"), async () => {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        return runCommand(["sh", "-c", "echo $$"], { captureStdout: true });
+      }),
+    ]);
+    await runCommand(["true"]); // outside any tracker
+    expect(seen.filter((s) => s.startsWith("a "))).toEqual([`a started ${pidOf(a)}`, `a ended ${pidOf(a)}`]);
+    expect(seen.filter((s) => s.startsWith("b "))).toEqual([`b started ${pidOf(b)}`, `b ended ${pidOf(b)}`]);
+    expect(seen).toHaveLength(4);
+  });
+
+  it.skipIf(!HAS_PROC)("counts a zombie (exited, never reaped) as not alive", async () => {
+    // sh starts `sleep 0`, then becomes `sleep 1`, which never reaps that child.
+    let zombie = 0;
+    let group = 0;
+    const result = runCommand(["sh", "-c", "sleep 0 & echo $!; exec sleep 1"], {
+      timeoutMs: 10_000,
+      onSpawn: (pid) => (group = pid),
+      onLine: (line) => (zombie = Number(line)),
+    });
+    const state = (pid: number) => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+      } catch {
+        return "";
+      }
+    };
+    await waitFor(() => zombie > 0 && state(zombie) === "Z", "the zombie", 5000);
+    expect(alive(zombie)).toBe(true); // kill(pid, 0) still succeeds
+    expect(isProcessAlive(zombie)).toBe(false);
+    expect(isProcessAlive(group)).toBe(true);
+    expect(processGroupMembers(group)).toEqual([group]);
+    await result;
+    expect(processGroupMembers(group)).toEqual([]);
   });
 });

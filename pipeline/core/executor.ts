@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { AbortedError, CommandFailedError, PipelineError, isPipelineError } from "./errors.js";
 import type { EventPayload, EventSink, PipelineEvent } from "./events.js";
 import { EVENT_SCHEMA_VERSION } from "./events.js";
-import { checkOutput, sha256File, snapshotOutput, type OutputSnapshot } from "./files.js";
+import { checkOutput, removeTemporariesOf, sha256File, snapshotOutput, type OutputSnapshot } from "./files.js";
 import { canonicalJson, diffInputs, fingerprintOf, sha256Hex, type InputRecord, type Sha256Hex } from "./fingerprint.js";
 import {
   downstreamOf,
@@ -22,8 +22,8 @@ import {
   type TaskPlanContext,
   type TaskRunContext,
 } from "./graph.js";
-import { runCommand } from "./process.js";
-import { acquireRunLock } from "./run-lock.js";
+import { runCommand, withChildGroupTracker } from "./process.js";
+import { acquireRunLock, type RunLockRelease } from "./run-lock.js";
 import { RECORD_SCHEMA, StateStore, type TaskRecord } from "./state.js";
 
 export interface ExecuteOptions {
@@ -158,7 +158,7 @@ export async function executeGraph(graph: Graph, options: ExecuteOptions): Promi
   const runTask = async (task: TaskDefinition, deps: Map<string, TaskRecord>): Promise<TaskOutcome> => {
     const instance = instanceOf(task);
     const taskStarted = performance.now();
-    let release: (() => Promise<void>) | undefined;
+    let release: RunLockRelease | undefined;
     let logFile: string | undefined;
     try {
       if (options.dryRun) {
@@ -171,8 +171,13 @@ export async function executeGraph(graph: Graph, options: ExecuteOptions): Promi
         signal,
         onWait: (holder) => emit({ event: "task-wait", task: task.id, holder }),
       });
+      // The lock records the process group of every command the step starts (its probes
+      // too): a run that takes it over after this process died stops them first.
+      const lock = release;
+      // A run killed while writing this step's record left its temporary; the lock makes us its only writer.
+      await removeTemporariesOf(state.recordPath(instance));
       // Decided under the lock: a concurrent run may just have done this work.
-      const evaluation = await evaluate(task, deps);
+      const evaluation = await withChildGroupTracker(lock, () => evaluate(task, deps));
       if (evaluation.action === "skip" && evaluation.record) {
         emit({ event: "task-skip", task: task.id, reason: "fresh", detail: "fresh" });
         return { status: "fresh", record: evaluation.record };
@@ -184,7 +189,8 @@ export async function executeGraph(graph: Graph, options: ExecuteOptions): Promi
       emit({ event: "task-start", task: task.id, reasons: evaluation.reasons, logPath: logFile });
       await state.remove(instance);
 
-      const result = await task.run(runContext(task, deps, evaluation.fingerprint, logFile));
+      const context = runContext(task, deps, evaluation.fingerprint, logFile);
+      const result = await withChildGroupTracker(lock, () => task.run(context));
       const outputs: Record<string, OutputSnapshot> = {};
       for (const decl of (await task.outputs?.(evaluation.fingerprint)) ?? []) {
         outputs[decl.path] = await snapshotOutput(join(options.root, decl.path), decl.hash ?? false).catch((error: unknown) => {

@@ -3,8 +3,8 @@
  * snapshots of declared outputs (size + mtime, plus content digest where a task asks).
  */
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
-import { dirname } from "node:path";
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import { hashFile } from "hasha";
 import type { Sha256Hex } from "./fingerprint.js";
 
@@ -19,6 +19,23 @@ export async function atomicWriteFile(path: string, data: string | Uint8Array, m
     await rm(temp, { force: true });
     throw error;
   }
+}
+
+/**
+ * Remove the temporaries atomicWriteFile left for `path` (`<path>.tmp-<pid>-<hex>`) when its
+ * writer was killed between writing and renaming: those of writer `pid`, or all of them.
+ * Only for a caller that holds whatever serialises the writers of `path` (a dead holder's
+ * lock just taken over, a blob lock): a live writer's temporary must not vanish under it.
+ */
+export async function removeTemporariesOf(path: string, pid?: number): Promise<string[]> {
+  const prefix = `${basename(path)}.tmp-`;
+  const names = await readdir(dirname(path)).catch(() => [] as string[]);
+  const stale = names.filter((n) => {
+    const writer = n.startsWith(prefix) ? /^(\d+)-[0-9a-f]{8}$/.exec(n.slice(prefix.length)) : null;
+    return writer !== null && (pid === undefined || Number(writer[1]) === pid);
+  });
+  for (const name of stale) await rm(join(dirname(path), name), { force: true });
+  return stale;
 }
 
 /** Below this, hashing in this thread beats starting hasha's worker thread (~30 ms). */

@@ -8,8 +8,9 @@
  * We start every child in its own process group (`detached: true`) and kill the group,
  * so `cmake --build` takes its make and compiler processes down with it.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
+import { createWriteStream, mkdirSync, readdirSync, readFileSync, type WriteStream } from "node:fs";
 import { dirname } from "node:path";
 import { createInterface } from "node:readline";
 import { AbortedError, CommandFailedError, ToolMissingError } from "./errors.js";
@@ -73,6 +74,79 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
+/**
+ * Told about the process group of every child started in its async context. A step's run
+ * lock is one: it records the groups, because a parent that dies without running any code
+ * (SIGKILL, the OOM killer) cannot stop them, and a child in a group of its own outlives
+ * it. Whoever takes the lock over stops them first.
+ */
+export interface ChildGroupTracker {
+  /** Called synchronously right after the spawn, before anything else can run. */
+  started(pgid: number): void;
+  ended(pgid: number): void;
+}
+
+const trackers = new AsyncLocalStorage<ChildGroupTracker>();
+
+/** Runs `fn` so that every runCommand inside it, however deep, reports its child's group to `tracker`. */
+export function withChildGroupTracker<T>(tracker: ChildGroupTracker, fn: () => Promise<T>): Promise<T> {
+  return trackers.run(tracker, fn);
+}
+
+/** `/proc/<pid>/stat` fields after the command name: [0] state, [2] pgrp, [19] start time. Null without /proc or the process. */
+function procStat(pid: number): string[] | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The command name may hold spaces and parentheses: the fields start after the last ")".
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  } catch {
+    return null;
+  }
+}
+
+/** Whether /proc describes processes here (Linux); without it the helpers below know less. */
+export const HAS_PROC = procStat(process.pid) !== null;
+
+/**
+ * When the process started (clock ticks after boot; Linux only, else undefined). Together
+ * with the pid it names one process: a later process given the same pid starts later.
+ */
+export function processStartTime(pid: number): number | undefined {
+  const fields = procStat(pid);
+  const ticks = fields ? Number(fields[19]) : NaN;
+  return Number.isFinite(ticks) ? ticks : undefined;
+}
+
+/**
+ * Whether `pid` runs. A zombie does not: it has exited and waits to be reaped, which an
+ * orphan's adoptive parent (PID 1 in many containers) may never do.
+ */
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+  return procStat(pid)?.[0] !== "Z";
+}
+
+/** Pids of the processes (not zombies) in process group `pgid`. Without /proc: the group id itself while the group exists. */
+export function processGroupMembers(pgid: number): number[] {
+  try {
+    process.kill(-pgid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EPERM") return [];
+  }
+  if (!HAS_PROC) return [pgid];
+  const members: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const fields = procStat(Number(name));
+    if (fields && fields[0] !== "Z" && Number(fields[2]) === pgid) members.push(Number(name));
+  }
+  return members;
+}
+
 /** Shell-like rendering of argv for logs and errors, with credentials masked. */
 export function formatArgv(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): string {
   return redact(argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(" "), env);
@@ -103,6 +177,9 @@ export async function runCommand(argv: readonly string[], options: RunCommandOpt
     stdio: ["ignore", options.discardStdout ? "ignore" : "pipe", "pipe"],
     detached: true,
   });
+  // Before any await: from here on a parent killed outright leaves a group its successor can find.
+  const tracker = trackers.getStore();
+  if (child.pid !== undefined) tracker?.started(child.pid);
 
   let timedOut = false;
   let aborted = false;
@@ -157,6 +234,7 @@ export async function runCommand(argv: readonly string[], options: RunCommandOpt
     // The direct child is gone; its group may not be (a daemonised grandchild).
     if (aborted || timedOut) killGroup(child.pid, "SIGKILL");
     liveGroups.delete(child.pid);
+    tracker?.ended(child.pid);
   }
   if (killTimer) clearTimeout(killTimer);
   const durationMs = performance.now() - started;

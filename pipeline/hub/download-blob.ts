@@ -16,7 +16,7 @@ import { mkdir, open, readFile, rename, rm, type FileHandle } from "node:fs/prom
 import { dirname } from "node:path";
 import type { Response } from "got";
 import type pLimit from "p-limit";
-import { atomicWriteFile } from "../core/files.js";
+import { atomicWriteFile, removeTemporariesOf } from "../core/files.js";
 import { PipelineError } from "../core/errors.js";
 import { acquireRunLock } from "../core/run-lock.js";
 import { etagOf, type RepoCache, type TreeFile } from "./cache.js";
@@ -90,6 +90,8 @@ export async function downloadBlob(options: BlobDownloadOptions): Promise<BlobDo
   // Two processes wanting the same blob: the second waits, then finds it done.
   const release = await acquireRunLock(cache.lockPath(etag), { signal: options.signal });
   try {
+    // A run killed while saving the sidecar left its temporary; holding the lock, no one else writes it.
+    await removeTemporariesOf(sidecarPath(cache, etag));
     if (cache.hasBlob(file)) return stats;
     await mkdir(dirname(cache.blobPath(etag)), { recursive: true });
     for (let attempt = 0; ; attempt++) {
