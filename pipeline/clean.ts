@@ -11,6 +11,7 @@
 import { existsSync, readdirSync, readFileSync, lstatSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join, relative } from "node:path";
+import { isProcessAlive, processGroupMembers } from "./core/process.js";
 
 export interface CleanItem {
   path: string;
@@ -46,16 +47,7 @@ function walk(dir: string, visit: (path: string, name: string, isDir: boolean) =
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-/** Step instances whose run lock is held by a live process: their files stay. */
+/** Step instances whose run lock is held by a live process, or whose dead holder's commands still run: their files stay. */
 function busyInstances(stateDir: string): Set<string> {
   const busy = new Set<string>();
   if (!existsSync(stateDir)) return busy;
@@ -63,7 +55,7 @@ function busyInstances(stateDir: string): Set<string> {
     if (!name.endsWith(".running")) continue;
     try {
       const holder = JSON.parse(readFileSync(join(stateDir, name), "utf8")) as { pid: number };
-      if (isAlive(holder.pid)) busy.add(name.slice(0, -".running".length));
+      if (isProcessAlive(holder.pid)) busy.add(name.slice(0, -".running".length));
     } catch {
       // Unreadable: not a running step's lock.
     }
@@ -88,7 +80,7 @@ export function planClean(options: CleanOptions): { items: CleanItem[]; kept: st
       if (TEMPORARY.test(name)) {
         // The writer's pid is in the name: a live writer's temporary is work in progress.
         const pid = Number(/tmp-(\d+)/.exec(name)![1]);
-        if (isAlive(pid)) kept.push(`${relative(root, path)} (pid ${pid} is writing it)`);
+        if (isProcessAlive(pid)) kept.push(`${relative(root, path)} (pid ${pid} is writing it)`);
         else add(path, "left by an interrupted run");
         return false;
       }
