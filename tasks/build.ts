@@ -3,16 +3,33 @@
  * build/powerinfer/<backend>-<short fingerprint>/. The fingerprint covers the source
  * commit, every CMake flag, and the cmake/compiler/nvcc identities, so a changed
  * toolchain gets a new build folder and an unchanged one is skipped.
+ *
+ * A cuda build is verified: CMAKE_CUDA_ARCHITECTURES follows the GPUs nvidia-smi lists
+ * (unless --cuda-arch is given), nvcc is passed as CMAKE_CUDA_COMPILER, a driver older
+ * than the toolkit stops it before configuring, and `main` must name the CUDA libraries.
+ * The GPUs' compute capabilities and the driver's CUDA version are inputs: another GPU
+ * rebuilds.
  */
 import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, realpath, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PipelineError } from "../pipeline/core/errors.js";
+import { PipelineError, UsageError } from "../pipeline/core/errors.js";
 import { runCommand } from "../pipeline/core/process.js";
 import type { TaskDefinition, TaskPlanContext } from "../pipeline/core/graph.js";
 import type { ToolInfo, ToolSpec } from "../pipeline/core/tools.js";
-import type { Backend } from "../pipeline/config/engine-config.js";
+import { CUDA_ARCHITECTURES, type Backend } from "../pipeline/config/engine-config.js";
+import {
+  compareVersions,
+  compatibleToolkits,
+  cudaArchitecturesOf,
+  cudaLibrariesOf,
+  parseNvccRelease,
+  probeNvidia,
+  suggestCudacxx,
+  type NvidiaGpu,
+  type NvidiaProbe,
+} from "../pipeline/nvidia.js";
 import type { EngineSettings, Workspace } from "../pipeline/workspace.js";
 import type { UpstreamResult } from "./upstream.js";
 
@@ -48,15 +65,110 @@ export function detectBackend(probe: GpuProbe): { backend: Backend; why: string 
   return { backend: "cpu", why: "auto: no GPU toolkit found" };
 }
 
-async function probeGpus(workspace: Workspace): Promise<GpuProbe> {
+async function probeGpus(workspace: Workspace, nvidia: () => Promise<NvidiaProbe>): Promise<GpuProbe> {
   const [nvcc, hipcc] = await Promise.all([workspace.tools.find(TOOLS.nvcc), workspace.tools.find(TOOLS.hipcc)]);
   return {
     nvcc: nvcc !== null,
-    nvidiaGpu: existsSync("/dev/nvidiactl") || existsSync("/proc/driver/nvidia/version"),
+    // nvidia-smi is asked only where nvcc is there: a CPU-only machine spawns nothing.
+    nvidiaGpu: existsSync("/dev/nvidiactl") || existsSync("/proc/driver/nvidia/version") || (nvcc !== null && (await nvidia()).gpus.length > 0),
     hipcc: hipcc !== null,
     amdGpu: existsSync("/dev/kfd"),
   };
 }
+
+/** Where CMAKE_CUDA_ARCHITECTURES came from, strongest first. */
+export type CudaArchSource = "--cuda-arch" | "detected GPU" | "config" | "engine default";
+
+export interface CudaArchChoice {
+  /** The CMAKE_CUDA_ARCHITECTURES passed; null: none (the engine's own default, 52;61;70). */
+  architectures: string | null;
+  source: CudaArchSource;
+  /** Why, in words (logged, and kept in the build result). */
+  reason: string;
+}
+
+const describeGpus = (gpus: readonly NvidiaGpu[]) =>
+  gpus.map((g) => `${g.name} (compute capability ${g.computeCap ?? "unknown"})`).join(", ");
+
+/**
+ * CMAKE_CUDA_ARCHITECTURES: an explicit --cuda-arch, else the compute capabilities of
+ * the GPUs nvidia-smi lists (exact code for the card: no slow JIT from PTX at first
+ * launch, none of upstream's "invalid device symbol" errors, a shorter build), else the
+ * config's list (a machine without a GPU: a CI image building for others), else
+ * nothing (the engine's default).
+ */
+export function chooseCudaArchitectures(options: { flag?: string; gpu: NvidiaProbe; config?: string; configKey: string }): CudaArchChoice {
+  const { flag, gpu, config, configKey } = options;
+  const detected = cudaArchitecturesOf(gpu.gpus);
+  if (flag) {
+    const note = detected && detected !== flag ? ` (the detected GPU would give ${detected})` : "";
+    return { architectures: flag, source: "--cuda-arch", reason: `--cuda-arch ${flag}${note}` };
+  }
+  if (detected) return { architectures: detected, source: "detected GPU", reason: `detected GPU: ${describeGpus(gpu.gpus)}` };
+  const why = gpu.gpus.length > 0 ? (gpu.problem ?? "nvidia-smi did not report a compute capability") : `no GPU detected (${gpu.problem ?? "nvidia-smi lists none"})`;
+  if (config) return { architectures: config, source: "config", reason: `${configKey}: ${why}, so the configured architectures are kept` };
+  return { architectures: null, source: "engine default", reason: `the engine's default (52;61;70): ${why} and ${configKey} is not set` };
+}
+
+/** What a CUDA build was made for and with: part of the build's inputs and of its result. */
+export interface CudaBuildPlan {
+  architectures: string | null;
+  architecturesSource: CudaArchSource;
+  architecturesReason: string;
+  /** The nvcc passed as CMAKE_CUDA_COMPILER (real path). */
+  compiler: string;
+  /** nvcc's release, "12.4". */
+  toolkitVersion: string | null;
+  /** The GPUs nvidia-smi listed; [] without one. */
+  gpus: NvidiaGpu[];
+  driverVersion: string | null;
+  /** The newest CUDA the driver supports. */
+  driverCudaVersion: string | null;
+}
+
+export interface CudaBuildInfo extends CudaBuildPlan {
+  /** The check that the binary is a CUDA one: the CUDA libraries it names. */
+  binary: { path: string; libraries: string[] };
+}
+
+/**
+ * A toolkit newer than the driver builds fine and then fails at run time (CUDA error
+ * 222, "the provided PTX was compiled with an unsupported toolchain"): refuse it before
+ * building. Only where a GPU answers: without one there is no driver to run on here.
+ */
+export function assertDriverSupportsToolkit(plan: CudaBuildPlan, searchRoots?: readonly string[]): void {
+  const { driverCudaVersion: driver, toolkitVersion: toolkit } = plan;
+  if (plan.gpus.length === 0 || !driver || !toolkit || compareVersions(toolkit, driver) <= 0) return;
+  const older = compatibleToolkits(driver, searchRoots);
+  const cudacxx = suggestCudacxx(driver, searchRoots);
+  throw new PipelineError(
+    "E_BUILD_BACKEND",
+    `the NVIDIA driver supports CUDA up to ${driver}; nvcc is ${toolkit}: install a newer driver or an older toolkit (CUDACXX=${cudacxx})`,
+    {
+      details: [
+        `Driver ${plan.driverVersion ?? "unknown"} (nvidia-smi), nvcc ${plan.compiler}.`,
+        "Binaries from a toolkit newer than the driver fail when they start (CUDA error 222: the provided PTX was compiled with an unsupported toolchain).",
+        older.length
+          ? `Toolkits on this machine the driver supports: ${older.join(", ")}.`
+          : `No toolkit of CUDA ${driver} or older was found under /usr/local or /opt; set CUDACXX to one's nvcc, or build with --backend cpu.`,
+      ],
+    },
+  );
+}
+
+/** A CUDA build whose `main` names no CUDA library is a CPU build, whatever CMake said. */
+export async function assertCudaBinary(file: string, shownAs: string): Promise<string[]> {
+  const libraries = await cudaLibrariesOf(file);
+  if (libraries.length > 0) return libraries;
+  throw new PipelineError("E_BUILD_BACKEND", `${shownAs} is a CPU binary from a cuda build: it links neither libcudart nor libcublas.`, {
+    details: [
+      "CMake configured a CUDA build, but the engine was compiled without it (upstream would print \"warning: PowerInfer was compiled without cuBLAS\").",
+      "Check that the cuda preset sets -DLLAMA_CUBLAS=ON (not llama.cpp's newer -DGGML_CUDA=ON) and that the CUDA toolkit includes cuBLAS.",
+    ],
+  });
+}
+
+const CUDA_PIN = /^-DCMAKE_CUDA_(ARCHITECTURES|COMPILER)(:[A-Z]+)?=/;
 
 export interface BuildInfo {
   number: number | null;
@@ -97,6 +209,8 @@ export interface BuildResult {
   tools: Record<string, { path: string; version: string }>;
   sourceCommit: string;
   jobs: number;
+  /** cuda builds only: architectures (and why), nvcc, GPUs, driver, and the binary check. */
+  cuda?: CudaBuildInfo;
 }
 
 /** Env vars CMake and the compilers read: changing one changes the binaries. */
@@ -109,12 +223,30 @@ export function buildTask(workspace: Workspace, settings: EngineSettings): TaskD
 
   /** Everything that decides the binaries, resolved once per run. */
   let resolved:
-    | Promise<{ backend: Backend; why: string; configureArgs: string[]; env: NodeJS.ProcessEnv; tools: Record<string, ToolInfo> }>
+    | Promise<{
+        backend: Backend;
+        why: string;
+        configureArgs: string[];
+        env: NodeJS.ProcessEnv;
+        tools: Record<string, ToolInfo>;
+        cuda: CudaBuildPlan | undefined;
+      }>
     | undefined;
+  let nvidia: Promise<NvidiaProbe> | undefined;
   const resolve = () =>
     (resolved ??= (async () => {
+      const probeNvidiaOnce = () => (nvidia ??= probeNvidia(workspace.env));
+      if (settings.cudaArch !== undefined && !CUDA_ARCHITECTURES.test(settings.cudaArch)) {
+        const dotted = /^\d+\.\d+(;\d+\.\d+)*$/.test(settings.cudaArch) ? settings.cudaArch.replaceAll(".", "") : null;
+        throw new UsageError(
+          `--cuda-arch must be a CMAKE_CUDA_ARCHITECTURES list such as "89" or "80;86;89;90" (or native, all, all-major); got "${settings.cudaArch}"`,
+          dotted ? [`Compute capability 8.9 is written 89: --cuda-arch "${dotted}".`] : [],
+        );
+      }
       const detected =
-        settings.backend === "auto" ? detectBackend(await probeGpus(workspace)) : { backend: settings.backend, why: "--backend / config" };
+        settings.backend === "auto"
+          ? detectBackend(await probeGpus(workspace, probeNvidiaOnce))
+          : { backend: settings.backend, why: "--backend / config" };
       const preset = config.build.presets[detected.backend];
       if (!preset) {
         throw new PipelineError("E_CONFIG_INVALID", `${configName}: build.presets.${detected.backend} is not defined, but the build is for ${detected.backend}.`, {
@@ -122,14 +254,6 @@ export function buildTask(workspace: Workspace, settings: EngineSettings): TaskD
         });
       }
       const env = { ...workspace.env, ...preset.env };
-      const cudaArch = settings.cudaArch ?? preset.cudaArchitectures;
-      const configureArgs = [
-        `-DCMAKE_BUILD_TYPE=${config.build.buildType}`,
-        `-DLLAMA_NATIVE=${settings.native ? "ON" : "OFF"}`,
-        ...config.build.cmakeFlags,
-        ...preset.cmakeFlags,
-        ...(detected.backend === "cuda" && cudaArch ? [`-DCMAKE_CUDA_ARCHITECTURES=${cudaArch}`] : []),
-      ];
       const probe = (spec: ToolSpec) => workspace.tools.require(spec);
       const tools: Record<string, ToolInfo> = {
         cmake: await probe(TOOLS.cmake),
@@ -139,7 +263,46 @@ export function buildTask(workspace: Workspace, settings: EngineSettings): TaskD
       if (detected.backend === "cuda") tools.nvcc = await probe({ ...TOOLS.nvcc, command: env.CUDACXX || TOOLS.nvcc.command });
       if (detected.backend === "hip") tools.hipcc = await probe(TOOLS.hipcc);
       await workspace.tools.save();
-      return { ...detected, configureArgs, env, tools };
+
+      let cuda: CudaBuildPlan | undefined;
+      if (detected.backend === "cuda") {
+        const pinned = [...config.build.cmakeFlags, ...preset.cmakeFlags].find((f) => CUDA_PIN.test(f));
+        if (pinned) {
+          throw new PipelineError("E_CONFIG_INVALID", `${configName}: the cmakeFlags set ${pinned.split("=")[0]!.slice(2)} ("${pinned}"), which the pipeline sets itself.`, {
+            details: [
+              "Set build.presets.cuda.cudaArchitectures (or pass --cuda-arch) for the architectures, and CUDACXX for the nvcc to use.",
+              "Without them, a detected GPU's compute capability and the nvcc on PATH are used.",
+            ],
+          });
+        }
+        const gpu = await probeNvidiaOnce();
+        const arch = chooseCudaArchitectures({
+          flag: settings.cudaArch,
+          gpu,
+          config: preset.cudaArchitectures,
+          configKey: `${configName} build.presets.cuda.cudaArchitectures`,
+        });
+        cuda = {
+          architectures: arch.architectures,
+          architecturesSource: arch.source,
+          architecturesReason: arch.reason,
+          compiler: await realpath(tools.nvcc!.path),
+          toolkitVersion: parseNvccRelease(tools.nvcc!.version),
+          gpus: gpu.gpus,
+          driverVersion: gpu.driverVersion,
+          driverCudaVersion: gpu.driverCudaVersion,
+        };
+      }
+      const configureArgs = [
+        `-DCMAKE_BUILD_TYPE=${config.build.buildType}`,
+        `-DLLAMA_NATIVE=${settings.native ? "ON" : "OFF"}`,
+        ...config.build.cmakeFlags,
+        ...preset.cmakeFlags,
+        ...(cuda ? [`-DCMAKE_CUDA_COMPILER=${cuda.compiler}`] : []),
+        ...(cuda?.architectures ? [`-DCMAKE_CUDA_ARCHITECTURES=${cuda.architectures}`] : []),
+      ];
+      const why = cuda ? `${detected.why}; CUDA architectures ${cuda.architectures ?? "not set"} from ${cuda.architecturesReason}` : detected.why;
+      return { ...detected, why, configureArgs, env, tools, cuda };
     })());
 
   const buildDirOf = (backend: Backend, fingerprint: string) => join("build", "powerinfer", `${backend}-${fingerprint.slice(0, 12)}`);
@@ -157,6 +320,14 @@ export function buildTask(workspace: Workspace, settings: EngineSettings): TaskD
           backend: r.backend,
           "cmake flags": r.configureArgs,
           [`${configName}#build.targets`]: config.build.targets,
+          // A different GPU or driver rebuilds, and the reason names where the architectures came from.
+          ...(r.cuda
+            ? {
+                "CUDA architectures": `${r.cuda.architectures ?? "engine default"} (${r.cuda.architecturesSource})`,
+                "GPU compute capabilities": [...new Set(r.cuda.gpus.map((g) => g.computeCap ?? "unknown"))].sort().join(", ") || "none",
+                "NVIDIA driver CUDA version": r.cuda.driverCudaVersion ?? "none",
+              }
+            : {}),
         },
         env: BUILD_ENV.filter((name) => r.env[name] !== undefined || workspace.env[name] !== undefined),
         tools: Object.fromEntries(Object.entries(r.tools).map(([name, tool]) => [name, `${tool.version} (${tool.path})`])),
@@ -179,6 +350,17 @@ export function buildTask(workspace: Workspace, settings: EngineSettings): TaskD
         ctx.progress(percent === undefined ? { message: line } : { percent, message: line });
       };
       ctx.log(`backend: ${r.backend} (${r.why})`);
+      if (r.cuda) {
+        const c = r.cuda;
+        ctx.log(`CUDA architectures: ${c.architectures ?? "not set (the engine's default, 52;61;70)"} (${c.architecturesReason})`);
+        ctx.log(`nvcc: ${c.compiler} (release ${c.toolkitVersion ?? "unknown"})`);
+        ctx.log(
+          c.gpus.length
+            ? `GPUs: ${describeGpus(c.gpus)}; driver ${c.driverVersion ?? "unknown"} supports CUDA up to ${c.driverCudaVersion ?? "unknown"}`
+            : "GPUs: none answered (nvidia-smi): building without a GPU, the driver/toolkit check is skipped",
+        );
+        assertDriverSupportsToolkit(c);
+      }
 
       ctx.progress({ percent: 0, message: `configuring (${r.backend})` });
       const configureLines: string[] = [];
@@ -207,6 +389,13 @@ export function buildTask(workspace: Workspace, settings: EngineSettings): TaskD
         }
         binaries[target] = path;
       }
+      let cuda: CudaBuildInfo | undefined;
+      if (r.cuda) {
+        const checked = binaries.main ?? Object.values(binaries)[0]!;
+        const libraries = await assertCudaBinary(join(ctx.root, checked), checked);
+        ctx.log(`${checked} links ${libraries.join(", ")}`);
+        cuda = { ...r.cuda, binary: { path: checked, libraries } };
+      }
 
       return {
         backend: r.backend,
@@ -219,6 +408,7 @@ export function buildTask(workspace: Workspace, settings: EngineSettings): TaskD
         tools: Object.fromEntries(Object.entries(r.tools).map(([name, tool]) => [name, { path: tool.path, version: tool.version }])),
         sourceCommit: upstream?.commit ?? settings.upstream.commit,
         jobs: settings.jobs,
+        ...(cuda ? { cuda } : {}),
       };
     },
   };
@@ -233,9 +423,27 @@ const GPU_NOT_FOUND: Partial<Record<Backend, RegExp>> = {
   hip: /hipBLAS or HIP not found/,
 };
 
+/**
+ * What the engine's CMake prints when it does enable CUDA. Without it (no
+ * -DLLAMA_CUBLAS=ON, or llama.cpp's newer -DGGML_CUDA=ON, which this engine ignores) the
+ * build would be for the CPU: stop before spending minutes on it.
+ */
+const GPU_FOUND: Partial<Record<Backend, RegExp>> = {
+  cuda: /cuBLAS found/,
+};
+
 export function assertGpuBackendFound(backend: Backend, configureOutput: readonly string[], logFile: string): void {
   const pattern = GPU_NOT_FOUND[backend];
   const line = pattern && configureOutput.find((l) => pattern.test(l));
+  const found = GPU_FOUND[backend];
+  if (!line && found && !configureOutput.some((l) => found.test(l))) {
+    throw new PipelineError("E_BUILD_BACKEND", `a ${backend} build was asked for, but CMake never said "cuBLAS found": the binaries would be CPU-only.`, {
+      details: [
+        "Check that build.presets.cuda.cmakeFlags in configs/engines/powerinfer.yaml has -DLLAMA_CUBLAS=ON (this engine ignores llama.cpp's newer -DGGML_CUDA=ON).",
+        `Configure log: ${logFile}`,
+      ],
+    });
+  }
   if (!line) return;
   throw new PipelineError("E_BUILD_BACKEND", `a ${backend} build was asked for, but CMake did not find the GPU libraries ("${line.trim()}"): the binaries would be CPU-only.`, {
     details: [

@@ -11,16 +11,22 @@ const cmakeFlag = z
   .string()
   .regex(/^-D[A-Za-z_][A-Za-z0-9_]*(:[A-Z]+)?=.*$/, 'a CMake cache entry such as "-DLLAMA_CUBLAS=ON"');
 
+/** A CMAKE_CUDA_ARCHITECTURES value: "89", "80;86;89;90", "90a", "89-real", native, all, all-major. */
+export const CUDA_ARCHITECTURES = /^(native|all|all-major|\d+[a-z]?(-(real|virtual))?(;\d+[a-z]?(-(real|virtual))?)*)$/;
+
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name");
 
 export const buildPresetSchema = z.strictObject({
   cmakeFlags: z.array(cmakeFlag).default([]),
   /** Environment for configure and build, e.g. CC/CXX for ROCm's clang. */
   env: z.record(envName, z.string()).default({}),
-  /** CMAKE_CUDA_ARCHITECTURES; `--cuda-arch` overrides it. */
+  /**
+   * CMAKE_CUDA_ARCHITECTURES where no GPU is detected (a CI image cross-compiling).
+   * Precedence: `--cuda-arch` > the detected GPUs' compute capabilities > this.
+   */
   cudaArchitectures: z
     .string()
-    .regex(/^(native|all|all-major|\d+[a-z]?(-(real|virtual))?(;\d+[a-z]?(-(real|virtual))?)*)$/, 'e.g. "80;86;89;90" or "native"')
+    .regex(CUDA_ARCHITECTURES, 'e.g. "80;86;89;90" or "native"')
     .optional(),
 });
 
