@@ -4,6 +4,11 @@
  * convert = the engine steps, the checkpoint (downloaded or generated) and the
  * conversion; independent steps overlap (the build runs while checkpoints download).
  * Bench and sign join as they land.
+ *
+ * A ready-made GGUF recipe has the same graph and task ids: `download` takes the named
+ * file and activation/ from the GGUF repo, and its `convert` (tasks/fetch-gguf.ts)
+ * validates and places the file instead of running a converter. A recipe the pinned
+ * engine cannot run is refused here, by name, before anything runs.
  */
 import type { Graph, TaskDefinition } from "./core/graph.js";
 import type { EngineSettings, Workspace } from "./workspace.js";
@@ -11,11 +16,12 @@ import { engineTasks } from "./graphs.js";
 import { downloadTask } from "../tasks/download.js";
 import { generateTask } from "../tasks/generate.js";
 import { convertTask } from "../tasks/convert.js";
+import { fetchGgufTask } from "../tasks/fetch-gguf.js";
 import { quantizeTask } from "../tasks/quantize.js";
 import { benchTask } from "../tasks/bench.js";
 import { signTask } from "../tasks/sign.js";
 import { PipelineError } from "./core/errors.js";
-import type { LoadedRecipe } from "./config/recipe.js";
+import { ACTIVATION_ALLOW_PATTERNS, type LoadedRecipe } from "./config/recipe.js";
 import { displayPath } from "./config/load-yaml.js";
 
 export interface DownloadOptions {
@@ -29,56 +35,76 @@ export interface DownloadOptions {
   allowInsecureKeyPermissions?: boolean;
 }
 
-/** The checkpoint: downloaded from the Hub, or generated here for the offline demo model. */
+/** The checkpoint: downloaded from the Hub (original weights + predictor, or a ready-made GGUF), or generated here for the offline demo model. */
 function checkpointTask(workspace: Workspace, loaded: LoadedRecipe, options: DownloadOptions): TaskDefinition {
   const { recipe } = loaded;
   const recipeFile = displayPath(loaded.file, workspace.root);
   if (recipe.generate) return generateTask(workspace, { model: loaded.name, recipeFile, ...recipe.generate, ...(options.python ? { python: options.python } : {}) });
   const { connectionsPerFile, chunkSize } = options;
+  const transfer = { ...(connectionsPerFile ? { connectionsPerFile } : {}), ...(chunkSize ? { chunkSize } : {}) };
+  if (recipe.gguf) {
+    const { repo, revision, file, gated } = recipe.gguf;
+    return downloadTask({ model: loaded.name, recipeFile, sources: { gguf: { repo, revision, gated, allowPatterns: [file, ...ACTIVATION_ALLOW_PATTERNS] } }, ...transfer });
+  }
+  const activation = recipe.activation ? { activation: { ...recipe.activation, allowPatterns: [...ACTIVATION_ALLOW_PATTERNS] } } : {};
   return downloadTask({
     model: loaded.name,
     recipeFile,
-    sources: { model: recipe.model!, predictor: recipe.predictor! },
-    ...(connectionsPerFile ? { connectionsPerFile } : {}),
-    ...(chunkSize ? { chunkSize } : {}),
+    sources: { model: recipe.model!, predictor: recipe.predictor!, ...activation },
+    architectureCheck: { assumeRelu: recipe.model!.assumeRelu },
+    ...transfer,
+  });
+}
+
+/** A recipe the pinned engine cannot run at all (top-level `unsupported`): refused by name, for `download` too. */
+function refuseUnsupported(workspace: Workspace, loaded: LoadedRecipe): void {
+  const reason = loaded.recipe.unsupported;
+  if (reason === undefined) return;
+  throw new PipelineError("E_CONFIG_INVALID", `${loaded.name} cannot run on the pinned engine: ${reason}`, {
+    details: [`(${displayPath(loaded.file, workspace.root)}, unsupported) \`pnpm pipeline models\` lists the models it runs.`],
   });
 }
 
 export function downloadGraph(workspace: Workspace, loaded: LoadedRecipe, options: DownloadOptions = {}): Graph {
+  refuseUnsupported(workspace, loaded);
   return { name: `download ${loaded.name}`, tasks: [checkpointTask(workspace, loaded, options)] };
 }
 
 export function convertGraph(workspace: Workspace, settings: EngineSettings, loaded: LoadedRecipe, options: DownloadOptions = {}): Graph {
-  const unsupported = loaded.recipe.convert.unsupported;
+  refuseUnsupported(workspace, loaded);
+  const unsupported = loaded.recipe.convert?.unsupported;
   if (unsupported) {
     throw new PipelineError("E_CONFIG_INVALID", `${loaded.name} cannot be converted by the pinned engine: ${unsupported}`, {
       details: [`(${displayPath(loaded.file, workspace.root)}, convert.unsupported) \`pnpm pipeline download ${loaded.name}\` still fetches its checkpoints.`],
     });
   }
+  const recipeFile = displayPath(loaded.file, workspace.root);
+  const { recipe } = loaded;
+  const audit = { model_version: recipe.audit.model_version, source_repo: recipe.audit.source_repo };
   const checkpoint = checkpointTask(workspace, loaded, options);
-  const convert = convertTask(workspace, settings, {
-    model: loaded.name,
-    recipeFile: displayPath(loaded.file, workspace.root),
-    convert: loaded.recipe.convert,
-    generation: loaded.recipe.generation,
-    runtime: loaded.recipe.runtime,
-    checkpointTask: checkpoint.id,
-    audit: { model_version: loaded.recipe.audit.model_version, source_repo: loaded.recipe.audit.source_repo },
-    ...(options.python ? { python: options.python } : {}),
-    ...(options.allowUnsafeOuttype ? { allowUnsafeOuttype: true } : {}),
-  });
-  const quantize = loaded.recipe.convert.quantize
-    ? [quantizeTask({ model: loaded.name, recipeFile: displayPath(loaded.file, workspace.root), type: loaded.recipe.convert.quantize })]
-    : [];
-  const bench = benchTask({ model: loaded.name, recipeFile: displayPath(loaded.file, workspace.root), bench: loaded.recipe.bench });
+  const convert = recipe.gguf
+    ? fetchGgufTask({ model: loaded.name, recipeFile, gguf: recipe.gguf, family: recipe.family, generation: recipe.generation, runtime: recipe.runtime, audit })
+    : convertTask(workspace, settings, {
+        model: loaded.name,
+        recipeFile,
+        convert: recipe.convert!,
+        generation: recipe.generation,
+        runtime: recipe.runtime,
+        checkpointTask: checkpoint.id,
+        audit,
+        ...(options.python ? { python: options.python } : {}),
+        ...(options.allowUnsafeOuttype ? { allowUnsafeOuttype: true } : {}),
+      });
+  const quantize = recipe.convert?.quantize ? [quantizeTask({ model: loaded.name, recipeFile, type: recipe.convert.quantize })] : [];
+  const bench = benchTask({ model: loaded.name, recipeFile, bench: recipe.bench });
   const sign = signTask({
     model: loaded.name,
-    recipeFile: displayPath(loaded.file, workspace.root),
-    modelVersion: loaded.recipe.audit.model_version,
+    recipeFile,
+    modelVersion: recipe.audit.model_version,
     checkpointTask: checkpoint.id,
     contentTasks: ["convert", ...quantize.map((q) => q.id), bench.id],
     externalParameters: externalParameters(loaded),
-    ...(loaded.recipe.audit.checksum ? { expectedChecksum: loaded.recipe.audit.checksum } : {}),
+    ...(recipe.audit.checksum ? { expectedChecksum: recipe.audit.checksum } : {}),
     ...(options.signingKeyFile ? { keyFile: options.signingKeyFile } : {}),
     ...(options.allowInsecureKeyPermissions ? { allowInsecureKeyPermissions: true } : {}),
   });
@@ -88,6 +114,19 @@ export function convertGraph(workspace: Workspace, settings: EngineSettings, loa
 /** SLSA externalParameters: what the user asked for (the recipe), not what it resolved to. */
 function externalParameters(loaded: LoadedRecipe): Record<string, unknown> {
   const { recipe } = loaded;
+  const audit = { model_version: recipe.audit.model_version, source_repo: recipe.audit.source_repo };
+  if (recipe.gguf) {
+    const { repo, revision, file, type } = recipe.gguf;
+    return {
+      recipe: loaded.name,
+      modelId: loaded.name,
+      source: { uri: `https://huggingface.co/${repo}`, revision, file },
+      options: { readyMade: true },
+      model: { format: "gguf", quantization: type, family: recipe.family },
+      audit,
+    };
+  }
+  const convert = recipe.convert!;
   const source = recipe.model
     ? { uri: `https://huggingface.co/${recipe.model.repo}`, revision: recipe.model.revision }
     : { uri: `file:${recipe.generate!.script}`, revision: `seed ${recipe.generate!.seed}` };
@@ -96,8 +135,9 @@ function externalParameters(loaded: LoadedRecipe): Record<string, unknown> {
     modelId: loaded.name,
     source,
     ...(recipe.predictor ? { predictor: { uri: `https://huggingface.co/${recipe.predictor.repo}`, revision: recipe.predictor.revision } } : {}),
-    options: { outtype: recipe.convert.outtype, vocabtype: recipe.convert.vocabtype ?? null, quantize: recipe.convert.quantize ?? null },
-    model: { format: "gguf", quantization: recipe.convert.quantize ?? recipe.convert.outtype, family: recipe.family },
-    audit: { model_version: recipe.audit.model_version, source_repo: recipe.audit.source_repo },
+    ...(recipe.activation ? { activation: { uri: `https://huggingface.co/${recipe.activation.repo}`, revision: recipe.activation.revision } } : {}),
+    options: { outtype: convert.outtype, vocabtype: convert.vocabtype ?? null, quantize: convert.quantize ?? null },
+    model: { format: "gguf", quantization: convert.quantize ?? convert.outtype, family: recipe.family },
+    audit,
   };
 }

@@ -27,7 +27,7 @@ export interface ConvertTaskSettings {
   convert: ConvertSettings;
   generation: GenerationSettings;
   runtime: RuntimeSettings;
-  /** The task that provides { model: { dir }, predictor: { dir } }: "download" or "generate". */
+  /** The task that provides { model: { dir }, predictor: { dir }, activation?: { dir } }: "download" or "generate". */
   checkpointTask: string;
   python?: string;
   allowUnsafeOuttype?: boolean;
@@ -35,15 +35,26 @@ export interface ConvertTaskSettings {
   audit?: { model_version: string; source_repo: string };
 }
 
+/**
+ * What `convert` leaves for bench, quantize and sign: the same shape whether the upstream
+ * converter wrote the file (tasks/convert.ts) or a ready-made GGUF was taken from the Hub
+ * (tasks/fetch-gguf.ts, where `readyMade` is set, `python` is null and the converter is
+ * "(ready-made)").
+ */
 export interface ConvertResult {
   output: string;
   policy: string;
   converter: { script: string; argv: string[] };
-  python: { path: string; version: string; modules: PythonChoice["modules"] };
+  python: { path: string; version: string; modules: PythonChoice["modules"] } | null;
   checkpoint: { modelDir: string; predictorDir: string; layers: number; modelType: string };
   gguf: ReturnType<typeof summarizeGguf>;
   activation: boolean;
+  /** A ready-made GGUF: where it came from (the Hub repo at its commit, and the file's LFS sha256). */
+  readyMade?: { repo: string; revision: string; commit: string; file: string; sha256: string | null };
 }
+
+/** The converter script of a ready-made GGUF's ConvertResult. */
+export const READY_MADE = "(ready-made)";
 
 /** Output types known to give NaN logits for sparse models on CPU (powerinfer-upstream.md §9). */
 const UNSAFE_OUTTYPES: Record<string, string> = {
@@ -103,7 +114,7 @@ export function convertTask(workspace: Workspace, engine: EngineSettings, settin
         });
       }
       const py = await interpreter();
-      const checkpoint = ctx.deps.get(settings.checkpointTask)?.result as { model: { dir: string }; predictor: { dir: string } };
+      const checkpoint = ctx.deps.get(settings.checkpointTask)?.result as { model: { dir: string }; predictor: { dir: string }; activation?: { dir: string } };
       const config = await readCheckpointConfig(checkpoint.model.dir);
       const architecture = ARCHITECTURE[config.modelType] ?? config.modelType;
 
@@ -153,9 +164,11 @@ export function convertTask(workspace: Workspace, engine: EngineSettings, settin
         await rename(temp, final);
         const summary = summarizeGguf(header);
 
-        const activationSource = join(checkpoint.predictor.dir, "activation");
+        // The recipe's activation repo (a GGUF repo: predictor repos do not ship it), else a predictor folder that has one.
+        const activationSource = join((checkpoint.activation ?? checkpoint.predictor).dir, "activation");
         const activation = existsSync(activationSource);
         if (activation) await cp(activationSource, join(ctx.root, outDir, "activation"), { recursive: true, dereference: true });
+        else ctx.log(`note: no activation/ for ${settings.model}: a GPU build will offload no FFN weights (name a GGUF repo under activation: in ${settings.recipeFile})`);
 
         await atomicWriteFile(join(ctx.root, policy), renderPolicy(settings, `powerinfer/${settings.model}/model.powerinfer.gguf`, checksum));
         return {
@@ -190,7 +203,7 @@ async function readCheckpointConfig(modelDir: string): Promise<{ layers: number;
 }
 
 /** The runtime defaults next to the model, for `ai-tools run`. */
-export function renderPolicy(settings: ConvertTaskSettings, modelPath: string, checksum?: string): string {
+export function renderPolicy(settings: Pick<ConvertTaskSettings, "model" | "recipeFile" | "generation" | "runtime" | "audit">, modelPath: string, checksum?: string): string {
   const header =
     `# yaml-language-server: $schema=../../../schemas/policy.schema.json\n` +
     `# Rendered by \`pnpm pipeline convert ${settings.model}\` from ${settings.recipeFile}: the runtime policy of this model\n` +

@@ -1,29 +1,46 @@
 /**
- * Task `download`: the model's checkpoint and its activation predictor from the
- * Hugging Face Hub into the shared cache (the layout huggingface_hub uses), resolved
- * to commits once, resumable and verified. Both repositories download at once, and
- * the task runs alongside the engine build.
+ * Task `download`: the repositories a recipe needs, from the Hugging Face Hub into the
+ * shared cache (the layout huggingface_hub uses), resolved to commits once, resumable
+ * and verified: a checkpoint with its activation predictor (and the activation/ folder of
+ * the matching GGUF repo), or a ready-made GGUF file with its activation/. The
+ * repositories download at once, and the task runs alongside the engine build.
+ *
+ * Before anything large is requested: a gated repository without a token is refused, and
+ * a checkpoint's config.json is fetched first and checked against the architecture
+ * allow-list (pipeline/config/architecture.ts).
  */
+import { readFile } from "node:fs/promises";
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import type { TaskDefinition, TaskRunContext } from "../pipeline/core/graph.js";
+import { PipelineError } from "../pipeline/core/errors.js";
 import type { TreeFile } from "../pipeline/hub/cache.js";
 import { hubSettings } from "../pipeline/hub/env.js";
-import { downloadSnapshot, type SnapshotProgress, type SnapshotRequest, type SnapshotResult } from "../pipeline/hub/snapshot.js";
+import { downloadSnapshot, type SnapshotOptions, type SnapshotProgress, type SnapshotRequest, type SnapshotResult } from "../pipeline/hub/snapshot.js";
+import { checkReluCheckpoint, describeCheckpoint, type CheckpointArchitecture } from "../pipeline/config/architecture.js";
 
 export interface HubSource {
   repo: string;
   revision: string;
-  allowPatterns?: string[] | undefined;
-  ignorePatterns?: string[] | undefined;
+  allowPatterns?: readonly string[] | undefined;
+  ignorePatterns?: readonly string[] | undefined;
+  /** The recipe says the repo is gated: refused before any request when no token is configured. */
+  gated?: boolean | undefined;
 }
+
+/** What each downloaded repository is for. */
+export const SOURCE_ROLES = ["model", "predictor", "activation", "gguf"] as const;
+export type SourceRole = (typeof SOURCE_ROLES)[number];
 
 export interface DownloadSettings {
   /** Recipe name, e.g. relu-llama-2-7b. */
   model: string;
   /** The recipe file, relative to the workspace root (shown in reasons). */
   recipeFile: string;
-  sources: { model: HubSource; predictor: HubSource };
+  /** model + predictor (+ activation), or gguf. */
+  sources: Partial<Record<SourceRole, HubSource>>;
+  /** Check the model repo's config.json against the ReLU allow-list before downloading anything else. */
+  architectureCheck?: { assumeRelu?: string | undefined };
   connectionsPerFile?: number;
   chunkSize?: number;
 }
@@ -40,28 +57,39 @@ export interface DownloadedRepo {
 export interface DownloadResult {
   endpoint: string;
   cacheDir: string;
-  model: DownloadedRepo;
-  predictor: DownloadedRepo;
+  /** A checkpoint's repositories. */
+  model?: DownloadedRepo;
+  predictor?: DownloadedRepo;
+  /** Where a converted model's activation/ came from (only activation/* was taken). */
+  activation?: DownloadedRepo;
+  /** A ready-made GGUF repository (only the named file and activation/* were taken). */
+  gguf?: DownloadedRepo;
+  /** The checkpoint's config.json as the allow-list saw it. */
+  architecture?: CheckpointArchitecture;
   downloadedBytes: number;
+}
+
+/** The downloaded repositories of a result, in role order. */
+export function downloadedRepos(result: DownloadResult): DownloadedRepo[] {
+  return SOURCE_ROLES.map((role) => result[role]).filter((r): r is DownloadedRepo => r !== undefined);
 }
 
 /** Env vars that change where bytes come from or go (the token changes neither: not an input). */
 const HUB_ENV = ["HF_ENDPOINT", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME"];
 
 export function downloadTask(settings: DownloadSettings): TaskDefinition<DownloadResult> {
+  const roles = SOURCE_ROLES.filter((role) => settings.sources[role] !== undefined);
+  const what = settings.sources.gguf ? "ready-made GGUF" : "checkpoints";
   return {
     id: "download",
     instance: `download--${settings.model}`,
-    title: `Download ${settings.model} checkpoints`,
+    title: `Download ${settings.model} ${what}`,
     version: 1,
     dependsOn: [],
 
     inputs(ctx) {
       return {
-        values: {
-          [`${settings.recipeFile}#model`]: settings.sources.model,
-          [`${settings.recipeFile}#predictor`]: settings.sources.predictor,
-        },
+        values: Object.fromEntries(roles.map((role) => [`${settings.recipeFile}#${role}`, settings.sources[role]])),
         env: HUB_ENV.filter((name) => ctx.env[name] !== undefined),
       };
     },
@@ -70,15 +98,15 @@ export function downloadTask(settings: DownloadSettings): TaskDefinition<Downloa
     identity: (record) => {
       const result = record.result as DownloadResult;
       const pick = (r: DownloadedRepo) => ({ repo: r.repo, commit: r.commit, files: r.files.map((f) => [f.path, f.sha256 ?? f.gitOid]) });
-      return { model: pick(result.model), predictor: pick(result.predictor) };
+      return Object.fromEntries(SOURCE_ROLES.filter((role) => result[role]).map((role) => [role, pick(result[role]!)]));
     },
 
     async verify(record) {
       const result = record.result as DownloadResult;
-      for (const repo of [result.model, result.predictor]) {
+      for (const repo of downloadedRepos(result)) {
         for (const file of repo.files) {
           const size = statSync(join(repo.dir, file.path), { throwIfNoEntry: false })?.size;
-          if (size !== file.size) return `checkpoint file ${repo.repo}/${file.path} ${size === undefined ? "missing from" : "changed in"} the cache`;
+          if (size !== file.size) return `${what === "checkpoints" ? "checkpoint" : "GGUF repo"} file ${repo.repo}/${file.path} ${size === undefined ? "missing from" : "changed in"} the cache`;
         }
       }
       return null;
@@ -86,46 +114,99 @@ export function downloadTask(settings: DownloadSettings): TaskDefinition<Downloa
 
     async run(ctx) {
       const hub = hubSettings(ctx.env);
+      // Gated repositories without a token: refused before any request (the Hub would answer 401 anyway, after the others started).
+      if (!hub.token && !hub.offline) {
+        const gated = roles.find((role) => settings.sources[role]!.gated);
+        if (gated) {
+          const repo = settings.sources[gated]!.repo;
+          throw new PipelineError(
+            "E_HUB_GATED",
+            `${repo} is a gated repository (${settings.recipeFile}: ${gated}.gated): set HF_TOKEN (or run \`hf auth login\`) with a token of an account that has accepted its conditions at https://huggingface.co/${repo}.`,
+            { details: ["Nothing was downloaded."] },
+          );
+        }
+      }
       const progress = new Map<string, SnapshotProgress>();
       const started = performance.now();
       const report = (p: SnapshotProgress) => {
         progress.set(p.repo, p);
         ctx.progress(summarize([...progress.values()], performance.now() - started, p.file));
       };
-      // One repository failing stops the other: no progress after the task has ended.
+      // One repository failing stops the others: no progress after the task has ended.
       const siblings = new AbortController();
       const signal = AbortSignal.any([ctx.signal, siblings.signal]);
-      const fetch = (source: HubSource) =>
-        downloadSnapshot(toRequest(source), {
-          settings: hub,
-          signal,
-          onProgress: report,
-          ...(settings.connectionsPerFile ? { connectionsPerFile: settings.connectionsPerFile } : {}),
-          ...(settings.chunkSize ? { chunkSize: settings.chunkSize } : {}),
+      const options: SnapshotOptions = {
+        settings: hub,
+        signal,
+        onProgress: report,
+        ...(settings.connectionsPerFile ? { connectionsPerFile: settings.connectionsPerFile } : {}),
+        ...(settings.chunkSize ? { chunkSize: settings.chunkSize } : {}),
+      };
+
+      let architecture: CheckpointArchitecture | undefined;
+      if (settings.architectureCheck && settings.sources.model) {
+        architecture = await checkArchitecture(ctx, settings.sources.model, options, settings.architectureCheck.assumeRelu);
+      }
+
+      // The first failure is the one to report: the others may only be the aborts it caused, whatever their error type.
+      let first: { error: unknown } | undefined;
+      const fetch = (role: SourceRole) =>
+        downloadSnapshot(toRequest(settings.sources[role]!), options).catch((error: unknown) => {
+          let reported = error;
+          if (role === "activation" && (error as PipelineError | undefined)?.code === "E_HUB_NO_MATCH") {
+            const source = settings.sources.activation!;
+            reported = new PipelineError("E_HUB_NO_MATCH", `${source.repo}@${source.revision} has no activation/ folder (${settings.recipeFile}: activation)`, {
+              cause: error,
+              details: ["Name the GGUF repo that ships activation/activation_<layer>.pt, or remove `activation` (a GPU build then offloads no FFN weights)."],
+            });
+          }
+          if (!siblings.signal.aborted && !ctx.signal.aborted) first ??= { error: reported };
+          siblings.abort();
+          throw reported;
         });
-      const settled = await Promise.allSettled(
-        [settings.sources.model, settings.sources.predictor].map((source) =>
-          fetch(source).catch((error: unknown) => {
-            siblings.abort();
-            throw error;
-          }),
-        ),
-      );
+      const settled = await Promise.allSettled(roles.map(fetch));
+      if (first) throw first.error;
       const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected" && !(siblings.signal.aborted && isAbort(r.reason)));
       if (failed) throw failed.reason;
-      const [model, predictor] = settled.map((r) => (r as PromiseFulfilledResult<SnapshotResult>).value) as [SnapshotResult, SnapshotResult];
-      for (const snapshot of [model, predictor]) {
+      const snapshots = settled.map((r) => (r as PromiseFulfilledResult<SnapshotResult>).value);
+      for (const snapshot of snapshots) {
         ctx.log(`${snapshot.repo}@${snapshot.revision} = ${snapshot.commit}: ${snapshot.files.length} files, ${snapshot.cachedFiles} already cached, ${snapshot.downloadedBytes} bytes fetched -> ${snapshot.dir}`);
       }
       return {
         endpoint: hub.endpoint,
         cacheDir: hub.cacheDir,
-        model: describe(model),
-        predictor: describe(predictor),
-        downloadedBytes: model.downloadedBytes + predictor.downloadedBytes,
+        ...Object.fromEntries(roles.map((role, i) => [role, describe(snapshots[i]!)])),
+        ...(architecture ? { architecture } : {}),
+        downloadedBytes: snapshots.reduce((sum, s) => sum + s.downloadedBytes, 0),
       };
     },
   };
+}
+
+/**
+ * config.json alone (resolve, list, one small file: the listing and the blob are reused by
+ * the full download), checked against the allow-list. Throws E_CONFIG_INVALID with the
+ * reason before any weights are requested.
+ */
+async function checkArchitecture(ctx: TaskRunContext, source: HubSource, options: SnapshotOptions, assumeRelu: string | undefined): Promise<CheckpointArchitecture> {
+  const label = `${source.repo}@${source.revision}`;
+  ctx.progress({ message: `${label}: checking config.json` });
+  const snapshot = await downloadSnapshot({ repo: source.repo, revision: source.revision, allowPatterns: ["config.json"] }, { ...options, onProgress: () => {} });
+  let config: unknown;
+  try {
+    config = JSON.parse(await readFile(join(snapshot.dir, "config.json"), "utf8"));
+  } catch (error) {
+    throw new PipelineError("E_CONFIG_INVALID", `${label}: config.json is not JSON (${(error as Error).message}): is this a Hugging Face checkpoint?`);
+  }
+  const architecture = describeCheckpoint(config);
+  const check = checkReluCheckpoint(architecture, { assumeRelu });
+  if (!check.ok) {
+    throw new PipelineError("E_CONFIG_INVALID", `refusing ${label}: config.json has ${check.reason}`, {
+      details: ["Nothing but config.json was downloaded."],
+    });
+  }
+  ctx.log(`${label} config.json: ${check.reason}`);
+  return architecture;
 }
 
 const isAbort = (error: unknown) => (error as Error | undefined)?.name === "AbortError";
@@ -146,7 +227,7 @@ function describe(snapshot: SnapshotResult): DownloadedRepo {
 
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
 
-/** "12.0/48.0 MiB, 3/7 files, 25.1 MiB/s, ETA 1 s; model.safetensors 8.0/40.0 MiB" over both repositories. */
+/** "12.0/48.0 MiB, 3/7 files, 25.1 MiB/s, ETA 1 s; model.safetensors 8.0/40.0 MiB" over all repositories. */
 export function summarize(all: readonly SnapshotProgress[], elapsedMs: number, file?: SnapshotProgress["file"]): Parameters<TaskRunContext["progress"]>[0] {
   const done = all.reduce((s, p) => s + p.bytesDone, 0);
   const total = all.reduce((s, p) => s + p.bytesTotal, 0);

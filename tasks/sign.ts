@@ -24,7 +24,7 @@ import { PROVENANCE_FILE, SIGNATURE_FILE, SUMS_FILE } from "../pipeline/signing/
 import { listModelFiles } from "../pipeline/signing/walk.js";
 import type { ProvenanceInput, ResourceDescriptor } from "../pipeline/signing/provenance.js";
 import { PACKAGE_ROOT } from "../pipeline/workspace.js";
-import type { DownloadResult } from "./download.js";
+import { downloadedRepos, type DownloadResult } from "./download.js";
 import type { GeneratedCheckpoint } from "./generate.js";
 import type { ConvertResult } from "./convert.js";
 import type { UpstreamResult } from "./upstream.js";
@@ -199,15 +199,28 @@ async function provenanceFor(ctx: TaskRunContext, settings: SignTaskSettings, si
   const pkg = JSON.parse(await readFile(join(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string };
   const { id: builderId, invocationId } = builderIdentity(ctx.env);
 
-  const resolved: ResourceDescriptor[] = [
-    { name: "powerinfer", uri: `git+${redact(upstream.url)}@${upstream.commit}`, digest: { gitCommit: upstream.commit } },
-    { name: `converter ${convert.converter.script}`, uri: `git+${redact(upstream.url)}@${upstream.commit}#${convert.converter.script}`, digest: { sha256: await sha256File(join(ctx.root, upstream.path, convert.converter.script)) } },
-  ];
+  // The engine that benchmarked it (and, for a converted model, whose converter wrote it).
+  const resolved: ResourceDescriptor[] = [{ name: "powerinfer", uri: `git+${redact(upstream.url)}@${upstream.commit}`, digest: { gitCommit: upstream.commit } }];
+  // A ready-made GGUF had no converter: its source is the GGUF repo at its commit, listed with the download below.
+  if (!convert.readyMade) {
+    resolved.push({
+      name: `converter ${convert.converter.script}`,
+      uri: `git+${redact(upstream.url)}@${upstream.commit}#${convert.converter.script}`,
+      digest: { sha256: await sha256File(join(ctx.root, upstream.path, convert.converter.script)) },
+    });
+  }
   const checkpoint = ctx.deps.get(settings.checkpointTask)!;
   if (checkpoint.task === "download") {
     const download = checkpoint.result as DownloadResult;
-    for (const repo of [download.model, download.predictor]) {
-      resolved.push({ uri: `git+${download.endpoint}/${repo.repo}@${repo.commit}`, digest: { gitCommit: repo.commit }, annotations: { revision: repo.revision } });
+    // Every repository at its commit, then each file taken from it (sha256 for LFS files, else the git blob id).
+    for (const repo of downloadedRepos(download)) {
+      const role = download.gguf === repo ? "ready-made GGUF" : download.activation === repo ? "activation" : undefined;
+      resolved.push({
+        ...(role ? { name: role } : {}),
+        uri: `git+${download.endpoint}/${repo.repo}@${repo.commit}`,
+        digest: { gitCommit: repo.commit },
+        annotations: { revision: repo.revision },
+      });
       for (const file of repo.files) {
         resolved.push({ uri: `${download.endpoint}/${repo.repo}/resolve/${repo.commit}/${file.path}`, digest: file.sha256 ? { sha256: file.sha256 } : { gitBlob: file.gitOid } });
       }
@@ -246,7 +259,8 @@ async function provenanceFor(ctx: TaskRunContext, settings: SignTaskSettings, si
         mainSha256: ctx.deps.get("build")!.outputs[build.binaries.main!]?.sha256 ?? null,
       },
       python: convert.python,
-      converter: convert.converter,
+      converter: convert.readyMade ? null : convert.converter,
+      ...(convert.readyMade ? { readyMade: convert.readyMade } : {}),
       signingKey: { hint: signer.hint, curve: signer.curve, development: signer.development },
     },
     resolvedDependencies: resolved,

@@ -15,6 +15,8 @@ import { waitFor } from "./helpers/wait.js";
 const WEIGHTS = seededBytes("cli-weights", 600_000);
 const PREDICTOR = [seededBytes("p0", 5000), seededBytes("p1", 5000)];
 const TOKEN = "hf_cli_secret_token_42";
+/** A ReLU-LLaMA's config.json: the download checks it against the architecture allow-list first. */
+const RELU_CONFIG = JSON.stringify({ model_type: "llama", hidden_act: "relu", num_hidden_layers: 2, hidden_size: 64, intermediate_size: 256, vocab_size: 512 });
 
 let server: HubServer;
 let ws: TestWorkspace;
@@ -47,7 +49,7 @@ beforeAll(async () => {
     token: TOKEN,
     files: [
       { path: "model.safetensors", content: WEIGHTS, lfs: true },
-      { path: "config.json", content: JSON.stringify({ model_type: "llama", num_hidden_layers: 2, hidden_size: 64, intermediate_size: 256, vocab_size: 512 }) },
+      { path: "config.json", content: RELU_CONFIG },
       { path: "tokenizer.model", content: seededBytes("tok", 2000), lfs: true },
       { path: "pytorch_model.bin", content: seededBytes("bin", 9000), lfs: true },
     ],
@@ -126,7 +128,7 @@ describe("pnpm pipeline download", () => {
       id: "SparseLLM/Big-Test",
       files: [
         { path: "model.safetensors", content: big, lfs: true },
-        { path: "config.json", content: "{}\n" },
+        { path: "config.json", content: RELU_CONFIG },
         { path: "tokenizer.model", content: seededBytes("big-tok", 100), lfs: true },
       ],
     });

@@ -326,11 +326,13 @@ describe.skipIf(!pythonReady)(
     }
 
     /** When to kill, and the knobs that make the step last long enough to be killed in its middle. */
-    const KILL: Record<Task, { env: NodeJS.ProcessEnv; when: (e: PipelineEvent) => boolean; delayMs?: number; orphans?: true }> = {
+    const KILL: Record<Task, { env: NodeJS.ProcessEnv; when: (e: PipelineEvent) => boolean; delayMs?: number; orphans?: true; sleepingHook?: true }> = {
       // The fetch from the local bare repository is quick: killed as it starts.
       upstream: { env: {}, when: (e) => e.event === "task-progress" && e.task === "upstream" && /fetching/.test(e.message ?? "") },
       // The build hook (part of building `main`) sleeps: make, the hook and its sleep are running.
-      build: { env: { FIXTURE_BUILD_SLEEP_S: "30" }, when: (e) => e.event === "task-progress" && e.task === "build" && /fixture: sleeping/.test(e.message ?? ""), orphans: true },
+      // Its "sleeping" line may be thinned out of the progress events under load: the pid file the hook writes
+      // once it sleeps is the signal (polled), the event only a shortcut.
+      build: { env: { FIXTURE_BUILD_SLEEP_S: "30" }, when: (e) => e.event === "task-progress" && e.task === "build" && /fixture: sleeping/.test(e.message ?? ""), orphans: true, sleepingHook: true },
       // Some bytes of the throttled checkpoint are in, most are not.
       download: { env: {}, when: (e) => e.event === "task-progress" && e.task === "download" && (e.percent ?? 0) > 5 },
       // The converter sleeps with half its tensors written into its temporary file.
@@ -354,12 +356,22 @@ describe.skipIf(!pythonReady)(
         for (let attempt = 1; ; attempt++) {
           root = prepare(task);
           killedAt = undefined;
-          const run = startCli(root, ["convert", MODEL, "--json"], envFor(root, cache, kill.env), (event) => {
+          const pidFile = join(root, "build-hook.pid");
+          const env = kill.sleepingHook ? { ...kill.env, FIXTURE_BUILD_PIDFILE: pidFile } : kill.env;
+          const run = startCli(root, ["convert", MODEL, "--json"], envFor(root, cache, env), (event) => {
             if (killedAt !== undefined || !kill.when(event)) return;
             killedAt = `${event.event} ${event.event === "task-progress" ? (event.message ?? event.percent) : ""}`;
             if (kill.delayMs) setTimeout(() => killGroup(run.child), kill.delayMs);
             else killGroup(run.child);
           });
+          const poll = kill.sleepingHook
+            ? setInterval(() => {
+                if (killedAt !== undefined || !existsSync(pidFile)) return;
+                killedAt = "build hook sleeping (pid file)";
+                killGroup(run.child);
+              }, 50)
+            : undefined;
+          void run.done.finally(() => clearInterval(poll));
           killed = run;
           first = await run.done;
           if (first.signal === "SIGKILL" || task !== "sign" || attempt === 3) break;

@@ -1,6 +1,7 @@
 /**
  * Model recipes (configs/models/powerinfer/*.yaml): every shipped recipe loads and names the
- * upstream README's repos; bad recipes get errors with file:line:col and the key path; a
+ * upstream README's repos (original weights + predictor, or a ready-made GGUF file), or why the
+ * pinned engine cannot run it; bad recipes get errors with file:line:col and the key path; a
  * missing recipe lists the ones there are; a listing survives a broken file.
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -18,19 +19,42 @@ import {
   listRecipes,
   loadRecipe,
   rankByCloseness,
+  recipeHubRepos,
+  recipeKind,
 } from "../pipeline/config/recipe.js";
 import { PROJECT_ROOT } from "./helpers/workspace.js";
 
-/** powerinfer-upstream.md §11: original weights + predictor, as the upstream README links them. */
-const UPSTREAM_TABLE: Record<string, { model: string; predictor: string }> = {
-  "relu-llama-2-7b": { model: "SparseLLM/ReluLLaMA-7B", predictor: "PowerInfer/ReluLLaMA-7B-Predictor" },
-  "relu-llama-2-13b": { model: "SparseLLM/ReluLLaMA-13B", predictor: "PowerInfer/ReluLLaMA-13B-Predictor" },
-  "relu-llama-2-70b": { model: "SparseLLM/ReluLLaMA-70B", predictor: "PowerInfer/ReluLLaMA-70B-Predictor" },
-  "relu-falcon-40b": { model: "SparseLLM/ReluFalcon-40B", predictor: "PowerInfer/ReluFalcon-40B-Predictor" },
+/** powerinfer-upstream.md §11 / powerinfer-users.md §2: original weights + predictor, as the upstream README links them, and the GGUF repo whose activation/ a conversion takes. */
+const UPSTREAM_TABLE: Record<string, { model: string; predictor: string; activation?: string }> = {
+  "relu-llama-2-7b": { model: "SparseLLM/ReluLLaMA-7B", predictor: "PowerInfer/ReluLLaMA-7B-Predictor", activation: "PowerInfer/ReluLLaMA-7B-PowerInfer-GGUF" },
+  "relu-llama-2-13b": { model: "SparseLLM/ReluLLaMA-13B", predictor: "PowerInfer/ReluLLaMA-13B-Predictor", activation: "PowerInfer/ReluLLaMA-13B-PowerInfer-GGUF" },
+  "relu-llama-2-70b": { model: "SparseLLM/ReluLLaMA-70B", predictor: "PowerInfer/ReluLLaMA-70B-Predictor", activation: "PowerInfer/ReluLLaMA-70B-PowerInfer-GGUF" },
+  "relu-falcon-40b": { model: "SparseLLM/ReluFalcon-40B", predictor: "PowerInfer/ReluFalcon-40B-Predictor", activation: "PowerInfer/ReluFalcon-40B-PowerInfer-GGUF" },
   "prosparse-llama-2-7b": { model: "SparseLLM/prosparse-llama-2-7b", predictor: "PowerInfer/prosparse-llama-2-7b-predictor" },
   "prosparse-llama-2-13b": { model: "SparseLLM/prosparse-llama-2-13b", predictor: "PowerInfer/prosparse-llama-2-13b-predictor" },
-  "bamboo-base-7b": { model: "PowerInfer/Bamboo-base-v0_1", predictor: "PowerInfer/Bamboo-base-v0.1-predictor" },
-  "bamboo-dpo-7b": { model: "PowerInfer/Bamboo-DPO-v0_1", predictor: "PowerInfer/Bamboo-DPO-v0.1-predictor" },
+  "bamboo-base-7b": { model: "PowerInfer/Bamboo-base-v0_1", predictor: "PowerInfer/Bamboo-base-v0.1-predictor", activation: "PowerInfer/Bamboo-base-v0.1-gguf" },
+  "bamboo-dpo-7b": { model: "PowerInfer/Bamboo-DPO-v0_1", predictor: "PowerInfer/Bamboo-DPO-v0.1-predictor", activation: "PowerInfer/Bamboo-DPO-v0.1-gguf" },
+};
+/** powerinfer-users.md §2, "Download PowerInfer GGUF via Hugging Face": repo, the sparse file, its type; verified false where the reference is unsure. */
+const GGUF_TABLE: Record<string, { repo: string; file: string; type: "F16" | "Q4_0"; verified: boolean; gated?: true }> = {
+  "relu-llama-2-7b-gguf": { repo: "PowerInfer/ReluLLaMA-7B-PowerInfer-GGUF", file: "llama-7b-relu.powerinfer.gguf", type: "F16", verified: true },
+  "relu-llama-2-13b-gguf": { repo: "PowerInfer/ReluLLaMA-13B-PowerInfer-GGUF", file: "llama-13b-relu.powerinfer.gguf", type: "F16", verified: true },
+  "relu-llama-2-70b-q4-gguf": { repo: "PowerInfer/ReluLLaMA-70B-PowerInfer-GGUF", file: "llama-70b-relu.q4.powerinfer.gguf", type: "Q4_0", verified: true },
+  "relu-falcon-40b-q4-gguf": { repo: "PowerInfer/ReluFalcon-40B-PowerInfer-GGUF", file: "falcon-40b-relu.q4.powerinfer.gguf", type: "Q4_0", verified: false, gated: true },
+  "prosparse-llama-2-7b-gguf": { repo: "PowerInfer/prosparse-llama-2-7b-gguf", file: "prosparse-llama-2-7b.gguf", type: "F16", verified: true },
+  "prosparse-llama-2-7b-clip15-gguf": { repo: "PowerInfer/prosparse-llama-2-7b-gguf", file: "prosparse-llama-2-7b-clip15.gguf", type: "F16", verified: true },
+  "prosparse-llama-2-13b-gguf": { repo: "PowerInfer/prosparse-llama-2-13b-gguf", file: "prosparse-llama-2-13b.gguf", type: "F16", verified: true },
+  "bamboo-base-7b-gguf": { repo: "PowerInfer/Bamboo-base-v0.1-gguf", file: "bamboo-7b-v0.1.powerinfer.gguf", type: "F16", verified: true },
+  "bamboo-base-7b-q4-gguf": { repo: "PowerInfer/Bamboo-base-v0.1-gguf", file: "bamboo-7b-v0.1.Q4_0.powerinfer.gguf", type: "Q4_0", verified: true },
+  "bamboo-dpo-7b-gguf": { repo: "PowerInfer/Bamboo-DPO-v0.1-gguf", file: "bamboo-7b-dpo-v0.1.powerinfer.gguf", type: "F16", verified: false },
+  "bamboo-dpo-7b-q4-gguf": { repo: "PowerInfer/Bamboo-DPO-v0.1-gguf", file: "bamboo-7b-dpo-v0.1.Q4_0.powerinfer.gguf", type: "Q4_0", verified: false },
+};
+/** Models the pinned engine cannot run sparse at all (README News), refused by name: the reason must name what is missing. */
+const NOT_RUNNABLE: Record<string, { model: string; reason: RegExp }> = {
+  "turbosparse-mixtral": { model: "PowerInfer/TurboSparse-Mixtral", reason: /mixture-of-experts.*no MoE support/s },
+  "turbosparse-mistral-instruct": { model: "PowerInfer/TurboSparse-Mistral-Instruct", reason: /PR #212/ },
+  "smallthinker-21ba3b-instruct": { model: "PowerInfer/SmallThinker-21BA3B-Instruct", reason: /smallthinker\/ framework/ },
+  "smallthinker-4ba0.6b-instruct": { model: "PowerInfer/SmallThinker-4BA0.6B-Instruct", reason: /smallthinker\/ framework/ },
 };
 const SHIPPED = readdirSync(join(PROJECT_ROOT, RECIPE_DIR))
   .filter((f) => f.endsWith(".yaml"))
@@ -38,12 +62,12 @@ const SHIPPED = readdirSync(join(PROJECT_ROOT, RECIPE_DIR))
   .sort();
 /** The offline demo model is generated here, not downloaded: it has no upstream repos. */
 const GENERATED = ["tiny-relu-llama"];
-const FROM_HUB = SHIPPED.filter((name) => !GENERATED.includes(name));
+const FROM_HUB = Object.keys(UPSTREAM_TABLE).sort();
+const READY_MADE = Object.keys(GGUF_TABLE).sort();
 
 describe("the shipped recipes", () => {
-  it("are exactly the models of the upstream table, plus the offline demo", () => {
-    expect(FROM_HUB).toEqual(Object.keys(UPSTREAM_TABLE).sort());
-    expect(SHIPPED).toEqual([...FROM_HUB, ...GENERATED].sort());
+  it("are exactly the models of the upstream tables (both kinds), the not-runnable ones, and the offline demo", () => {
+    expect(SHIPPED).toEqual([...FROM_HUB, ...READY_MADE, ...Object.keys(NOT_RUNNABLE), ...GENERATED].sort());
   });
 
   it("the offline demo is generated by a script, seeded, with no Hub repositories", async () => {
@@ -51,6 +75,7 @@ describe("the shipped recipes", () => {
     expect(recipe.generate).toEqual({ script: "scripts/make-tiny-relu-llama.py", seed: 0 });
     expect(recipe.model).toBeUndefined();
     expect(recipe.predictor).toBeUndefined();
+    expect(recipeKind(recipe)).toBe("generate");
   });
 
   it.each(FROM_HUB)("%s loads, is named after its file and names the upstream repos", async (name) => {
@@ -68,37 +93,97 @@ describe("the shipped recipes", () => {
     expect(recipe.predictor!.revision).toBe("main");
     expect(isPinnedRevision(recipe.model!.revision)).toBe(false);
     expect(recipe.predictor!.allowPatterns).toEqual(DEFAULT_PREDICTOR_ALLOW_PATTERNS);
-    expect(recipe.convert.outtype).toBe("f16");
+    expect(recipe.convert!.outtype).toBe("f16");
     expect(recipe.runtime.threads).toBe("auto");
+    // Predictor repos have no activation/: a convertible model takes it from its GGUF repo.
+    expect(recipe.activation?.repo).toBe(UPSTREAM_TABLE[name]?.activation);
+    expect(recipeKind(recipe)).toBe(recipe.convert!.unsupported ? "unsupported" : "convert");
   });
 
   it("converts Falcon with the hf script from .bin shards, the others with convert.py from safetensors", async () => {
     for (const name of FROM_HUB) {
       const { recipe } = await loadRecipe(PROJECT_ROOT, name);
       if (recipe.family === "relu-falcon") {
-        expect(recipe.convert.script).toBe("convert-hf-to-powerinfer-gguf.py");
-        expect(recipe.convert.vocabtype).toBeUndefined();
+        expect(recipe.convert!.script).toBe("convert-hf-to-powerinfer-gguf.py");
+        expect(recipe.convert!.vocabtype).toBeUndefined();
         expect(recipe.model!.allowPatterns).toEqual(["pytorch_model*.bin", "*.json"]);
+        // Its GGUF repo (where activation/ comes from) is gated, and its config may name no activation.
+        expect(recipe.activation).toMatchObject({ gated: true });
+        expect(recipe.model!.assumeRelu).toMatch(/ReLU/);
       } else {
-        expect(recipe.convert.script).toBe("convert.py");
+        expect(recipe.convert!.script).toBe("convert.py");
         expect(recipe.model!.allowPatterns).toEqual(DEFAULT_MODEL_ALLOW_PATTERNS);
+        expect(recipe.model!.assumeRelu).toBeUndefined();
       }
-      // ProSparse does not convert on the pinned engine (issue #201): the recipe says so.
-      expect(recipe.convert.unsupported !== undefined).toBe(recipe.family === "prosparse-llama");
+      // ProSparse does not convert on the pinned engine (issue #201): the recipe says so and names the ready-made one.
+      expect(recipe.convert!.unsupported !== undefined).toBe(recipe.family === "prosparse-llama");
+      if (recipe.convert!.unsupported) expect(recipe.convert!.unsupported).toContain(`${name}-gguf`);
     }
   });
 
-  it("are all listed, sorted, none broken", async () => {
+  it.each(READY_MADE)("%s takes one named sparse file from its GGUF repo, with nothing to convert", async (name) => {
+    const { recipe } = await loadRecipe(PROJECT_ROOT, name);
+    const expected = GGUF_TABLE[name]!;
+    expect(recipeKind(recipe)).toBe("gguf");
+    expect(recipe.gguf).toMatchObject({ repo: expected.repo, file: expected.file, type: expected.type, revision: "main", gated: expected.gated ?? false });
+    expect(recipe.verified).toBe(expected.verified);
+    expect(recipe.model).toBeUndefined();
+    expect(recipe.predictor).toBeUndefined();
+    expect(recipe.convert).toBeUndefined();
+    expect(recipe.audit.source_repo).toBe(expected.repo);
+    expect(recipe.gguf!.sizeBytes).toBeGreaterThan(1e9);
+    expect(recipe.notes).toBeDefined();
+    // A Q4_0 file is named as one, and the F16 ones are not.
+    expect(/q4/i.test(recipe.gguf!.file)).toBe(expected.type === "Q4_0");
+  });
+
+  it("has both kinds for the models the README lists in both tables", async () => {
+    for (const base of ["relu-llama-2-7b", "relu-llama-2-13b", "bamboo-base-7b", "bamboo-dpo-7b"]) {
+      const { recipe: converted } = await loadRecipe(PROJECT_ROOT, base);
+      const { recipe: readyMade } = await loadRecipe(PROJECT_ROOT, `${base}-gguf`);
+      expect(converted.activation!.repo).toBe(readyMade.gguf!.repo);
+    }
+    for (const base of ["relu-llama-2-70b", "relu-falcon-40b"]) {
+      const { recipe: readyMade } = await loadRecipe(PROJECT_ROOT, `${base}-q4-gguf`);
+      expect((await loadRecipe(PROJECT_ROOT, base)).recipe.activation!.repo).toBe(readyMade.gguf!.repo);
+    }
+  });
+
+  it.each(Object.keys(NOT_RUNNABLE))("%s is refused by name with the reason", async (name) => {
+    const { recipe } = await loadRecipe(PROJECT_ROOT, name);
+    expect(recipeKind(recipe)).toBe("unsupported");
+    expect(recipe.model!.repo).toBe(NOT_RUNNABLE[name]!.model);
+    expect(recipe.unsupported).toMatch(NOT_RUNNABLE[name]!.reason);
+    expect(recipe.predictor).toBeUndefined();
+    expect(recipe.convert).toBeUndefined();
+  });
+
+  it("are all listed, sorted, none broken, with their kind and size", async () => {
     const list = await listRecipes(PROJECT_ROOT);
     expect(list.map((r) => r.name)).toEqual(SHIPPED);
+    const kinds: Record<string, number> = {};
     for (const entry of list) {
       expect(entry.ok, entry.ok ? "" : entry.error.message).toBe(true);
-      if (!entry.ok || GENERATED.includes(entry.name)) continue;
-      expect(entry.modelRepo).toBe(UPSTREAM_TABLE[entry.name]?.model);
-      expect(entry.predictorRepo).toBe(UPSTREAM_TABLE[entry.name]?.predictor);
-      expect(entry.verified).toBe(true);
+      if (!entry.ok) continue;
+      kinds[entry.kind] = (kinds[entry.kind] ?? 0) + 1;
       expect(entry.file).toBe(join(PROJECT_ROOT, RECIPE_DIR, `${entry.name}.yaml`));
+      if (entry.name in UPSTREAM_TABLE) {
+        expect(entry.modelRepo).toBe(UPSTREAM_TABLE[entry.name]?.model);
+        expect(entry.predictorRepo).toBe(UPSTREAM_TABLE[entry.name]?.predictor);
+        expect(entry.activationRepo).toBe(UPSTREAM_TABLE[entry.name]?.activation);
+        expect(entry.verified).toBe(true);
+      } else if (entry.name in GGUF_TABLE) {
+        const expected = GGUF_TABLE[entry.name]!;
+        expect(entry).toMatchObject({ kind: "gguf", modelRepo: expected.repo, predictorRepo: `in ${expected.file}`, ggufFile: expected.file, ggufType: expected.type, verified: expected.verified });
+        expect(entry.sizeBytes).toBeGreaterThan(1e9);
+      } else if (entry.name in NOT_RUNNABLE) {
+        expect(entry).toMatchObject({ kind: "unsupported", modelRepo: NOT_RUNNABLE[entry.name]!.model, predictorRepo: "-" });
+        expect(entry.unsupported).toMatch(NOT_RUNNABLE[entry.name]!.reason);
+      }
+      // Gated: the Falcon GGUF repo, directly or as the source of activation/.
+      expect(entry.gated === true).toBe(entry.name.startsWith("relu-falcon-40b"));
     }
+    expect(kinds).toEqual({ convert: 6, gguf: 11, generate: 1, unsupported: 6 });
   });
 });
 
@@ -136,12 +221,12 @@ describe("recipe errors", () => {
   const lineOf = (text: string, needle: string) => text.split("\n").findIndex((l) => l.includes(needle)) + 1;
 
   it("names the file, line, column and key path of an unknown key and lists the known ones", async () => {
-    const text = (await validFor("bad")).replace("  revision: main\npredictor:", "  revison: main\npredictor:");
+    const text = (await validFor("bad")).replace("  repo: SparseLLM/ReluLLaMA-7B\n  revision: main", "  repo: SparseLLM/ReluLLaMA-7B\n  revison: main");
     const { error, found } = await problems(text);
     expect(error.code).toBe("E_CONFIG_INVALID");
     const line = lineOf(text, "revison:");
-    expect(found).toEqual([`${line}:3 model.revison: unknown key "revison"; expected one of: repo, revision, allowPatterns, ignorePatterns, sizeBytes`]);
-    expect(error.message).toBe(`${RECIPE_DIR}/bad.yaml:${line}:3: model.revison: unknown key "revison"; expected one of: repo, revision, allowPatterns, ignorePatterns, sizeBytes`);
+    expect(found).toEqual([`${line}:3 model.revison: unknown key "revison"; expected one of: repo, revision, allowPatterns, ignorePatterns, sizeBytes, gated, assumeRelu`]);
+    expect(error.message).toBe(`${RECIPE_DIR}/bad.yaml:${line}:3: model.revison: unknown key "revison"; expected one of: repo, revision, allowPatterns, ignorePatterns, sizeBytes, gated, assumeRelu`);
   });
 
   it("needs either a generate block or both Hub repositories, not both", async () => {
@@ -155,7 +240,7 @@ describe("recipe errors", () => {
   it("refuses unknown keys at the top level too", async () => {
     const text = `${await validFor("bad")}quantise: Q4_0\n`;
     const { found } = await problems(text);
-    expect(found).toEqual([expect.stringMatching(new RegExp(`^${lineOf(text, "quantise:")}:1 quantise: unknown key "quantise"; expected one of: name, title, verified, family, notes, generate, model, predictor, convert, generation, runtime, bench, audit$`))]);
+    expect(found).toEqual([expect.stringMatching(new RegExp(`^${lineOf(text, "quantise:")}:1 quantise: unknown key "quantise"; expected one of: name, title, verified, family, notes, generate, model, predictor, activation, gguf, convert, unsupported, generation, runtime, bench, audit$`))]);
   });
 
   it("reports every wrong type at once, each at its value", async () => {
@@ -219,7 +304,7 @@ describe("recipe errors", () => {
     const commit = "0123456789abcdef0123456789abcdef01234567";
     const text = (await validFor("ok"))
       .replace("outtype: f16", "outtype: f32\n  quantize: Q4_0")
-      .replace("  repo: SparseLLM/ReluLLaMA-7B\n  revision: main", `  repo: SparseLLM/ReluLLaMA-7B\n  revision: ${commit}\n  sizeBytes: 13500000000`);
+      .replace("  repo: SparseLLM/ReluLLaMA-7B\n  revision: main", `  repo: SparseLLM/ReluLLaMA-7B\n  revision: ${commit}`);
     const root = await workspace({ "ok.yaml": text });
     const { recipe } = await loadRecipe(root, "ok");
     expect(recipe.convert).toMatchObject({ outtype: "f32", quantize: "Q4_0" });
@@ -244,6 +329,53 @@ describe("recipe errors", () => {
     const { found } = await problems(text);
     expect(found).toEqual([expect.stringMatching(/predictor\.allowPatterns\.0: a pattern relative to the repo root/)]);
   });
+
+  const ggufFor = async (name: string) => (await readFile(join(PROJECT_ROOT, RECIPE_DIR, "bamboo-base-7b-gguf.yaml"), "utf8")).replace(/^name: .*$/m, `name: ${name}`);
+
+  it("a ready-made GGUF excludes model, predictor, activation, generate and convert", async () => {
+    const gguf = await ggufFor("bad");
+    const withModel = gguf.replace("\ngguf:\n", "\nmodel:\n  repo: PowerInfer/Bamboo-base-v0_1\ngguf:\n");
+    expect((await problems(withModel)).found).toEqual([expect.stringMatching(/ model: a ready-made GGUF \(gguf\) is not converted: remove model/)]);
+    const withConvert = `${gguf}convert:\n  script: convert.py\n`;
+    expect((await problems(withConvert)).found).toEqual([expect.stringMatching(/^\d+:\d+ convert: a ready-made GGUF \(gguf\) is not converted: remove convert/)]);
+    const withActivation = `${gguf}activation:\n  repo: PowerInfer/Bamboo-base-v0.1-gguf\n`;
+    expect((await problems(withActivation)).found).toEqual([expect.stringMatching(/ activation: a ready-made GGUF/)]);
+  });
+
+  it("a ready-made GGUF names one .gguf file of a sparse type", async () => {
+    const gguf = await ggufFor("bad");
+    const wildcard = await problems(gguf.replace("file: bamboo-7b-v0.1.powerinfer.gguf", 'file: "*.powerinfer.gguf"'));
+    expect(wildcard.found).toEqual([expect.stringMatching(new RegExp(`^${lineOf(gguf, "  file:")}:9 gguf\\.file: one file name, without wildcards`))]);
+    const notGguf = await problems(gguf.replace("file: bamboo-7b-v0.1.powerinfer.gguf", "file: model.safetensors"));
+    expect(notGguf.found).toEqual([expect.stringMatching(/gguf\.file: a GGUF file name/)]);
+    const escape = await problems(gguf.replace("file: bamboo-7b-v0.1.powerinfer.gguf", "file: ../x.gguf"));
+    expect(escape.found).toEqual([expect.stringMatching(/gguf\.file: a path relative to the repo root/)]);
+    const q8 = await problems(gguf.replace("type: F16", "type: Q8_0"));
+    expect(q8.found).toEqual([expect.stringMatching(new RegExp(`^${lineOf(gguf, "  type:")}:9 gguf\\.type: Invalid option`))]);
+    const noType = await problems(gguf.replace(/^ {2}type: F16\n/m, ""));
+    expect(noType.found).toEqual([expect.stringMatching(/gguf\.type: /)]);
+  });
+
+  it("a converted model needs convert; activation/ only comes with model and predictor", async () => {
+    const valid = await validFor("bad");
+    const noConvert = valid.replace(/^convert:\n(?: {2}.*\n)+/m, "");
+    expect((await problems(noConvert)).found).toEqual([expect.stringMatching(/^\d+:1 convert: required key is missing/)]);
+    const tiny = (await readFile(join(PROJECT_ROOT, RECIPE_DIR, "tiny-relu-llama.yaml"), "utf8")).replace(/^name: .*$/m, "name: bad");
+    const generatedWithActivation = `${tiny}activation:\n  repo: PowerInfer/ReluLLaMA-7B-PowerInfer-GGUF\n`;
+    expect((await problems(generatedWithActivation)).found).toEqual([expect.stringMatching(/ activation: activation\/ is taken for a converted model/)]);
+  });
+
+  it("an unsupported recipe needs no predictor or convert, and any recipe kind lists its Hub repos", async () => {
+    const root = await workspace({
+      "not-runnable.yaml": "name: not-runnable\ntitle: T\nverified: false\nfamily: turbosparse\nmodel:\n  repo: PowerInfer/TurboSparse-Mixtral\nunsupported: MoE\naudit:\n  model_version: unversioned\n  source_repo: PowerInfer/TurboSparse-Mixtral\n",
+    });
+    const { recipe } = await loadRecipe(root, "not-runnable");
+    expect(recipeKind(recipe)).toBe("unsupported");
+    expect(recipeHubRepos(recipe)).toEqual(["PowerInfer/TurboSparse-Mixtral"]);
+    expect(recipeHubRepos((await loadRecipe(PROJECT_ROOT, "relu-llama-2-7b")).recipe)).toEqual(["SparseLLM/ReluLLaMA-7B", "PowerInfer/ReluLLaMA-7B-Predictor", "PowerInfer/ReluLLaMA-7B-PowerInfer-GGUF"]);
+    expect(recipeHubRepos((await loadRecipe(PROJECT_ROOT, "bamboo-base-7b-gguf")).recipe)).toEqual(["PowerInfer/Bamboo-base-v0.1-gguf"]);
+    expect(recipeHubRepos((await loadRecipe(PROJECT_ROOT, "tiny-relu-llama")).recipe)).toEqual([]);
+  });
 });
 
 describe("a missing recipe", () => {
@@ -261,7 +393,7 @@ describe("a missing recipe", () => {
   });
 
   it("suggests nothing for a name unlike any recipe, but still lists them", async () => {
-    const error = (await loadRecipe(PROJECT_ROOT, "mistral").catch((e: unknown) => e)) as RecipeNotFoundError;
+    const error = (await loadRecipe(PROJECT_ROOT, "qwen").catch((e: unknown) => e)) as RecipeNotFoundError;
     expect(error.code).toBe("E_CONFIG_MISSING");
     expect(error.message).not.toContain("Did you mean");
     expect(error.message).toContain("Available: ");
@@ -298,9 +430,9 @@ describe("listRecipes", () => {
     try {
       const dir = join(root, RECIPE_DIR);
       await mkdir(dir, { recursive: true });
+      // The shipped recipe states the model's size (14.5 GB); the predictor's is added here.
       const good = (await readFile(join(PROJECT_ROOT, RECIPE_DIR, "bamboo-base-7b.yaml"), "utf8"))
         .replace(/^name: .*$/m, "name: good")
-        .replace("  repo: PowerInfer/Bamboo-base-v0_1\n  revision: main", "  repo: PowerInfer/Bamboo-base-v0_1\n  revision: main\n  sizeBytes: 14500000000")
         .replace("  repo: PowerInfer/Bamboo-base-v0.1-predictor\n  revision: main", "  repo: PowerInfer/Bamboo-base-v0.1-predictor\n  revision: main\n  sizeBytes: 500000000");
       await writeFile(join(dir, "good.yaml"), good);
       await writeFile(join(dir, "broken.yaml"), "name: broken\nmodel: [unclosed\n");
@@ -322,8 +454,10 @@ describe("listRecipes", () => {
         file: join(dir, "good.yaml"),
         title: "Bamboo-base-7B v0.1",
         family: "bamboo",
+        kind: "convert",
         modelRepo: "PowerInfer/Bamboo-base-v0_1",
         predictorRepo: "PowerInfer/Bamboo-base-v0.1-predictor",
+        activationRepo: "PowerInfer/Bamboo-base-v0.1-gguf",
         verified: true,
         sizeBytes: 15_000_000_000,
       });

@@ -217,9 +217,9 @@ async function runClean(workspace: Workspace, options: CliOptions): Promise<numb
   const [{ planClean, executeClean, formatBytes }, { hubSettings }] = await Promise.all([import("../clean.js"), import("../hub/env.js")]);
   let modelRepos: string[] = [];
   if (options.model !== undefined && options.cache) {
-    const { loadRecipe } = await import("../config/recipe.js");
+    const { loadRecipe, recipeHubRepos } = await import("../config/recipe.js");
     const { recipe } = await loadRecipe(await recipeRoot(workspace.root), options.model);
-    modelRepos = [recipe.model?.repo, recipe.predictor?.repo].filter((r): r is string => r !== undefined);
+    modelRepos = recipeHubRepos(recipe);
   }
   const { items, kept } = planClean({
     root: workspace.root,
@@ -302,14 +302,21 @@ async function printModels(root: string, json: boolean): Promise<number> {
     return EXIT.ok;
   }
   const size = (bytes: number | undefined) => (bytes === undefined ? "?" : `${(bytes / 1e9).toFixed(1)} GB`);
-  out(`${"model".padEnd(24)} ${"size".padStart(8)}  ${"model repo".padEnd(34)} predictor repo\n`);
+  const width = Math.max(24, ...recipes.map((r) => r.name.length));
+  out(`${"model".padEnd(width)} ${"kind".padEnd(11)} ${"size".padStart(8)}  ${"source repo".padEnd(42)} predictor / file\n`);
   for (const r of recipes) {
     if (!r.ok) {
-      out(`${r.name.padEnd(24)} ${"".padStart(8)}  broken recipe: ${r.error.message}\n`);
+      out(`${r.name.padEnd(width)} ${"".padEnd(11)} ${"".padStart(8)}  broken recipe: ${r.error.message}\n`);
       continue;
     }
-    const notes = [r.verified ? "" : "unverified repo ids", r.unsupported ? "cannot be converted by the pinned engine" : ""].filter(Boolean).join("; ");
-    out(`${r.name.padEnd(24)} ${size(r.sizeBytes).padStart(8)}  ${r.modelRepo.padEnd(34)} ${r.predictorRepo}${notes ? `  (${notes})` : ""}\n`);
+    const notes = [
+      r.verified ? "" : "unverified repo ids",
+      r.gated ? "gated: needs HF_TOKEN" : "",
+      r.kind === "unsupported" ? "refused: not runnable or convertible on the pinned engine" : r.unsupported ? "cannot be converted by the pinned engine" : "",
+    ]
+      .filter(Boolean)
+      .join("; ");
+    out(`${r.name.padEnd(width)} ${r.kind.padEnd(11)} ${size(r.sizeBytes).padStart(8)}  ${r.modelRepo.padEnd(42)} ${r.ggufFile ? `${r.ggufFile} (${r.ggufType})` : r.predictorRepo}${notes ? `  (${notes})` : ""}\n`);
   }
   return EXIT.ok;
 }

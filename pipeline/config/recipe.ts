@@ -1,9 +1,10 @@
 /**
  * Model recipes, configs/models/powerinfer/<name>.yaml: which Hugging Face repos hold a
- * model's original weights and its activation predictor, how they are converted to a
- * PowerInfer GGUF, and the defaults for running it. Strict like the engine config: an
- * unknown key is an error naming file:line:col and the key path (a typo must not silently
- * do nothing).
+ * model's original weights and its activation predictor and how they are converted to a
+ * PowerInfer GGUF, or which ready-made PowerInfer GGUF to take, or why the pinned engine
+ * cannot run the model (see RECIPE_KINDS); and the defaults for running it. Strict like
+ * the engine config: an unknown key is an error naming file:line:col and the key path (a
+ * typo must not silently do nothing).
  *
  * Facts behind the rules below: shared/reference/powerinfer-upstream.md §7 (converters),
  * §8 (predictor layout), §9 (output types), §11 (repo ids) and powerinfer-users.md.
@@ -18,8 +19,40 @@ import { generationSchema, runtimeSchema } from "../policy/schema.js";
 export const RECIPE_DIR = "configs/models/powerinfer";
 export const RECIPE_EXTENSION = ".yaml";
 
-export const RECIPE_FAMILIES = ["relu-llama", "prosparse-llama", "bamboo", "relu-falcon", "turbosparse"] as const;
+export const RECIPE_FAMILIES = ["relu-llama", "prosparse-llama", "bamboo", "relu-falcon", "turbosparse", "smallthinker"] as const;
 export type RecipeFamily = (typeof RECIPE_FAMILIES)[number];
+
+/**
+ * The GGUF `general.architecture` each runnable family's PowerInfer files carry (what the
+ * converters write: powerinfer-upstream.md §7). TurboSparse and SmallThinker have none: the
+ * pinned engine does not run them sparse.
+ */
+export const FAMILY_ARCHITECTURE: Readonly<Partial<Record<RecipeFamily, string>>> = Object.freeze({
+  "relu-llama": "llama",
+  "prosparse-llama": "llama",
+  bamboo: "bamboo",
+  "relu-falcon": "falcon",
+});
+
+/**
+ * How a recipe gets its .powerinfer.gguf:
+ * - `convert`: original weights + predictor from the Hub, converted here by the upstream converter;
+ * - `gguf`: a ready-made PowerInfer GGUF from the Hub, validated and used as it is (no converter);
+ * - `generate`: a checkpoint generated on this machine (the offline demo), then converted;
+ * - `unsupported`: the pinned engine cannot run it sparse, or its converter cannot convert it
+ *   (top-level `unsupported` or `convert.unsupported`): refused by name, with the reason.
+ */
+export const RECIPE_KINDS = ["convert", "gguf", "generate", "unsupported"] as const;
+export type RecipeKind = (typeof RECIPE_KINDS)[number];
+
+/** Ready-made sparse files: the only types sparse inference computes correctly (powerinfer-upstream.md §9). */
+export const GGUF_TYPES = ["F16", "Q4_0"] as const;
+export type GgufType = (typeof GGUF_TYPES)[number];
+/** general.file_type of each (LLAMA_FTYPE_MOSTLY_F16 = 1, LLAMA_FTYPE_MOSTLY_Q4_0 = 2). */
+export const GGUF_TYPE_FILE_TYPE: Readonly<Record<GgufType, number>> = Object.freeze({ F16: 1, Q4_0: 2 });
+
+/** The only files taken from an activation repo: `activation/activation_{i}.pt`, per-layer neuron counts the GPU split reads. */
+export const ACTIVATION_ALLOW_PATTERNS: readonly string[] = Object.freeze(["activation/*"]);
 
 export const CONVERT_SCRIPTS = ["convert.py", "convert-hf-to-powerinfer-gguf.py"] as const;
 export type ConvertScript = (typeof CONVERT_SCRIPTS)[number];
@@ -100,6 +133,12 @@ const hubPattern = z
   .max(200)
   .refine((p) => !p.startsWith("/") && !p.startsWith("./") && !p.includes("\\"), 'a pattern relative to the repo root, without a leading "/" or "./" and with "/" separators');
 
+/**
+ * The repo is gated on the Hub (its conditions must be accepted): the download refuses at once,
+ * before any request, when no token is configured (HF_TOKEN or `hf auth login`).
+ */
+const gatedSchema = z.boolean().default(false);
+
 function hubSourceSchema(defaultAllow: readonly string[]) {
   return z.strictObject({
     /** The Hub repo id, "org/name", exactly as the upstream README links it. */
@@ -112,13 +151,59 @@ function hubSourceSchema(defaultAllow: readonly string[]) {
     ignorePatterns: z.array(hubPattern).default([]),
     /** Approximate download size in bytes of the allowed files, for listings only (the Hub's file list is authoritative). */
     sizeBytes: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
+    gated: gatedSchema,
   });
 }
 
 /** The repo with the model's original (Hugging Face format) weights. */
-export const modelSourceSchema = hubSourceSchema(DEFAULT_MODEL_ALLOW_PATTERNS);
+export const modelSourceSchema = hubSourceSchema(DEFAULT_MODEL_ALLOW_PATTERNS).extend({
+  /**
+   * The download first fetches config.json and refuses a checkpoint that is not a ReLU model the
+   * engine supports (pipeline/config/architecture.ts). A config.json that names no activation
+   * function at all (custom modeling code) is refused too, unless this says why the recipe
+   * vouches for ReLU. An activation the config does name is never overridden.
+   */
+  assumeRelu: z.string().min(1).max(500).optional(),
+});
 /** The repo with the activation predictor: `model_{n}.pt` per layer plus `config.json`. */
 export const predictorSourceSchema = hubSourceSchema(DEFAULT_PREDICTOR_ALLOW_PATTERNS);
+
+/**
+ * Where a converted model's `activation/` comes from. Predictor repos do not ship it; the
+ * `*-PowerInfer-GGUF` repos (and Bamboo's original repo) do, and without it a GPU build offloads
+ * no FFN weights (powerinfer-users.md P5). Only `activation/*` is downloaded from it.
+ */
+export const activationSourceSchema = z.strictObject({
+  repo: hubRepoIdSchema,
+  revision: hubRevisionSchema.default("main"),
+  gated: gatedSchema,
+});
+
+/** A repo-relative file path: no wildcards (one exact file), no leading "/" or "./", no "..". */
+const repoFilePath = z
+  .string()
+  .min(1)
+  .max(300)
+  .refine((p) => !/[*?[\\]/.test(p), "one file name, without wildcards or backslashes")
+  .refine((p) => !p.startsWith("/") && !p.startsWith("./") && !p.split("/").includes(".."), 'a path relative to the repo root, without a leading "/" or "./" and without ".."')
+  .refine((p) => p.endsWith(".gguf"), 'a GGUF file name (ending ".gguf"; ProSparse\'s PowerInfer files lack ".powerinfer")');
+
+/**
+ * A ready-made PowerInfer GGUF repo (the upstream README's "Download PowerInfer GGUF" table):
+ * only `file` and `activation/` are downloaded; the file is validated (PWRI magic, predictor
+ * tensors for every block, `type`) and used as it is, with no converter.
+ */
+export const ggufSourceSchema = z.strictObject({
+  repo: hubRepoIdSchema,
+  revision: hubRevisionSchema.default("main"),
+  /** The sparse file to take, exactly as the repo names it (classified by its magic, not its name). */
+  file: repoFilePath,
+  /** Its tensor type: general.file_type must say so. F16 and Q4_0 are the only types sparse inference gets right. */
+  type: z.enum(GGUF_TYPES),
+  gated: gatedSchema,
+  /** Approximate size in bytes of the file, for listings only. */
+  sizeBytes: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
+});
 
 export const convertSchema = z
   .strictObject({
@@ -214,7 +299,18 @@ export const recipeSchema = z.strictObject({
     .optional(),
   model: modelSourceSchema.optional(),
   predictor: predictorSourceSchema.optional(),
-  convert: convertSchema,
+  /** A converted model's activation/ (from the matching GGUF repo); only with model/predictor. */
+  activation: activationSourceSchema.optional(),
+  /** A ready-made PowerInfer GGUF: exclusive with model/predictor/activation/generate/convert. */
+  gguf: ggufSourceSchema.optional(),
+  /** Required for converted and generated models; a ready-made GGUF has none. */
+  convert: convertSchema.optional(),
+  /**
+   * Set when the pinned engine cannot run this model sparse at all (its own runtime, no
+   * predictor, MoE): why. `convert` and `download` refuse it by name with this reason; the
+   * sources it names are for information.
+   */
+  unsupported: z.string().min(1).max(2000).optional(),
   generation: generationSchema.default({}),
   runtime: runtimeSchema.default({}),
   bench: benchSchema.default({
@@ -234,6 +330,8 @@ export const recipeSchema = z.strictObject({
 
 export type Recipe = z.infer<typeof recipeSchema>;
 export type RecipeSource = z.infer<typeof modelSourceSchema>;
+export type ActivationSource = z.infer<typeof activationSourceSchema>;
+export type GgufSource = z.infer<typeof ggufSourceSchema>;
 export type ConvertSettings = z.infer<typeof convertSchema>;
 export type GenerationSettings = z.infer<typeof generationSchema>;
 export type RuntimeSettings = z.infer<typeof runtimeSchema>;
@@ -255,12 +353,22 @@ export type RecipeSummary =
       file: string;
       title: string;
       family: RecipeFamily;
+      kind: RecipeKind;
+      /** The original weights' repo; for a ready-made GGUF, the GGUF repo. */
       modelRepo: string;
+      /** The predictor's repo; for a ready-made GGUF, "in <file>" (the predictor is inside it). */
       predictorRepo: string;
+      /** A ready-made GGUF: the file taken from modelRepo, and its type. */
+      ggufFile?: string;
+      ggufType?: GgufType;
+      /** A converted model: the repo its activation/ comes from. */
+      activationRepo?: string;
+      /** Some repo it downloads from is gated: a Hub token is needed. */
+      gated?: true;
       verified: boolean;
-      /** Sum of the sizes the recipe states (model + predictor); absent when it states none. */
+      /** Sum of the sizes the recipe states (model + predictor, or the GGUF file); absent when it states none. */
       sizeBytes?: number;
-      /** Why the pinned engine cannot convert it, when it cannot. */
+      /** Why the pinned engine cannot convert or run it, when it cannot. */
       unsupported?: string;
     }
   | {
@@ -298,12 +406,45 @@ export function recipeSchemaFor(fileName: string) {
       name: recipeNameSchema.refine((name) => name === fileName, { message: `must equal the file name "${fileName}"` }),
     })
     .superRefine((recipe, ctx) => {
-      if (recipe.generate && (recipe.model || recipe.predictor)) {
-        ctx.addIssue({ code: "custom", path: ["generate"], message: "a generated model has no model/predictor repositories: remove one or the other" });
-      } else if (!recipe.generate && !(recipe.model && recipe.predictor)) {
-        ctx.addIssue({ code: "custom", path: [recipe.model ? "predictor" : "model"], message: "required key is missing (a recipe downloads model and predictor, or has a generate block)" });
+      const issue = (key: string, message: string) => ctx.addIssue({ code: "custom", path: [key], message });
+      if (recipe.unsupported !== undefined) {
+        // Refused by name: the sources it names are informational and need not be complete.
+        if (recipe.gguf && (recipe.model || recipe.predictor || recipe.generate)) issue("gguf", "a ready-made GGUF recipe has no model/predictor/generate: remove one or the other");
+        return;
       }
+      if (recipe.gguf) {
+        for (const key of ["model", "predictor", "activation", "generate"] as const) {
+          if (recipe[key]) issue(key, `a ready-made GGUF (gguf) is not converted: remove ${key} (or gguf, to convert from the original weights)`);
+        }
+        if (recipe.convert) issue("convert", "a ready-made GGUF (gguf) is not converted: remove convert (for Q4_0, name the repo's Q4_0 file instead)");
+        return;
+      }
+      if (recipe.generate && (recipe.model || recipe.predictor)) {
+        issue("generate", "a generated model has no model/predictor repositories: remove one or the other");
+      } else if (!recipe.generate && !(recipe.model && recipe.predictor)) {
+        issue(recipe.model ? "predictor" : "model", "required key is missing (a recipe downloads model and predictor, names a ready-made gguf, or has a generate block)");
+      }
+      if (recipe.activation && !recipe.model) issue("activation", "activation/ is taken for a converted model: only with model and predictor");
+      if (!recipe.convert) issue("convert", "required key is missing (how the checkpoint is converted: script, outtype)");
     });
+}
+
+/** How the recipe gets its .powerinfer.gguf (see RECIPE_KINDS). */
+export function recipeKind(recipe: Recipe): RecipeKind {
+  if (recipe.unsupported !== undefined || recipe.convert?.unsupported !== undefined) return "unsupported";
+  if (recipe.gguf) return "gguf";
+  if (recipe.generate) return "generate";
+  return "convert";
+}
+
+/** Why the pinned engine cannot convert or run it, or undefined. */
+export function unsupportedReason(recipe: Recipe): string | undefined {
+  return recipe.unsupported ?? recipe.convert?.unsupported;
+}
+
+/** Every Hub repo the recipe downloads from (for `clean --cache`), in recipe order, without duplicates. */
+export function recipeHubRepos(recipe: Recipe): string[] {
+  return [...new Set([recipe.model?.repo, recipe.predictor?.repo, recipe.activation?.repo, recipe.gguf?.repo].filter((r): r is string => r !== undefined))];
 }
 
 /** Names of the `*.yaml` files in the recipe folder, sorted; [] when there is no folder. */
@@ -355,18 +496,25 @@ export async function listRecipes(root: string): Promise<RecipeSummary[]> {
     names.map(async (name): Promise<RecipeSummary> => {
       try {
         const { file, recipe } = await loadRecipeFile(base, name);
-        const sizes = [recipe.model?.sizeBytes, recipe.predictor?.sizeBytes].filter((s): s is number => s !== undefined);
+        const sizes = (recipe.gguf ? [recipe.gguf.sizeBytes] : [recipe.model?.sizeBytes, recipe.predictor?.sizeBytes]).filter((s): s is number => s !== undefined);
+        const generated = `generated by ${recipe.generate?.script}`;
+        const gated = [recipe.model, recipe.predictor, recipe.activation, recipe.gguf].some((source) => source?.gated === true);
+        const unsupported = unsupportedReason(recipe);
         return {
           ok: true,
           name,
           file,
           title: recipe.title,
           family: recipe.family,
-          modelRepo: recipe.model?.repo ?? `generated by ${recipe.generate?.script}`,
-          predictorRepo: recipe.predictor?.repo ?? `generated by ${recipe.generate?.script}`,
+          kind: recipeKind(recipe),
+          modelRepo: recipe.gguf?.repo ?? recipe.model?.repo ?? (recipe.generate ? generated : "-"),
+          predictorRepo: recipe.gguf ? `in ${recipe.gguf.file}` : (recipe.predictor?.repo ?? (recipe.generate ? generated : "-")),
+          ...(recipe.gguf ? { ggufFile: recipe.gguf.file, ggufType: recipe.gguf.type } : {}),
+          ...(recipe.activation ? { activationRepo: recipe.activation.repo } : {}),
+          ...(gated ? { gated: true as const } : {}),
           verified: recipe.verified,
           ...(sizes.length > 0 ? { sizeBytes: sizes.reduce((a, b) => a + b, 0) } : {}),
-          ...(recipe.convert.unsupported !== undefined ? { unsupported: recipe.convert.unsupported } : {}),
+          ...(unsupported !== undefined ? { unsupported } : {}),
         };
       } catch (error) {
         if (error instanceof ConfigError) return { ok: false, name, file: recipeFile(base, name), error };

@@ -29,7 +29,8 @@ export async function loadPolicy(file: string): Promise<LoadedPolicy> {
   } catch {
     // Missing or broken: loadYamlConfig below reports it with the position.
   }
-  if (top && typeof top === "object" && "convert" in top && !("engine" in top)) {
+  // A recipe (converted, ready-made or generated) rather than a policy: its runtime defaults apply to the model it produces.
+  if (top && typeof top === "object" && !("engine" in top) && ["convert", "gguf", "generate", "model", "unsupported"].some((key) => key in top)) {
     const { recipeSchemaFor } = await import("../config/recipe.js");
     const name = basename(file, extname(file));
     const recipe = await loadYamlConfig(file, recipeSchemaFor(name), shown);
