@@ -60,7 +60,7 @@ function checkpointTask(workspace: Workspace, loaded: LoadedRecipe, options: Dow
 function refuseUnsupported(workspace: Workspace, loaded: LoadedRecipe): void {
   const reason = loaded.recipe.unsupported;
   if (reason === undefined) return;
-  throw new PipelineError("E_CONFIG_INVALID", `${loaded.name} cannot run on the pinned engine: ${reason}`, {
+  throw new PipelineError("E_MODEL_UNSUPPORTED", `${loaded.name} cannot run on the pinned engine: ${reason}`, {
     details: [`(${displayPath(loaded.file, workspace.root)}, unsupported) \`pnpm pipeline models\` lists the models it runs.`],
   });
 }
@@ -74,7 +74,7 @@ export function convertGraph(workspace: Workspace, settings: EngineSettings, loa
   refuseUnsupported(workspace, loaded);
   const unsupported = loaded.recipe.convert?.unsupported;
   if (unsupported) {
-    throw new PipelineError("E_CONFIG_INVALID", `${loaded.name} cannot be converted by the pinned engine: ${unsupported}`, {
+    throw new PipelineError("E_MODEL_UNSUPPORTED", `${loaded.name} cannot be converted by the pinned engine: ${unsupported}`, {
       details: [`(${displayPath(loaded.file, workspace.root)}, convert.unsupported) \`pnpm pipeline download ${loaded.name}\` still fetches its checkpoints.`],
     });
   }

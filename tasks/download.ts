@@ -185,7 +185,7 @@ export function downloadTask(settings: DownloadSettings): TaskDefinition<Downloa
 
 /**
  * config.json alone (resolve, list, one small file: the listing and the blob are reused by
- * the full download), checked against the allow-list. Throws E_CONFIG_INVALID with the
+ * the full download), checked against the allow-list. Throws E_MODEL_UNSUPPORTED with the
  * reason before any weights are requested.
  */
 async function checkArchitecture(ctx: TaskRunContext, source: HubSource, options: SnapshotOptions, assumeRelu: string | undefined): Promise<CheckpointArchitecture> {
@@ -201,7 +201,7 @@ async function checkArchitecture(ctx: TaskRunContext, source: HubSource, options
   const architecture = describeCheckpoint(config);
   const check = checkReluCheckpoint(architecture, { assumeRelu });
   if (!check.ok) {
-    throw new PipelineError("E_CONFIG_INVALID", `refusing ${label}: config.json has ${check.reason}`, {
+    throw new PipelineError("E_MODEL_UNSUPPORTED", `refusing ${label}: config.json has ${check.reason}`, {
       details: ["Nothing but config.json was downloaded."],
     });
   }

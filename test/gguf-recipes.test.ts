@@ -291,7 +291,7 @@ audit:
     const result = await ws.cli(["convert", "tiny-mistral"], env);
     expect(result.code).toBe(1);
     expect(result.stdout).toContain(
-      '[download] download failed [E_CONFIG_INVALID]: refusing mistralai/Tiny-Mistral@main: config.json has model_type "mistral", architectures MistralForCausalLM, hidden_act "silu": not an architecture the pinned engine supports. PowerInfer needs a ReLU-sparsified model',
+      '[download] download failed [E_MODEL_UNSUPPORTED]: refusing mistralai/Tiny-Mistral@main: config.json has model_type "mistral", architectures MistralForCausalLM, hidden_act "silu": not an architecture the pinned engine supports. PowerInfer needs a ReLU-sparsified model',
     );
     expect(result.stdout).toContain("see the catalogue: `pnpm pipeline models`");
     // config.json was the only file asked for.
@@ -322,7 +322,7 @@ audit:
     server.resetLog();
     const convert = await ws.cli(["convert", "turbosparse-mixtral"], env);
     expect(convert.code).toBe(2);
-    expect(convert.stderr).toContain("error [E_CONFIG_INVALID]: turbosparse-mixtral cannot run on the pinned engine: TurboSparse-Mixtral is a mixture-of-experts model");
+    expect(convert.stderr).toContain("error [E_MODEL_UNSUPPORTED]: turbosparse-mixtral cannot run on the pinned engine: TurboSparse-Mixtral is a mixture-of-experts model");
     expect(convert.stderr).toContain("`pnpm pipeline models` lists the models it runs");
     const download = await ws.cli(["download", "smallthinker-4ba0.6b-instruct"], env);
     expect(download.code).toBe(2);

@@ -398,5 +398,5 @@ function reportError(error: unknown, json: boolean): number {
   if (json) out(JSON.stringify({ v: EVENT_SCHEMA_VERSION, time: new Date().toISOString(), event: "error", code, message, details }) + "\n");
   err(`error [${code}]: ${message}`);
   for (const detail of details) err(`  ${detail}`);
-  return code === "E_USAGE" || code === "E_ENGINE_UNKNOWN" || code.startsWith("E_CONFIG") || code.startsWith("E_GRAPH") ? EXIT.usage : EXIT.failed;
+  return code === "E_USAGE" || code === "E_ENGINE_UNKNOWN" || code === "E_MODEL_UNSUPPORTED" || code.startsWith("E_CONFIG") || code.startsWith("E_GRAPH") ? EXIT.usage : EXIT.failed;
 }

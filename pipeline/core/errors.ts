@@ -38,6 +38,7 @@ export type ErrorCode =
   | "E_PYTHON_UNSUITABLE"
   | "E_CONVERT_OUTPUT"
   | "E_UNSAFE_OUTTYPE"
+  | "E_MODEL_UNSUPPORTED"
   | "E_GGUF_IO"
   | "E_GGUF_TRUNCATED"
   | "E_GGUF_MAGIC"
