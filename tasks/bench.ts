@@ -17,6 +17,8 @@ import { buildAggregates, serializeBenchResult, type BenchResultInput } from "..
 import { mainArgv, runMainOnce, type MainBenchSettings, type RunSample } from "../pipeline/bench/runner.js";
 import type { BuildResult } from "./build.js";
 import type { ConvertResult } from "./convert.js";
+import { PAPER_PROMPTS } from "../pipeline/bench/paper-prompts.js";
+import { PipelineError } from "../pipeline/core/errors.js";
 
 export interface BenchTaskSettings {
   model: string;
@@ -54,10 +56,20 @@ export function benchTask(settings: BenchTaskSettings): TaskDefinition {
       }
       const main = join(ctx.root, build.binaries.main!);
       const modelFile = join(ctx.root, converted.output);
+      const paper = settings.bench.profile === "paper";
+      const gpuBuild = build.backend === "cuda" || build.backend === "hip";
+      // The paper profile compares systems at one explicit budget: the engine's default (free VRAM - 256 MiB) varies run to run.
+      if (paper && gpuBuild && settings.bench.vramBudgetGiB === undefined) {
+        throw new PipelineError("E_CONFIG_INVALID", `${settings.recipeFile}: bench.profile paper on a ${build.backend} build needs bench.vramBudgetGiB (an explicit --vram-budget)`);
+      }
+      const vramBudgetGiB = gpuBuild ? settings.bench.vramBudgetGiB : undefined;
+      if (settings.bench.vramBudgetGiB !== undefined && !gpuBuild) ctx.log(`note: bench.vramBudgetGiB ignored: a ${build.backend} build has no GPU`);
+      const prompts = settings.bench.prompts ?? (paper ? [...PAPER_PROMPTS] : [settings.bench.prompt]);
       const run: MainBenchSettings = {
         main,
         model: modelFile,
-        prompt: settings.bench.prompt,
+        prompt: prompts[0]!,
+        ...(vramBudgetGiB !== undefined ? { vramBudgetGiB } : {}),
         nPredict: settings.bench.nPredict,
         ctxSize: settings.bench.ctxSize,
         seed: settings.bench.seed,
@@ -74,7 +86,9 @@ export function benchTask(settings: BenchTaskSettings): TaskDefinition {
       for (let i = 0; i < total; i++) {
         const warm = i < settings.bench.warmup;
         ctx.progress({ percent: Math.floor((100 * i) / total), message: warm ? `warm-up run ${i + 1}` : `run ${i + 1 - settings.bench.warmup}/${settings.bench.runs}` });
-        const sample = await runMainOnce(ctx.run, run, join(logRoot, `run-${i}`), { timeoutMs, cwd: ctx.root, env: ctx.env, ...(nvidiaSmi ? { nvidiaSmi } : {}) });
+        // Measured runs take the prompt set in turn (one prompt: every run the same).
+        const prompt = prompts[warm ? 0 : (i - settings.bench.warmup) % prompts.length]!;
+        const sample = await runMainOnce(ctx.run, { ...run, prompt }, join(logRoot, `run-${i}`), { timeoutMs, cwd: ctx.root, env: ctx.env, ...(nvidiaSmi ? { nvidiaSmi } : {}) });
         if (!warm) samples.push(sample);
         const eval_ = sample.timings.evalTokensPerSecond;
         ctx.log(`${warm ? "warm-up" : "run"} ${i + 1}: eval ${eval_ === null ? "n/a" : eval_.toFixed(2)} tokens/s, prompt ${sample.timings.promptTokensPerSecond?.toFixed(2) ?? "n/a"} tokens/s, peak RSS ${sample.peakRssBytes ?? "?"} B (timings from ${sample.source})`);
@@ -82,7 +96,8 @@ export function benchTask(settings: BenchTaskSettings): TaskDefinition {
 
       let llamaBench: LlamaBenchRow[] | undefined;
       const llamaBenchBinary = build.binaries["llama-bench"];
-      if (settings.bench.llamaBench && llamaBenchBinary) {
+      // The authors do not use llama-bench for their numbers (#121): the paper profile leaves it out.
+      if (settings.bench.llamaBench && !paper && llamaBenchBinary) {
         ctx.progress({ percent: 95, message: "llama-bench -ngl 0" });
         // PWRI models need -ngl 0: with the default 99 every sparse model fails to load.
         const out = await ctx.run(
@@ -98,6 +113,7 @@ export function benchTask(settings: BenchTaskSettings): TaskDefinition {
         cpuUserMs: s.cpuUserMs ?? 0,
         cpuSystemMs: s.cpuSystemMs ?? 0,
         ...(s.gpuMemoryBytes === undefined ? {} : { gpuMemoryBytes: s.gpuMemoryBytes }),
+        ...(s.gpuLog ? { gpuLog: s.gpuLog } : {}),
         wallMs: s.wallMs,
         exitCode: s.exitCode,
       }));
@@ -120,7 +136,7 @@ export function benchTask(settings: BenchTaskSettings): TaskDefinition {
         host: machine,
         settings: {
           threads,
-          prompt: settings.bench.prompt,
+          prompt: prompts[0]!,
           nPredict: settings.bench.nPredict,
           ctxSize: settings.bench.ctxSize,
           seed: settings.bench.seed,
@@ -129,6 +145,9 @@ export function benchTask(settings: BenchTaskSettings): TaskDefinition {
           warmupRuns: settings.bench.warmup,
           runs: settings.bench.runs,
           ...(samples[0]?.timings.promptTokens ? { promptTokens: samples[0].timings.promptTokens } : {}),
+          ...(vramBudgetGiB !== undefined ? { vramBudgetGiB } : {}),
+          profile: settings.bench.profile,
+          ...(prompts.length > 1 ? { prompts } : {}),
         },
         command: mainArgv(run, join(logRoot, "run-N")).map((a) => a.replace(ctx.root + "/", "")),
         runs,

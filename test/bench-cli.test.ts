@@ -8,6 +8,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseBenchResult, type BenchResult } from "../pipeline/bench/result.js";
+import { PAPER_PROMPTS } from "../pipeline/bench/paper-prompts.js";
 import { makeWorkspace, PROJECT_ROOT, type TestWorkspace } from "./helpers/workspace.js";
 
 const pythonReady = spawnSync("/usr/bin/python3", ["-c", "import numpy, sentencepiece"]).status === 0;
@@ -53,6 +54,30 @@ describe.skipIf(!pythonReady)("bench (needs /usr/bin/python3 with numpy and sent
     expect(bench.settings.threads).toBeLessThanOrEqual(bench.host.physicalCores);
     expect(bench.host.hostClass).toMatch(/\/\d+c/);
     expect(bench.llamaBench?.length).toBeGreaterThan(0);
+  });
+
+  it("the paper profile: the fixed prompt set in turn, no llama-bench, the end-to-end metric, the loader's GPU lines", async () => {
+    const recipes = join(ws.root, "configs", "models", "powerinfer");
+    const tiny = readFileSync(join(PROJECT_ROOT, "configs", "models", "powerinfer", "tiny-relu-llama.yaml"), "utf8");
+    writeFileSync(join(recipes, "tiny-paper.yaml"), tiny.replace("name: tiny-relu-llama", "name: tiny-paper").replace("  runs: 5\n", "  runs: 4\n").replace("  warmup: 1\n", "  warmup: 1\n  profile: paper\n  vramBudgetGiB: 4\n"));
+    const result = await ws.cli(["convert", "tiny-paper"]);
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    const bench = parseBenchResult(readFileSync(join(ws.root, "models", "powerinfer", "tiny-paper", "bench.json"), "utf8"));
+    expect(bench.settings.profile).toBe("paper");
+    expect(bench.settings.prompts).toEqual([...PAPER_PROMPTS]);
+    // A CPU build takes no --vram-budget (the note says so); a GPU build would need it.
+    expect(bench.settings.vramBudgetGiB).toBeUndefined();
+    expect(bench.llamaBench).toBeUndefined();
+    // Each measured run had its own prompt: its prompt token count differs (the fixture counts ~1 token per 3 bytes).
+    expect(new Set(bench.runs.map((r) => r.timings.promptTokens)).size).toBe(4);
+    const e2e = bench.aggregates.endToEndTokensPerSecond!;
+    expect(e2e.samples).toHaveLength(4);
+    const t = bench.runs[0]!.timings;
+    expect(e2e.samples[0]).toBeCloseTo((t.evalRuns + 1) / ((t.promptEvalMs! + t.evalMs!) / 1000), 6);
+    expect(bench.runs[0]!.gpuLog).toMatchObject({ offloadedFfnMiB: 0, offloadedLayers: { layers: 0, of: 2, budgetBytes: 0 } });
+    const shown = await ws.cli(["bench", "tiny-paper"]);
+    expect(shown.stdout).toMatch(/profile\s+paper \(4 prompts in turn/);
+    expect(shown.stdout).toMatch(/end-to-end tokens\/s/);
   });
 
   it("bench measures again and prints the result", async () => {

@@ -282,7 +282,7 @@ describe("formatters", () => {
     expect(md).toContain("| --- | ---: | ---: | ---: | ---: | ---: | --- |");
     expect(md).toMatch(/\| eval tokens\/s \*\*\(gate\)\*\* \| 100.00 \| 80.00 \| -20.0% \| .* \| ❌ regression \|/);
     const tableRows = md.split("\n").filter((l) => l.startsWith("| "));
-    expect(tableRows).toHaveLength(2 + 6);
+    expect(tableRows).toHaveLength(2 + 7);
     for (const row of tableRows) expect(row.split(" | ")).toHaveLength(7);
   });
 

@@ -424,3 +424,24 @@ describe("parseLlamaBenchJson", () => {
     expect(e4.message).toContain("neither a pp nor a tg test");
   });
 });
+
+describe("the loader's GPU lines", () => {
+  it("reads offloaded FFN MiB, VRAM used, the layers within the budget and what happened to the index", async () => {
+    const { parseGpuLog, endToEndTokensPerSecond } = await import("../pipeline/bench/gpu-log.js");
+    const log = parseGpuLog([
+      "llm_load_sparse_model_tensors: using CUDA for GPU acceleration",
+      "llm_load_sparse_model_tensors: offloaded layers from VRAM budget(8589934592 bytes): 33/33",
+      "llm_load_sparse_model_tensors: VRAM used: 3925.12 MB",
+      "invoking powerinfer Python module to generate gpu split for 4147.77 MiB of VRAM",
+      "llm_load_gpu_split: offloaded 4012.50 MiB of FFN weights to GPU",
+      "llama_new_context_with_model: n_ctx = 512",
+    ]);
+    expect(log).toMatchObject({ offloadedFfnMiB: 4012.5, vramUsedMB: 3925.12, offloadedLayers: { layers: 33, of: 33, budgetBytes: 8589934592 }, gpuIndex: "generated" });
+    expect(log!.lines).toHaveLength(4);
+    expect(parseGpuLog(["failed to apply previously generated gpu split", "llm_load_gpu_split: offloaded 0.00 MiB of FFN weights to GPU"])).toMatchObject({ gpuIndex: "failed", offloadedFfnMiB: 0 });
+    expect(parseGpuLog(["llama_new_context_with_model: n_ctx = 512"])).toBeNull();
+    // 16 tokens (15 eval runs + the first from the prompt) in 0.1 + 0.9 s.
+    expect(endToEndTokensPerSecond({ promptEvalMs: 100, evalMs: 900, evalRuns: 15 })).toBe(16);
+    expect(endToEndTokensPerSecond({ promptEvalMs: null, evalMs: 900, evalRuns: 15 })).toBeNull();
+  });
+});

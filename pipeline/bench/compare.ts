@@ -23,6 +23,7 @@ export interface MetricInfo {
 export const METRICS: Readonly<Record<AggregateMetric, MetricInfo>> = Object.freeze({
   evalTokensPerSecond: { label: "eval tokens/s", unit: "t/s", higherIsBetter: true, gating: true },
   promptTokensPerSecond: { label: "prompt tokens/s", unit: "t/s", higherIsBetter: true, gating: false },
+  endToEndTokensPerSecond: { label: "end-to-end tokens/s", unit: "t/s", higherIsBetter: true, gating: false },
   msPerToken: { label: "ms per token", unit: "ms", higherIsBetter: false, gating: false },
   loadMs: { label: "load time (ms)", unit: "ms", higherIsBetter: false, gating: false },
   totalMs: { label: "total time (ms)", unit: "ms", higherIsBetter: false, gating: false },
@@ -316,8 +317,23 @@ function resultFacts(r: BenchResult): [string, string][] {
       "settings",
       `-t ${s.threads} -n ${s.nPredict} -c ${s.ctxSize} --seed ${s.seed} --temp ${s.temp} --top-p ${s.topP}${s.vramBudgetGiB === undefined ? "" : ` --vram-budget ${s.vramBudgetGiB}`}, ${s.warmupRuns} warm-up + ${s.runs} measured run${s.runs === 1 ? "" : "s"}${s.promptTokens === undefined ? "" : `, ${s.promptTokens} prompt tokens`}`,
     ],
+    ...(s.profile === "paper" ? [["profile", `paper (${s.prompts?.length ?? 1} prompts in turn, end-to-end tokens/s as the authors report it)`] as [string, string]] : []),
+    ...gpuFacts(r),
     ["created", r.createdAt],
   ];
+}
+
+/** What the GPU runs really did (offloaded FFN, VRAM used, the index): a GPU number without it means little. */
+function gpuFacts(r: BenchResult): [string, string][] {
+  const log = r.runs.find((run) => run.gpuLog)?.gpuLog;
+  if (!log || (r.engine.backend === "cpu" && !log.offloadedFfnMiB)) return [];
+  const parts = [
+    log.offloadedFfnMiB === null ? "" : `offloaded ${log.offloadedFfnMiB.toFixed(2)} MiB of FFN weights`,
+    log.vramUsedMB === null ? "" : `VRAM used ${log.vramUsedMB} MB`,
+    log.offloadedLayers ? `${log.offloadedLayers.layers}/${log.offloadedLayers.of} layers within the budget` : "",
+    log.gpuIndex ? `GPU index ${log.gpuIndex}` : "",
+  ].filter(Boolean);
+  return [["GPU", parts.join(", ") + (log.offloadedFfnMiB === 0 ? " (no FFN offload: the GPU split did not happen)" : "")]];
 }
 
 function resultRows(r: BenchResult): string[][] {

@@ -7,6 +7,7 @@ import { z } from "zod";
 import { BACKENDS } from "../config/engine-config.js";
 import { llamaBenchRowSchema } from "./llama-bench.js";
 import { BenchError, schemaError, type Timings } from "./timings.js";
+import { endToEndTokensPerSecond } from "./gpu-log.js";
 
 export const BENCH_SCHEMA_VERSION = 1 as const;
 
@@ -37,6 +38,16 @@ export const benchRunSchema = z.object({
   cpuSystemMs: z.number().nonnegative().nullable(),
   /** Peak GPU memory used by the process, where a GPU was used and could be read. */
   gpuMemoryBytes: count.optional(),
+  /** The loader's GPU lines (offloaded FFN MiB, VRAM used, layers within the budget, the index), on GPU builds. */
+  gpuLog: z
+    .object({
+      offloadedFfnMiB: z.number().nullable(),
+      vramUsedMB: z.number().nullable(),
+      offloadedLayers: z.object({ layers: count, of: count, budgetBytes: z.number() }).nullable(),
+      gpuIndex: z.enum(["loaded", "generated", "failed"]).nullable(),
+      lines: z.array(z.string()),
+    })
+    .optional(),
   wallMs: z.number().nonnegative(),
   exitCode: z.number().int(),
 });
@@ -54,13 +65,15 @@ export const aggregateSchema = z.object({
 export type Aggregate = z.infer<typeof aggregateSchema>;
 
 /** The aggregated metrics; for each, higher or lower is better (see compare.ts). */
-export const AGGREGATE_METRICS = ["evalTokensPerSecond", "promptTokensPerSecond", "loadMs", "totalMs", "msPerToken", "peakRssBytes"] as const;
+export const AGGREGATE_METRICS = ["evalTokensPerSecond", "promptTokensPerSecond", "endToEndTokensPerSecond", "loadMs", "totalMs", "msPerToken", "peakRssBytes"] as const;
 export type AggregateMetric = (typeof AGGREGATE_METRICS)[number];
 
 /** null: no run had a finite value for the metric (e.g. inf tokens/s with -n 1; no total in a YAML log). */
 export const aggregatesSchema = z.object({
   evalTokensPerSecond: aggregateSchema.nullable(),
   promptTokensPerSecond: aggregateSchema.nullable(),
+  /** Tokens generated / (prompt + generation time): the engine authors' metric. Absent in results written before it. */
+  endToEndTokensPerSecond: aggregateSchema.nullable().default(null),
   loadMs: aggregateSchema.nullable(),
   totalMs: aggregateSchema.nullable(),
   msPerToken: aggregateSchema.nullable(),
@@ -119,6 +132,10 @@ export const benchResultSchema = z.object({
     warmupRuns: count,
     runs: z.number().int().positive(),
     vramBudgetGiB: z.number().optional(),
+    /** "paper": the engine authors' methodology (fixed prompt set, explicit VRAM budget, end-to-end metric). */
+    profile: z.enum(["default", "paper"]).optional(),
+    /** The prompt set, used in turn by the measured runs (paper profile). */
+    prompts: z.array(z.string()).optional(),
   }),
   /** The engine command line of a measured run (argv[0] first). */
   command: z.array(z.string()).min(1),
@@ -156,6 +173,7 @@ export function buildAggregates(runs: readonly { timings: Timings; peakRssBytes:
   return {
     evalTokensPerSecond: over((r) => r.timings.evalTokensPerSecond),
     promptTokensPerSecond: over((r) => r.timings.promptTokensPerSecond),
+    endToEndTokensPerSecond: over((r) => endToEndTokensPerSecond(r.timings)),
     loadMs: over((r) => r.timings.loadMs),
     totalMs: over((r) => r.timings.totalMs),
     msPerToken: over((r) => r.timings.msPerToken),

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { CommandFailedError } from "../core/errors.js";
 import type { CommandResult, RunCommandOptions } from "../core/process.js";
 import { parseLogYaml, parseTimings, type Timings } from "./timings.js";
+import { isGpuLogLine, parseGpuLog, type GpuLog } from "./gpu-log.js";
 
 const GNU_TIME = "/usr/bin/time";
 
@@ -31,6 +32,8 @@ export interface MainBenchSettings {
 
 export interface RunSample {
   timings: Timings;
+  /** The GPU loader lines (offloaded FFN MiB, VRAM used, the index), where the build used a GPU. */
+  gpuLog?: GpuLog;
   /** Peak GPU memory in use during the run above what was in use before it (nvidia-smi), where a GPU is present. */
   gpuMemoryBytes?: number;
   peakRssBytes: number | null;
@@ -148,11 +151,16 @@ export async function runMainOnce(
   }
   const started = performance.now();
   let result: CommandResult;
+  const gpuLines: string[] = [];
   try {
     result = await run(viaTime ? [GNU_TIME, "-f", "%M %U %S", "-o", rusageFile, ...argv] : argv, {
       cwd: options.cwd,
       timeoutMs: options.timeoutMs,
       tailLines: 200,
+      // The loader's GPU lines come first, far above the tail.
+      onLine: (line, stream) => {
+        if (stream === "stderr" && isGpuLogLine(line)) gpuLines.push(line);
+      },
       // The generated text is not measured: piping it token by token into this process
       // would put our wake-ups on the engine's clock.
       discardStdout: true,
@@ -212,6 +220,7 @@ export async function runMainOnce(
     wallMs,
     exitCode: result.exitCode,
     source,
+    ...(parseGpuLog(gpuLines) ? { gpuLog: parseGpuLog(gpuLines)! } : {}),
     ...(gpuBefore !== null && gpuPeak !== null ? { gpuMemoryBytes: Math.max(0, (gpuPeak as number) - gpuBefore) } : {}),
   };
 }

@@ -273,6 +273,15 @@ export const benchSchema = z.strictObject({
   /** Also run llama-bench -ngl 0 -o json where the build has it. */
   llamaBench: z.boolean().default(true),
   timeoutMinutes: z.number().positive().max(24 * 60).default(30),
+  /**
+   * "paper": the engine authors' methodology: a fixed prompt set of ~64 tokens each (`prompts`,
+   * default PAPER_PROMPTS) taken in turn, --ignore-eos, warm-up, an explicit --vram-budget on GPU
+   * builds (vramBudgetGiB required there), no llama-bench (#121), and the end-to-end metric.
+   */
+  profile: z.enum(["default", "paper"]).default("default"),
+  prompts: z.array(z.string().min(1).max(10_000)).min(1).max(100).optional(),
+  /** --vram-budget for the measured runs (GPU builds; the paper profile requires it there). */
+  vramBudgetGiB: z.number().positive().max(4096).optional(),
 });
 
 export const recipeSchema = z.strictObject({
@@ -311,6 +320,18 @@ export const recipeSchema = z.strictObject({
    * sources it names are for information.
    */
   unsupported: z.string().min(1).max(2000).optional(),
+  /**
+   * Precompute the GPU split (FFN hot-neuron index) for these host classes (configs/hosts/<name>.yaml):
+   * `gpu-split` writes models/powerinfer/<name>/model.<host>.gpuidx with the upstream solver (Python with
+   * torch and cvxopt), signed with the model; `ai-tools run --host <host>` on a GPU build uses it.
+   */
+  gpuSplit: z
+    .strictObject({
+      hosts: z.array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "a host profile name (configs/hosts/<name>.yaml)")).min(1).max(32),
+      /** The context size the KV cache is reserved for (default: generation.ctx_size, else 512). */
+      ctxSize: z.number().int().min(8).max(1 << 20).optional(),
+    })
+    .optional(),
   generation: generationSchema.default({}),
   runtime: runtimeSchema.default({}),
   bench: benchSchema.default({
@@ -324,6 +345,7 @@ export const recipeSchema = z.strictObject({
     warmup: 1,
     llamaBench: true,
     timeoutMinutes: 30,
+    profile: "default",
   }),
   audit: auditSchema,
 });
