@@ -196,8 +196,17 @@ export function createPowerInferEngine(options: PowerInferEngineOptions = {}): E
       const build = resolvePowerInferBuild(options);
       if ("missing" in build) throw new EngineError("E_ENGINE_UNAVAILABLE", `powerinfer: ${build.missing}`);
       const sparse = isSparseModel(policy.modelPath!);
-      const { argv, dropped } = filterArgv(powerInferArgv(build.binary, prompt, policy, sparse), await acceptedFlags(build.binary, env));
-      const warnings = dropped.map((flag) => `${build.binary} does not accept ${flag}: not passed`);
+      // GPU builds: the host class's precomputed split, where the engine looks for it, with a budget it accepts.
+      const notes: string[] = [];
+      let effective = policy;
+      if (build.gpu && sparse) {
+        const { placeGpuIndex } = await import("../pipeline/runtime/gpu-index.js");
+        const outcome = await placeGpuIndex(policy, env);
+        if (outcome.note) notes.push(outcome.note);
+        if (outcome.placed) effective = { ...policy, modelPath: outcome.placed.modelPath, runtime: { ...policy.runtime, vram_budget_gib: outcome.placed.vramBudgetGib } };
+      }
+      const { argv, dropped } = filterArgv(powerInferArgv(build.binary, prompt, effective, sparse), await acceptedFlags(build.binary, env));
+      const warnings = [...notes, ...dropped.map((flag) => `${build.binary} does not accept ${flag}: not passed`)];
       return runMain(argv, prompt, { env, timeoutMs: options.timeoutMs ?? 30 * 60_000, ...request }, warnings);
     },
   };

@@ -1,9 +1,10 @@
 /**
  * The model graphs, in the order the data flows:
- * recipe -> source -> build -> checkpoint -> gguf -> bench -> signature.
+ * recipe -> source -> build -> checkpoint -> gguf -> [gpu split] -> bench -> signature.
  * convert = the engine steps, the checkpoint (downloaded or generated) and the
  * conversion; independent steps overlap (the build runs while checkpoints download).
- * Bench and sign join as they land.
+ * Bench and sign join as they land. A recipe with `gpuSplit` adds `gpu-split` (the
+ * per-host-class GPU indexes, tasks/gpu-split.ts) before sign, so they are signed.
  *
  * A ready-made GGUF recipe has the same graph and task ids: `download` takes the named
  * file and activation/ from the GGUF repo, and its `convert` (tasks/fetch-gguf.ts)
@@ -20,6 +21,7 @@ import { fetchGgufTask } from "../tasks/fetch-gguf.js";
 import { quantizeTask } from "../tasks/quantize.js";
 import { benchTask } from "../tasks/bench.js";
 import { signTask } from "../tasks/sign.js";
+import { gpuSplitTask } from "../tasks/gpu-split.js";
 import { PipelineError } from "./core/errors.js";
 import { ACTIVATION_ALLOW_PATTERNS, type LoadedRecipe } from "./config/recipe.js";
 import { displayPath } from "./config/load-yaml.js";
@@ -97,18 +99,31 @@ export function convertGraph(workspace: Workspace, settings: EngineSettings, loa
       });
   const quantize = recipe.convert?.quantize ? [quantizeTask({ model: loaded.name, recipeFile, type: recipe.convert.quantize })] : [];
   const bench = benchTask({ model: loaded.name, recipeFile, bench: recipe.bench });
+  // Only recipes that ask for it get the step (and need its Python: torch, cvxopt).
+  const gpuSplit = recipe.gpuSplit
+    ? [
+        gpuSplitTask(workspace, settings, {
+          model: loaded.name,
+          recipeFile,
+          hosts: recipe.gpuSplit.hosts,
+          ctxSize: recipe.gpuSplit.ctxSize ?? recipe.generation.ctx_size ?? 512,
+          ...(recipe.runtime.vram_budget_gib !== undefined ? { vramBudgetGib: recipe.runtime.vram_budget_gib } : {}),
+          ...(options.python ? { python: options.python } : {}),
+        }),
+      ]
+    : [];
   const sign = signTask({
     model: loaded.name,
     recipeFile,
     modelVersion: recipe.audit.model_version,
     checkpointTask: checkpoint.id,
-    contentTasks: ["convert", ...quantize.map((q) => q.id), bench.id],
+    contentTasks: ["convert", ...quantize.map((q) => q.id), ...gpuSplit.map((g) => g.id), bench.id],
     externalParameters: externalParameters(loaded),
     ...(recipe.audit.checksum ? { expectedChecksum: recipe.audit.checksum } : {}),
     ...(options.signingKeyFile ? { keyFile: options.signingKeyFile } : {}),
     ...(options.allowInsecureKeyPermissions ? { allowInsecureKeyPermissions: true } : {}),
   });
-  return { name: `convert ${loaded.name}`, tasks: [...engineTasks(workspace, settings), checkpoint, convert, ...quantize, bench, sign] };
+  return { name: `convert ${loaded.name}`, tasks: [...engineTasks(workspace, settings), checkpoint, convert, ...quantize, ...gpuSplit, bench, sign] };
 }
 
 /** SLSA externalParameters: what the user asked for (the recipe), not what it resolved to. */
@@ -121,7 +136,7 @@ function externalParameters(loaded: LoadedRecipe): Record<string, unknown> {
       recipe: loaded.name,
       modelId: loaded.name,
       source: { uri: `https://huggingface.co/${repo}`, revision, file },
-      options: { readyMade: true },
+      options: { readyMade: true, ...(recipe.gpuSplit ? { gpuSplit: recipe.gpuSplit } : {}) },
       model: { format: "gguf", quantization: type, family: recipe.family },
       audit,
     };
@@ -136,7 +151,7 @@ function externalParameters(loaded: LoadedRecipe): Record<string, unknown> {
     source,
     ...(recipe.predictor ? { predictor: { uri: `https://huggingface.co/${recipe.predictor.repo}`, revision: recipe.predictor.revision } } : {}),
     ...(recipe.activation ? { activation: { uri: `https://huggingface.co/${recipe.activation.repo}`, revision: recipe.activation.revision } } : {}),
-    options: { outtype: convert.outtype, vocabtype: convert.vocabtype ?? null, quantize: convert.quantize ?? null },
+    options: { outtype: convert.outtype, vocabtype: convert.vocabtype ?? null, quantize: convert.quantize ?? null, ...(recipe.gpuSplit ? { gpuSplit: recipe.gpuSplit } : {}) },
     model: { format: "gguf", quantization: convert.quantize ?? convert.outtype, family: recipe.family },
     audit,
   };

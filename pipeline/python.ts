@@ -13,7 +13,7 @@ import { PipelineError } from "./core/errors.js";
 import { runCommand } from "./core/process.js";
 import { atomicWriteFile } from "./core/files.js";
 
-export type PythonModule = "numpy" | "sentencepiece" | "torch" | "transformers" | "safetensors";
+export type PythonModule = "numpy" | "sentencepiece" | "torch" | "transformers" | "safetensors" | "powerinfer" | "cvxopt";
 
 export const CONVERTER_MODULES: Record<string, PythonModule[]> = {
   "convert.py": ["numpy", "sentencepiece"],
@@ -25,6 +25,7 @@ const APT: Partial<Record<PythonModule, string>> = {
   numpy: "python3-numpy",
   sentencepiece: "python3-sentencepiece",
   torch: "python3-torch",
+  cvxopt: "python3-cvxopt",
 };
 
 export interface PythonProbe {
@@ -77,7 +78,7 @@ interface CachedProbe {
  * spawns no Python (each probe imports numpy: ~0.1-0.3 s).
  */
 function memoizedProbe(path: string, modules: readonly PythonModule[], env: NodeJS.ProcessEnv, cacheFile?: string): Promise<PythonProbe | null> {
-  const key = `${path}\0${[...modules].sort().join(",")}\0${env.PATH ?? ""}`;
+  const key = `${path}\0${[...modules].sort().join(",")}\0${env.PATH ?? ""}\0${env.PYTHONPATH ?? ""}`;
   let probe = probeMemo.get(key);
   if (!probe) probeMemo.set(key, (probe = cachedProbe(key, path, modules, env, cacheFile)));
   return probe;

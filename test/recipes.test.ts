@@ -240,7 +240,7 @@ describe("recipe errors", () => {
   it("refuses unknown keys at the top level too", async () => {
     const text = `${await validFor("bad")}quantise: Q4_0\n`;
     const { found } = await problems(text);
-    expect(found).toEqual([expect.stringMatching(new RegExp(`^${lineOf(text, "quantise:")}:1 quantise: unknown key "quantise"; expected one of: name, title, verified, family, notes, generate, model, predictor, activation, gguf, convert, unsupported, generation, runtime, bench, audit$`))]);
+    expect(found).toEqual([expect.stringMatching(new RegExp(`^${lineOf(text, "quantise:")}:1 quantise: unknown key "quantise"; expected one of: name, title, verified, family, notes, generate, model, predictor, activation, gguf, convert, unsupported, gpuSplit, generation, runtime, bench, audit$`))]);
   });
 
   it("reports every wrong type at once, each at its value", async () => {

@@ -37,6 +37,7 @@ export type ErrorCode =
   | "E_DISK_FULL"
   | "E_PYTHON_UNSUITABLE"
   | "E_CONVERT_OUTPUT"
+  | "E_GPU_SPLIT"
   | "E_UNSAFE_OUTTYPE"
   | "E_MODEL_UNSUPPORTED"
   | "E_GGUF_IO"

@@ -170,7 +170,16 @@ export interface GgufReadOptions {
   keepArrayItems?: number;
   /** Bytes per read (default GGUF_READ_CHUNK). */
   chunkSize?: number;
+  /** Accept PowerInfer's integer tensor types (I8 16, I16 17, I32 18): its GPU index files (*.gpuidx) are I32. */
+  powerInferIntegerTypes?: boolean;
 }
+
+/** PowerInfer ggml's integer types (ids that mean other types in current ggml: only on request). */
+export const POWERINFER_INTEGER_TYPES: ReadonlyMap<number, GgmlTypeInfo> = new Map<number, GgmlTypeInfo>([
+  [16, { name: "I8", blockSize: 1, typeSize: 1 }],
+  [17, { name: "I16", blockSize: 1, typeSize: 2 }],
+  [18, { name: "I32", blockSize: 1, typeSize: 4 }],
+]);
 
 /** Random-access bytes: a local file, an in-memory buffer, an HTTP range reader. */
 export interface GgufSource {
@@ -512,7 +521,7 @@ export async function parseGgufHeader(source: GgufSource, options: GgufReadOptio
     const offsetAt = c.pos;
     const offset = c.u64n();
     const offsetText = offset > Number.MAX_SAFE_INTEGER ? c.exact(offsetAt) : String(offset);
-    const info = GGML_TYPES.get(type);
+    const info = GGML_TYPES.get(type) ?? (options.powerInferIntegerTypes ? POWERINFER_INTEGER_TYPES.get(type) : undefined);
     if (!info) c.fail("E_GGUF_INVALID", `unknown ggml tensor type ${type}`, typeAt);
     if (nDims > 0 && dims[0]! % info.blockSize !== 0) {
       c.fail("E_GGUF_INVALID", `first dimension ${dims[0]} is not a multiple of ${info.name}'s block size ${info.blockSize}`, at);

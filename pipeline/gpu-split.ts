@@ -1,0 +1,178 @@
+/**
+ * The GPU split (FFN hot-neuron index) of a sparse model, precomputed per host class.
+ *
+ * PowerInfer's GPU builds look for `<model file>.generated.gpuidx` at load. They accept it
+ * iff its `split.vram_capacity` (u64) is <= the VRAM that remains after the dense tensors
+ * and the KV cache are offloaded, and it has exactly 2 x n_layer tensors; otherwise they
+ * run `python3 -m powerinfer` and overwrite it (powerinfer-users.md §3). The `gpu-split`
+ * step computes that remaining figure offline exactly as the engine does, runs the
+ * upstream solver with it, and stores `model.<host>.gpuidx`; `ai-tools run` places the
+ * index where the engine looks and passes a `--vram-budget` whose remainder is at least
+ * the stored capacity (neededBudgetBytes), so the engine reuses it and never needs Python.
+ */
+import { link, mkdir, copyFile, readdir } from "node:fs/promises";
+import { join } from "node:path";
+import type { GgufHeader, GgufTensorInfo } from "./gguf/reader.js";
+import { GGML_TYPES } from "./gguf/reader.js";
+import type { HostProfile } from "./policy/types.js";
+
+export const GPU_INDEX_ARCHITECTURE = "generic.gpu_index";
+export const GENERATED_GPUIDX_SUFFIX = ".generated.gpuidx";
+
+/** `models/powerinfer/<m>/model.<host>.gpuidx`: the precomputed index for a host class. */
+export function hostIndexName(host: string): string {
+  return `model.${host}.gpuidx`;
+}
+
+function num(value: unknown): number | undefined {
+  return typeof value === "number" ? value : typeof value === "bigint" ? Number(value) : undefined;
+}
+
+export interface ModelShape {
+  architecture: string;
+  layers: number;
+  ffn: number;
+  embd: number;
+  heads: number;
+  headsKv: number;
+}
+
+/** n_layer, n_ff, n_embd, heads from the model's GGUF header (block_count, feed_forward_length, ...). */
+export function modelShape(header: GgufHeader): ModelShape {
+  const architecture = header.kv.get("general.architecture");
+  if (typeof architecture !== "string") throw new Error("general.architecture is missing");
+  const get = (key: string) => num(header.kv.get(`${architecture}.${key}`));
+  const layers = get("block_count");
+  const ffn = get("feed_forward_length");
+  const embd = get("embedding_length");
+  if (!layers || !ffn || !embd) throw new Error(`${architecture}.block_count, feed_forward_length or embedding_length is missing`);
+  const heads = get("attention.head_count") ?? 1;
+  return { architecture, layers, ffn, embd, heads, headsKv: get("attention.head_count_kv") ?? heads };
+}
+
+/**
+ * Dense tensors the engine offloads before the FFN split, in its order: attention
+ * (q/k/v/o, norms), predictors fc1/fc2, ffn_norm, output and output_norm. token_embd stays
+ * on the CPU; ffn_up/gate/down are what the split decides.
+ */
+const DENSE = /^(blk\.\d+\.(attn_[a-z_]+|fc1|fc2|ffn_norm)\.weight|output\.weight|output_norm\.weight)$/;
+
+export function denseBytes(header: GgufHeader): number {
+  return header.tensors.filter((t) => DENSE.test(t.name)).reduce((sum, t) => sum + t.byteSize, 0);
+}
+
+/** The f16 KV cache: 2 x n_embd_gqa x n_layer x n_ctx x 2 bytes. */
+export function kvCacheBytes(shape: ModelShape, ctx: number): number {
+  const embdGqa = (shape.embd / shape.heads) * shape.headsKv;
+  return 2 * embdGqa * shape.layers * ctx * 2;
+}
+
+/** What remains for the FFN split of a `budget`-byte VRAM budget at context `ctx` (<= 0: no split). */
+export function remainingBytes(header: GgufHeader, budget: number, ctx: number): number {
+  return budget - denseBytes(header) - kvCacheBytes(modelShape(header), ctx);
+}
+
+/**
+ * The solver's --capacity, as the engine computes it: floor(remaining / slice) x 4 with
+ * slice = ffn_up.ne[1] x type_size/block_size x (ffn_gate ? 4.5 : 2). ne[1] is n_ff where a
+ * neuron row is ne[0] (upstream PR #231): reproduced deliberately, so the offline index is
+ * the one the engine itself would compute for this budget.
+ */
+export function neuronCapacity(header: GgufHeader, remaining: number): number {
+  const up = header.tensors.find((t) => t.name === "blk.0.ffn_up.weight");
+  if (!up) throw new Error("blk.0.ffn_up.weight is missing");
+  const type = GGML_TYPES.get(up.type);
+  if (!type) throw new Error(`blk.0.ffn_up.weight has an unknown type ${up.type}`);
+  const hasGate = header.tensors.some((t) => t.name === "blk.0.ffn_gate.weight");
+  const slice = Math.trunc(((up.dims[1] ?? 1) * type.typeSize) / type.blockSize);
+  const perSlice = Math.trunc(slice * (hasGate ? 4.5 : 2));
+  return Math.max(0, Math.floor(remaining / perSlice) * 4);
+}
+
+/** The smallest --vram-budget (bytes) under which the engine accepts an index of `vramCapacity` at context `ctx`. */
+export function neededBudgetBytes(header: GgufHeader, vramCapacity: number, ctx: number): number {
+  return vramCapacity + denseBytes(header) + kvCacheBytes(modelShape(header), ctx);
+}
+
+/** The host class's VRAM: its largest GPU's free memory when known, else its total (0 without a GPU). */
+export function hostVramBytes(host: HostProfile): number {
+  return Math.max(0, ...host.gpus.map((g) => g.memoryFreeBytes ?? g.memoryTotalBytes));
+}
+
+/** Why `header` is not an index the engine accepts for a model of `layers` x `ffn`, or []. */
+export function validateGpuIndex(header: GgufHeader, expect: { layers: number; ffn: number }): string[] {
+  const problems: string[] = [];
+  if (header.magic !== "PWRI") problems.push(`magic is ${header.magic}, not PWRI`);
+  const arch = header.kv.get("general.architecture");
+  if (arch !== GPU_INDEX_ARCHITECTURE) problems.push(`general.architecture is ${JSON.stringify(arch ?? null)}, not ${GPU_INDEX_ARCHITECTURE}`);
+  if (header.kvTypes.get("split.vram_capacity") !== "u64") problems.push("split.vram_capacity (u64) is missing");
+  if (header.tensors.length !== 2 * expect.layers) problems.push(`${header.tensors.length} tensors, not 2 x ${expect.layers} layers`);
+  const byName = new Map<string, GgufTensorInfo>(header.tensors.map((t) => [t.name, t]));
+  for (let i = 0; i < expect.layers; i++) {
+    const idx = byName.get(`blk.${i}.gpu_idx`);
+    const bucket = byName.get(`blk.${i}.gpu_bucket`);
+    if (!idx) problems.push(`blk.${i}.gpu_idx is missing`);
+    else if (idx.dims.length !== 1 || idx.dims[0] !== expect.ffn) problems.push(`blk.${i}.gpu_idx has shape [${idx.dims.join(", ")}], not [${expect.ffn}]`);
+    if (!bucket) problems.push(`blk.${i}.gpu_bucket is missing`);
+    else if (bucket.dims.length !== 1 || bucket.dims[0]! > expect.ffn) problems.push(`blk.${i}.gpu_bucket has shape [${bucket.dims.join(", ")}]`);
+  }
+  return problems;
+}
+
+export function indexVramCapacity(header: GgufHeader): number | undefined {
+  return num(header.kv.get("split.vram_capacity"));
+}
+
+/**
+ * Stages `activation_{i}.pt` (i < layers) twice, as hard links (copies across filesystems):
+ * `<dir>/solver/activation_{i}.pt` for solver.py, which opens them by numeric name, and
+ * `<dir>/export/activation_{i zero-padded}.pt` for export_split.py, which sorts the names as
+ * strings (activation_10 before activation_2). No single folder satisfies both for 11+
+ * layers, so the two upstream functions are called with their own folder.
+ */
+export async function stageActivations(source: string, dir: string, layers: number): Promise<{ solver: string; exporter: string }> {
+  const solver = join(dir, "solver");
+  const exporter = join(dir, "export");
+  await mkdir(solver, { recursive: true });
+  await mkdir(exporter, { recursive: true });
+  const width = String(Math.max(0, layers - 1)).length;
+  const present = new Set(await readdir(source));
+  for (let i = 0; i < layers; i++) {
+    const name = `activation_${i}.pt`;
+    if (!present.has(name)) throw new Error(`${join(source, name)} is missing (the model has ${layers} layers)`);
+    const from = join(source, name);
+    await linkOrCopy(from, join(solver, name));
+    await linkOrCopy(from, join(exporter, `activation_${String(i).padStart(width, "0")}.pt`));
+  }
+  return { solver, exporter };
+}
+
+async function linkOrCopy(from: string, to: string): Promise<void> {
+  try {
+    await link(from, to);
+  } catch {
+    await copyFile(from, to);
+  }
+}
+
+/** Runs upstream's solver and exporter (powerinfer-py) on the staged folders; argv: the solver CLI plus --export-activation. */
+export const SOLVER_DRIVER = `
+import argparse, sys
+from powerinfer.solver import solve_gpu_split
+from powerinfer.export_split import export_split
+p = argparse.ArgumentParser()
+p.add_argument("--activation", required=True)
+p.add_argument("--export-activation", required=True)
+p.add_argument("--neuron", type=int, required=True)
+p.add_argument("--capacity", type=int, required=True)
+p.add_argument("--layer", type=int, required=True)
+p.add_argument("--vram-capacity", type=int, required=True)
+p.add_argument("--batch", type=int, default=256)
+p.add_argument("--threshold", type=int, default=0)
+p.add_argument("--output", required=True)
+a = p.parse_args()
+solved = solve_gpu_split(activation_path=a.activation, neuron=a.neuron, capacity=a.capacity, layer=a.layer, batch=a.batch, threshold=a.threshold)
+print(f"solved: {solved}, total neurons: {sum(solved)}", flush=True)
+export_split(activations_path=a.export_activation, output_path=a.output, solved_list=solved, vram_capacity=a.vram_capacity)
+print(f"exported {a.output}", flush=True)
+`;
