@@ -1,6 +1,6 @@
 /**
  * GPU split precomputed offline (tasks/gpu-split.ts, pipeline/runtime/gpu-index.ts): the step on
- * a 12-layer model with the fixture solver (test/fixtures/gpu-split: upstream's CLI, functions,
+ * a 12-layer model with the fixture solver (test/fixtures/upstream/powerinfer-py, stubs in test/fixtures/gpu-split: upstream's CLI, functions,
  * file listing flaw and index format; no torch), the layer-order proof, the Python refusal,
  * signing of the indexes, and `run` placing the index for a GPU build. No network, a few seconds.
  */
@@ -26,7 +26,7 @@ import { PROJECT_ROOT } from "./helpers/workspace.js";
 const LAYERS = 12;
 const FFN = 256;
 const HOT = 8;
-const SITE = join(PROJECT_ROOT, "test", "fixtures", "gpu-split", "site");
+const SITE = join(PROJECT_ROOT, "test", "fixtures", "upstream", "powerinfer-py");
 const STUBS = join(PROJECT_ROOT, "test", "fixtures", "gpu-split", "stubs");
 const MODEL = "split-demo";
 const python3 = spawnSync("python3", ["-c", "print(1)"]).status === 0;
