@@ -5,7 +5,7 @@
  * when the variable is unset.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { copyFileSync, readFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { makeWorkspace, PROJECT_ROOT, type TestWorkspace } from "./helpers/workspace.js";
@@ -67,5 +67,30 @@ describe.skipIf(!url)("real upstream (AI_TOOLS_E2E_POWERINFER_URL)", () => {
     expect(record.metrics.generationTokensPerSecond).toBeGreaterThan(0);
     const drift = await ws.cli(["drift", "--config", "models/powerinfer/tiny-relu-llama/policy.yaml"]);
     expect(drift.code, drift.stdout).toBe(0);
+  });
+
+  const torchPython = ["python3", "/usr/bin/python3"].find((py) => spawnSync(py, ["-c", "import torch, cvxopt, numpy; assert int(numpy.__version__.split('.')[0]) < 2"]).status === 0);
+  it.skipIf(!torchPython)("with python3-torch and python3-cvxopt: the real solver writes a GPU index for the demo model, signed with it (opt-in)", { timeout: 600_000 }, async () => {
+    // The demo model (FFN width 256: one solver batch) with a host class; its activation counts written by torch.
+    const recipes = join(ws.root, "configs", "models", "powerinfer");
+    mkdirSync(recipes, { recursive: true });
+    mkdirSync(join(ws.root, "configs", "hosts"), { recursive: true });
+    copyFileSync(join(PROJECT_ROOT, "configs", "hosts", "gpu-box.yaml"), join(ws.root, "configs", "hosts", "gpu-box.yaml"));
+    const tiny = readFileSync(join(PROJECT_ROOT, "configs", "models", "powerinfer", "tiny-relu-llama.yaml"), "utf8");
+    writeFileSync(join(recipes, "tiny-split.yaml"), tiny.replace("name: tiny-relu-llama", "name: tiny-split") + "\ngpuSplit:\n  hosts: [gpu-box]\n");
+    const first = await ws.cli(["convert", "tiny-split", "--backend", "cpu"], { AI_TOOLS_POWERINFER_URL: url! });
+    expect(first.code).not.toBe(0);
+    expect(first.stdout + first.stderr).toContain("has no activation/");
+    const activation = join(ws.root, "models", "powerinfer", "tiny-split", "activation");
+    mkdirSync(activation, { recursive: true });
+    const made = spawnSync(torchPython!, ["-c", `import torch\nfor i in range(2):\n    torch.save(torch.arange(256, dtype=torch.float32) * (i + 1), "${activation}/activation_%d.pt" % i)`], { encoding: "utf8" });
+    expect(made.status, made.stderr).toBe(0);
+    const again = await ws.cli(["convert", "tiny-split", "--backend", "cpu"], { AI_TOOLS_POWERINFER_URL: url! });
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    expect(again.stdout).toContain("[gpu-split] done");
+    const inspect = await ws.cli(["inspect", "models/powerinfer/tiny-split/model.gpu-box.gpuidx", "--json"]);
+    expect(inspect.code, inspect.stderr).toBe(0);
+    expect(readFileSync(join(ws.root, "models", "powerinfer", "tiny-split", "SHA256SUMS"), "utf8")).toContain("model.gpu-box.gpuidx");
+    expect((await ws.cli(["verify", "models/powerinfer/tiny-split"])).code).toBe(0);
   });
 });

@@ -337,7 +337,8 @@ async function printDoctor(workspace: Workspace, json: boolean): Promise<number>
 
 async function printInspect(file: string, json: boolean): Promise<number> {
   const [{ readGgufHeader }, { formatSummary, summarizeGguf }] = await Promise.all([import("../gguf/reader.js"), import("../gguf/validate.js")]);
-  const summary = summarizeGguf(await readGgufHeader(file));
+  // PowerInfer index files (.gpuidx) hold I32 tensors, which plain GGUF readers do not know.
+  const summary = summarizeGguf(await readGgufHeader(file, { powerInferIntegerTypes: true }));
   if (json) out(JSON.stringify(summary) + "\n");
   else out(formatSummary(summary).join("\n") + "\n");
   return EXIT.ok;
