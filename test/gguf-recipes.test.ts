@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PipelineEvent } from "../pipeline/core/events.js";
 import { seededBytes, startHubServer, type HubServer } from "./helpers/hub-server.js";
 import { makeWorkspace, PROJECT_ROOT, type TestWorkspace } from "./helpers/workspace.js";
+import { makeReadyMadeGguf } from "./helpers/ready-made-gguf.js";
 
 /** The fixture converter is Python standard library only: any python3 can make the "ready-made" file. */
 const python = ["python3", "/usr/bin/python3"].find((p) => spawnSync(p, ["-c", "import json, struct"]).status === 0);
@@ -24,22 +25,6 @@ const GGUF_REPO = "PowerInfer/Tiny-PowerInfer-GGUF";
 const GATED_REPO = "PowerInfer/Tiny-Gated-PowerInfer-GGUF";
 const ACTIVATION = [seededBytes("activation-0", 1024), seededBytes("activation-1", 1024)];
 
-/** A valid 2-layer sparse (PWRI) llama file, written by the fixture stand-in for upstream convert.py. */
-function makeReadyMadeGguf(dir: string): Buffer {
-  const model = join(dir, "model");
-  const predictor = join(dir, "predictor");
-  mkdirSync(model, { recursive: true });
-  mkdirSync(predictor, { recursive: true });
-  writeFileSync(join(model, "config.json"), JSON.stringify({ model_type: "llama", hidden_act: "relu", num_hidden_layers: 2, hidden_size: 64, intermediate_size: 256, vocab_size: 512 }));
-  writeFileSync(join(model, "model.safetensors"), seededBytes("weights", 1000));
-  writeFileSync(join(model, "tokenizer.model"), seededBytes("tokenizer", 100));
-  for (const i of [0, 1]) writeFileSync(join(predictor, `model_${i}.pt`), seededBytes(`predictor-${i}`, 100));
-  writeFileSync(join(predictor, "config.json"), '{"sparse_threshold": 0.0}\n');
-  const out = join(dir, "ready.powerinfer.gguf");
-  const run = spawnSync(python!, [join(PROJECT_ROOT, "test", "fixtures", "upstream", "convert.py"), "--outfile", out, "--outtype", "f16", model, predictor], { encoding: "utf8" });
-  if (run.status !== 0) throw new Error(`fixture converter failed: ${run.stderr}`);
-  return readFileSync(out);
-}
 
 const GENERATION = `generation:
   n_predict: 16

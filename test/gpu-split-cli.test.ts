@@ -30,6 +30,7 @@ import { neededBudgetBytes, remainingBytes, validateGpuIndex } from "../pipeline
 import { loadHostProfile } from "../pipeline/policy/host.js";
 import { seededBytes, startHubServer, type HubServer } from "./helpers/hub-server.js";
 import { makeWorkspace, pathWithOnly, PROJECT_ROOT, type TestWorkspace } from "./helpers/workspace.js";
+import { makeReadyMadeGguf } from "./helpers/ready-made-gguf.js";
 
 /** The fixture converter and the fixture solver are Python standard library only (torch/cvxopt: stubs). */
 const python = ["python3", "/usr/bin/python3"].find((p) => spawnSync(p, ["-c", "import json, struct, argparse"]).status === 0);
@@ -51,22 +52,6 @@ function activationText(i: number): string {
   return Array.from({ length: FFN }, (_, j) => (j >= i * HOT && j < (i + 1) * HOT ? 1000 + j : (j * 7 + i) % 50)).join(" ");
 }
 
-/** A valid 2-layer sparse (PWRI) llama file (ffn 256), written by the fixture stand-in for upstream convert.py. */
-function makeReadyMadeGguf(dir: string): Buffer {
-  const model = join(dir, "model");
-  const predictor = join(dir, "predictor");
-  mkdirSync(model, { recursive: true });
-  mkdirSync(predictor, { recursive: true });
-  writeFileSync(join(model, "config.json"), JSON.stringify({ model_type: "llama", hidden_act: "relu", num_hidden_layers: LAYERS, hidden_size: 64, intermediate_size: FFN, vocab_size: 512 }));
-  writeFileSync(join(model, "model.safetensors"), seededBytes("weights", 1000));
-  writeFileSync(join(model, "tokenizer.model"), seededBytes("tokenizer", 100));
-  for (const i of [0, 1]) writeFileSync(join(predictor, `model_${i}.pt`), seededBytes(`predictor-${i}`, 100));
-  writeFileSync(join(predictor, "config.json"), '{"sparse_threshold": 0.0}\n');
-  const out = join(dir, "ready.powerinfer.gguf");
-  const run = spawnSync(python!, [join(PROJECT_ROOT, "test", "fixtures", "upstream", "convert.py"), "--outfile", out, "--outtype", "f16", model, predictor], { encoding: "utf8" });
-  if (run.status !== 0) throw new Error(`fixture converter failed: ${run.stderr}`);
-  return readFileSync(out);
-}
 
 const GPU_SPLIT = `gpuSplit:
   hosts: [${HOST}]
@@ -143,7 +128,7 @@ describe.skipIf(!python)("gpu-split through the CLI: signed per-host GPU indexes
 
   beforeAll(async () => {
     scratch = mkdtempSync(join(tmpdir(), "ai-tools-gpu-split-cli-"));
-    const sparse = makeReadyMadeGguf(scratch);
+    const sparse = makeReadyMadeGguf(scratch, { layers: LAYERS, ffn: FFN });
     server = await startHubServer();
     server.addRepo({
       id: GGUF_REPO,
