@@ -5,14 +5,16 @@
  */
 import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { displayPath, loadYamlConfig } from "./config/load-yaml.js";
 import { engineConfigSchema, type Backend, type EngineConfig } from "./config/engine-config.js";
 import { ToolProbe } from "./core/tools.js";
 import { UsageError } from "./core/errors.js";
+import { ENGINE_CONFIG, PACKAGE_ROOT } from "./root.js";
 
-export const ENGINE_CONFIG = "configs/engines/powerinfer.yaml";
+// Re-exported: existing callers import them from here.
+export { ENGINE_CONFIG, PACKAGE_ROOT, findRoot } from "./root.js";
+
 
 export interface Workspace {
   root: string;
@@ -40,25 +42,6 @@ export interface EngineSettings {
   native: boolean;
   cudaArch: string | undefined;
   resetUpstream: boolean;
-}
-
-/** The package's own folder (holds the default configs when installed as a dependency). */
-export const PACKAGE_ROOT = (() => {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json")) && dirname(dir) !== dir) dir = dirname(dir);
-  return dir;
-})();
-
-/**
- * AI_TOOLS_ROOT, else the nearest folder at or above `cwd` that has the engine
- * config (a checkout of this repository or a project set up like one), else `cwd`.
- */
-export function findRoot(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string {
-  if (env.AI_TOOLS_ROOT) return resolve(env.AI_TOOLS_ROOT);
-  for (let dir = resolve(cwd); ; dir = dirname(dir)) {
-    if (existsSync(join(dir, ENGINE_CONFIG))) return dir;
-    if (dirname(dir) === dir) return resolve(cwd);
-  }
 }
 
 export function openWorkspace(root: string, env: NodeJS.ProcessEnv = process.env): Workspace {

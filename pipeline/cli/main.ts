@@ -7,13 +7,12 @@ import { join } from "node:path";
 import { parseCli, USAGE, type CliOptions } from "./options.js";
 import { isPipelineError } from "../core/errors.js";
 import { EVENT_SCHEMA_VERSION, type PipelineEvent, type TaskPlanEvent } from "../core/events.js";
-import { executeGraph, type GraphOutcome } from "../core/executor.js";
-import { engineGraph } from "../graphs.js";
+import type { GraphOutcome } from "../core/executor.js";
 import type { Workspace } from "../workspace.js";
-import { findRoot, loadEngineSettings, openWorkspace, PACKAGE_ROOT } from "../workspace.js";
-import { plainReporter } from "./reporters/plain.js";
-import { jsonReporter } from "./reporters/json.js";
-import { failureLines } from "./reporters/format.js";
+import type { TaskErrorEvent } from "../core/events.js";
+// Only what every command needs loads up front: `run`, `verify` and the rest do not pay for the
+// graph engine, the tasks and the engine config schema (see bench/run-overhead.mjs).
+import { findRoot, PACKAGE_ROOT } from "../root.js";
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, busy: 75, interrupted: 130 } as const;
 
@@ -71,6 +70,16 @@ export async function main(argv: readonly string[]): Promise<number> {
   process.on("SIGTERM", onSignal);
 
   try {
+    const [{ executeGraph }, { engineGraph }, { loadEngineSettings, openWorkspace }, { failureLines }] = await Promise.all([
+      import("../core/executor.js"),
+      import("../graphs.js"),
+      import("../workspace.js"),
+      import("./reporters/format.js"),
+    ]);
+    const printFailure = (event: TaskErrorEvent, json: boolean) => {
+      if (json) out(JSON.stringify(event) + "\n");
+      else for (const line of failureLines(event)) err(line);
+    };
     const workspace = openWorkspace(findRoot(process.env), process.env);
     const settings = await loadEngineSettings(workspace, {
       upstreamUrl: options.upstreamUrl,
@@ -180,7 +189,10 @@ export async function main(argv: readonly string[]): Promise<number> {
 }
 
 async function pickReporter(options: CliOptions, planning: boolean) {
-  if (options.json) return { onEvent: jsonReporter(out), close: async () => undefined };
+  if (options.json) {
+    const { jsonReporter } = await import("./reporters/json.js");
+    return { onEvent: jsonReporter(out), close: async () => undefined };
+  }
   // A pty with no size (some CI runners) would make listr2 wrap every character.
   const interactive = process.stdout.isTTY && (process.stdout.columns ?? 0) > 0 && !process.env.CI && process.env.TERM !== "dumb";
   if (interactive && !planning) {
@@ -188,6 +200,7 @@ async function pickReporter(options: CliOptions, planning: boolean) {
     const { reporter, close } = ttyReporter(err);
     return { onEvent: reporter, close };
   }
+  const { plainReporter } = await import("./reporters/plain.js");
   return { onEvent: plainReporter((line) => out(line + "\n"), { showPlan: planning }), close: async () => undefined };
 }
 
@@ -386,10 +399,6 @@ function printStatus(plans: TaskPlanEvent[], json: boolean): void {
   }
 }
 
-function printFailure(event: Parameters<typeof failureLines>[0], json: boolean): void {
-  if (json) out(JSON.stringify(event) + "\n");
-  else for (const line of failureLines(event)) err(line);
-}
 
 /** Errors before or around the graph: bad flags, bad config, unknown task. */
 function reportError(error: unknown, json: boolean): number {

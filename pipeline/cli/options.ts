@@ -3,7 +3,7 @@
  */
 import { parseArgs } from "node:util";
 import { UsageError } from "../core/errors.js";
-import { BACKENDS, type Backend } from "../config/engine-config.js";
+import { BACKENDS, type Backend } from "../config/backends.js";
 
 export const COMMANDS = ["engine", "convert", "download", "bench", "models", "inspect", "doctor", "setup-python", "plan", "status", "keygen", "sign", "verify", "run", "render", "drift", "engines", "schemas", "metrics", "clean", "release"] as const;
 export type CommandName = (typeof COMMANDS)[number];

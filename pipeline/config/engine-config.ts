@@ -3,9 +3,9 @@
  * built. Strict: an unknown key is an error (a typo must not silently do nothing).
  */
 import { z } from "zod";
+import { BACKENDS } from "./backends.js";
 
-export const BACKENDS = ["cpu", "cuda", "hip"] as const;
-export type Backend = (typeof BACKENDS)[number];
+export { BACKENDS, type Backend } from "./backends.js";
 
 const cmakeFlag = z
   .string()
