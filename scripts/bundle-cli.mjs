@@ -22,11 +22,10 @@ await build({
   platform: "node",
   target: "node20",
   sourcemap: "linked",
-  // hasha starts a worker from its own file, and node-llama-cpp forks its own file and loads
-  // its platform's native binary package (an optional dependency, maybe absent) at run time:
-  // both must stay real packages on disk.
-  // @datadog/sketches-js requires protobufjs (its peer, for serialization only) from its own folder.
-  external: ["hasha", "node-llama-cpp", "@datadog/sketches-js"],
+  // node-llama-cpp forks its own file and loads its platform's native binary package (an
+  // optional dependency, maybe absent) at run time; @datadog/sketches-js requires protobufjs
+  // (its peer, for serialization only) from its own folder: both stay real packages on disk.
+  external: ["node-llama-cpp", "@datadog/sketches-js"],
   // Bundled CommonJS dependencies still call require().
   banner: { js: "import { createRequire as __aiToolsRequire } from 'node:module'; const require = __aiToolsRequire(import.meta.url);" },
   logLevel: "warning",

@@ -2,10 +2,11 @@
  * File helpers the engine relies on for "nothing half-written": atomic writes, and
  * snapshots of declared outputs (size + mtime, plus content digest where a task asks).
  */
-import { createHash, randomBytes } from "node:crypto";
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { hashFile } from "hasha";
+import { sha256OfFile } from "../signing/hash.js";
+import { fileIdentity } from "../signing/digest-cache.js";
 import type { Sha256Hex } from "./fingerprint.js";
 
 /** Write to a temporary sibling, then rename: readers see the old or the new file, never half. */
@@ -38,12 +39,34 @@ export async function removeTemporariesOf(path: string, pid?: number): Promise<s
   return stale;
 }
 
-/** Below this, hashing in this thread beats starting hasha's worker thread (~30 ms). */
-const IN_THREAD_HASH_LIMIT = 16 << 20;
+/**
+ * Digests this process already computed, by file identity (device, inode, size, mtime in ns).
+ * A step that hashes what it wrote (convert: the model, for policy.yaml's checksum), the
+ * executor's output snapshot and the sign step would otherwise read a 13 GB model three times
+ * in one run. The identity survives a rename (temporary -> final) and changes with any write;
+ * this is for files the pipeline itself produces under its step locks. Verification never
+ * uses it (see signing/digest-cache.ts for its rules).
+ */
+const producedDigests = new Map<string, Sha256Hex>();
+const MAX_PRODUCED_DIGESTS = 4096;
+
+/** fileIdentity without ctime: a rename (temporary -> final) changes ctime, not the content. */
+async function identityKey(path: string): Promise<string> {
+  const { dev, ino, size, mtimeNs } = await fileIdentity(path);
+  return `${dev}:${ino}:${size}:${mtimeNs}`;
+}
 
 export async function sha256File(path: string): Promise<Sha256Hex> {
-  if ((await stat(path)).size < IN_THREAD_HASH_LIMIT) return createHash("sha256").update(await readFile(path)).digest("hex") as Sha256Hex;
-  return (await hashFile(path, { algorithm: "sha256" })) as Sha256Hex;
+  const before = await identityKey(path);
+  const known = producedDigests.get(before);
+  if (known) return known;
+  const digest = (await sha256OfFile(path)).digest as Sha256Hex;
+  // Remembered only if nothing wrote to the file while it was read.
+  if ((await identityKey(path)) === before) {
+    if (producedDigests.size >= MAX_PRODUCED_DIGESTS) producedDigests.delete(producedDigests.keys().next().value!);
+    producedDigests.set(before, digest);
+  }
+  return digest;
 }
 
 export interface OutputSnapshot {

@@ -52,6 +52,8 @@ export interface DigestOptions {
   signal?: AbortSignal;
   /** Files hashed at once (default 4: reads of one overlap hashing of another). */
   concurrency?: number;
+  /** How a file is hashed when the cache has no answer (the pipeline passes its in-process memo). */
+  hash?: (path: string, signal?: AbortSignal) => Promise<{ digest: string; size: number }>;
 }
 
 /**
@@ -61,14 +63,15 @@ export interface DigestOptions {
  */
 export async function digestFiles(paths: readonly string[], options: DigestOptions = {}): Promise<{ digest: string; size: number; cached: boolean }[]> {
   const { cache, signal } = options;
+  const hash = options.hash ?? sha256OfFile;
   const { fileIdentity } = await import("./digest-cache.js");
   return mapLimit(paths, options.concurrency ?? 4, async (path) => {
     signal?.throwIfAborted();
-    if (!cache) return { ...(await sha256OfFile(path, signal)), cached: false };
+    if (!cache) return { ...(await hash(path, signal)), cached: false };
     const before = await fileIdentity(path);
     const hit = cache.get(path, before);
     if (hit) return { digest: hit, size: Number(before.size), cached: true };
-    const result = await sha256OfFile(path, signal);
+    const result = await hash(path, signal);
     const after = await fileIdentity(path);
     if (JSON.stringify(before) === JSON.stringify(after)) cache.set(path, after, result.digest);
     return { ...result, cached: false };

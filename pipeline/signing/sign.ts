@@ -7,7 +7,7 @@
 import type { KeyObject } from "node:crypto";
 import { createHash } from "node:crypto";
 import { basename, join, resolve } from "node:path";
-import { atomicWriteFile } from "../core/files.js";
+import { atomicWriteFile, sha256File } from "../core/files.js";
 import { PipelineError } from "../core/errors.js";
 import { createBundle } from "./bundle.js";
 import { digestFiles, type DigestOptions } from "./hash.js";
@@ -66,7 +66,12 @@ export async function signModelDirectory(dir: string, options: SignOptions): Pro
   }
   const content = files.filter((f) => f.name !== SUMS_FILE);
   if (content.length === 0) throw new PipelineError("E_SIGN_INPUT", `cannot sign ${dir}: it has no files to sign`);
-  const digests = await digestFiles(content.map((f) => f.path), options);
+  // Files the pipeline just wrote and hashed (the model, bench.json) come from its in-process memo.
+  const sizes = new Map(content.map((f) => [f.path, f.size]));
+  const digests = await digestFiles(
+    content.map((f) => f.path),
+    { hash: async (path) => ({ digest: await sha256File(path), size: sizes.get(path)! }), ...options },
+  );
   const hashed = content.map((f, i) => ({ name: f.name, algorithm: "sha256" as const, digest: digests[i]!.digest, size: digests[i]!.size }));
 
   const sums = formatSha256Sums(hashed);
