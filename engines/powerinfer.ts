@@ -14,6 +14,7 @@ import { parseTimings } from "../pipeline/bench/timings.js";
 import { gpuMemoryUsed, parseRusage } from "../pipeline/bench/runner.js";
 import type { RenderedPolicy } from "../pipeline/policy/types.js";
 import { commonGenerationArgs } from "./llama-flags.js";
+import { CUDA_LIBRARY } from "../pipeline/nvidia.js";
 import { atomicWriteFile } from "../pipeline/core/files.js";
 import { defaultDigestCacheDir } from "../pipeline/signing/digest-cache.js";
 import { EngineError, type Engine, type EngineProbe, type GenerateOptions, type GenerateResult } from "./types.js";
@@ -73,11 +74,22 @@ export function resolvePowerInferBuild(options: PowerInferEngineOptions): PowerI
   };
 }
 
-/** A binary given by path: a GPU build links cuBLAS/hipBLAS (the engine's CMake only then defines GGML_USE_CUBLAS). */
+/**
+ * A binary given by path: a GPU build links the CUDA libraries (nvidia.ts's list) or hipBLAS.
+ * Read once per binary identity, not on every request (a CUDA main is hundreds of MB).
+ */
+const gpuBinaries = new Map<string, boolean>();
 function linksGpuLibraries(binary: string): boolean {
   try {
-    const bytes = readFileSync(binary);
-    return bytes.includes("libcublas") || bytes.includes("libhipblas");
+    const info = statSync(binary);
+    const key = `${binary}\0${info.size}\0${info.mtimeMs}`;
+    let gpu = gpuBinaries.get(key);
+    if (gpu === undefined) {
+      const text = readFileSync(binary).toString("latin1");
+      gpu = new RegExp(CUDA_LIBRARY.source).test(text) || text.includes("libhipblas");
+      gpuBinaries.set(key, gpu);
+    }
+    return gpu;
   } catch {
     return false;
   }

@@ -139,7 +139,7 @@ export function suggestCudacxx(driverCuda: string, roots?: readonly string[]): s
  * cublas64_NN.dll; a static build (LLAMA_STATIC) still loads the driver, libcuda.so.1.
  * A CPU build names none of them.
  */
-const CUDA_LIBRARY = /lib(?:cudart|cublas|cublasLt)\.so(?:\.\d+)*|(?:cudart|cublas|cublasLt)64_\d+\.dll|libcuda\.so\.1/g;
+export const CUDA_LIBRARY = /lib(?:cudart|cublas|cublasLt)\.so(?:\.\d+)*|(?:cudart|cublas|cublasLt)64_\d+\.dll|libcuda\.so\.1/g;
 const CHUNK = 1 << 20;
 const OVERLAP = 64;
 

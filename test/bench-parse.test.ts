@@ -439,6 +439,15 @@ describe("the loader's GPU lines", () => {
     expect(log).toMatchObject({ offloadedFfnMiB: 4012.5, vramUsedMB: 3925.12, offloadedLayers: { layers: 33, of: 33, budgetBytes: 8589934592 }, gpuIndex: "generated" });
     expect(log!.lines).toHaveLength(4);
     expect(parseGpuLog(["failed to apply previously generated gpu split", "llm_load_gpu_split: offloaded 0.00 MiB of FFN weights to GPU"])).toMatchObject({ gpuIndex: "failed", offloadedFfnMiB: 0 });
+    // A stale cached index is regenerated: that run did get its split.
+    expect(
+      parseGpuLog([
+        "failed to apply previously generated gpu split",
+        "invoking powerinfer Python module to generate gpu split for 4147.77 MiB of VRAM",
+        "llm_load_gpu_split: offloaded 4012.50 MiB of FFN weights to GPU",
+      ]),
+    ).toMatchObject({ gpuIndex: "generated", offloadedFfnMiB: 4012.5 });
+    expect(parseGpuLog(["activation files under '/m/activation' not found", "failed to generate gpu split, an empty one will be used"])).toMatchObject({ gpuIndex: "failed" });
     expect(parseGpuLog(["llama_new_context_with_model: n_ctx = 512"])).toBeNull();
     // 16 tokens (15 eval runs + the first from the prompt) in 0.1 + 0.9 s.
     expect(endToEndTokensPerSecond({ promptEvalMs: 100, evalMs: 900, evalRuns: 15 })).toBe(16);

@@ -3,7 +3,7 @@
  * a host (clamps, strict refusals, GPU settings on CPU builds, sparse models and -ngl);
  * the policy hash; the JSON Schemas committed match the zod schemas.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -57,7 +57,7 @@ describe("policy validation", () => {
     ["a missing model_path", GOOD.replace("model_path: powerinfer/m/model.powerinfer.gguf\n", ""), "model_path", /needs model_path/],
     ["openai without its block", "engine: openai\n", "openai", /needs openai: \{ base_url, model \}/],
     ["a bad base_url", "engine: openai\nopenai:\n  base_url: ftp://x\n  model: m\n", "POLICY:3:13: openai.base_url", /http\(s\) URL/],
-    ["a YAML syntax error", GOOD.replace("top_p: 0.9", "top_p: [0.9"), "POLICY:", /./],
+    ["a YAML syntax error", GOOD.replace("top_p: 0.9", "top_p: [0.9"), "POLICY:", /POLICY:\d+:\d+: .*(flow|collection|\]|YAML)/i],
     ["a list instead of a mapping", "- engine: powerinfer\n", "POLICY:1:1", /object|mapping/i],
   ];
   for (const [what, yaml, location, message] of bad) {
@@ -154,7 +154,9 @@ describe("host detection parsers", () => {
 
 describe("JSON Schemas", () => {
   it("the committed schemas/ files are what the zod schemas generate (run `pnpm pipeline schemas` after a schema change)", async () => {
-    for (const [name, document] of Object.entries(await schemaDocuments())) {
+    const documents = await schemaDocuments();
+    expect(Object.keys(documents).sort()).toEqual(readdirSync(join(PROJECT_ROOT, "schemas")).filter((f) => f.endsWith(".json")).sort());
+    for (const [name, document] of Object.entries(documents)) {
       expect(JSON.parse(readFileSync(join(PROJECT_ROOT, "schemas", name), "utf8")), name).toEqual(document);
     }
   });

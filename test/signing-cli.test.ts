@@ -186,8 +186,10 @@ describe.skipIf(!pythonReady)("signing from the command line (needs /usr/bin/pyt
     expect(made.code).toBe(0);
     expect(readFileSync(join(ws.root, "keys", "locked.key"), "utf8")).toContain("BEGIN ENCRYPTED PRIVATE KEY");
     const missing = await ws.cli(["sign", rel, "--key", "keys/locked.key"]);
+    expect(missing.code).not.toBe(0);
     expect(missing.stdout + missing.stderr).toContain("it is encrypted: set AI_TOOLS_SIGNING_KEY_PASSPHRASE");
     const wrong = await ws.cli(["sign", rel, "--key", "keys/locked.key"], { AI_TOOLS_SIGNING_KEY_PASSPHRASE: "wrong" });
+    expect(wrong.code).not.toBe(0);
     expect(wrong.stdout + wrong.stderr).toContain("does not decrypt it");
     const right = await ws.cli(["sign", rel, "--key", "keys/locked.key"], { AI_TOOLS_SIGNING_KEY_PASSPHRASE: passphrase });
     expect(right.code, right.stdout + right.stderr).toBe(0);

@@ -22,11 +22,14 @@ const VRAM_USED = /VRAM used: ([\d.]+) MB/;
 const OFFLOADED_LAYERS = /offloaded layers from VRAM budget\((-?\d+) bytes\): (\d+)\/(\d+)/;
 const INDEX_LOADED = /loaded gpu_idx/;
 const INDEX_GENERATED = /invoking powerinfer Python module to generate gpu split/;
-const INDEX_FAILED = /failed to (?:generate|apply previously generated) gpu split/;
+/** The loader ends up with no index: FFN stays on the CPU. */
+const INDEX_FAILED = /failed to generate gpu split|activation files under '.*' not found/;
+/** A cached index that did not fit: regenerated next (the solver line follows), so not a failure by itself. */
+const INDEX_STALE = /failed to apply previously generated gpu split/;
 
 /** Whether `line` is one of the lines parseGpuLog reads (for collecting them from a stream). */
 export function isGpuLogLine(line: string): boolean {
-  return [OFFLOADED_FFN, VRAM_USED, OFFLOADED_LAYERS, INDEX_LOADED, INDEX_GENERATED, INDEX_FAILED].some((re) => re.test(line));
+  return [OFFLOADED_FFN, VRAM_USED, OFFLOADED_LAYERS, INDEX_LOADED, INDEX_GENERATED, INDEX_FAILED, INDEX_STALE].some((re) => re.test(line));
 }
 
 /** null when the run printed none of them (a CPU build). */
@@ -41,7 +44,8 @@ export function parseGpuLog(lines: readonly string[]): GpuLog | null {
     return null;
   };
   const layers = relevant.map((l) => OFFLOADED_LAYERS.exec(l)).find((m) => m);
-  const index = relevant.some((l) => INDEX_FAILED.test(l)) ? "failed" : relevant.some((l) => INDEX_GENERATED.test(l)) ? "generated" : relevant.some((l) => INDEX_LOADED.test(l)) ? "loaded" : null;
+  const has = (re: RegExp) => relevant.some((l) => re.test(l));
+  const index = has(INDEX_FAILED) || (has(INDEX_STALE) && !has(INDEX_GENERATED)) ? "failed" : has(INDEX_GENERATED) ? "generated" : has(INDEX_LOADED) ? "loaded" : null;
   return {
     offloadedFfnMiB: number(OFFLOADED_FFN),
     vramUsedMB: number(VRAM_USED),

@@ -10,6 +10,3 @@ export const PAPER_PROMPTS: readonly string[] = [
   "Photosynthesis converts light energy into chemical energy stored in sugars. In the light-dependent reactions, water is split and oxygen is released, while the Calvin cycle uses carbon dioxide to build glucose. Explain step by step how these two stages depend on each other inside the chloroplast of a leaf",
   "You are planning a three-day hiking trip in the mountains in early autumn. The weather can change quickly, nights are cold, and there is no mobile coverage on most of the route. List what to pack, how to plan each day, and what to do if someone in the group is injured far from help",
 ];
-
-/** The paper profile's prompt-processing length, in tokens (what PAPER_PROMPTS aim at). */
-export const PAPER_INPUT_TOKENS = 64;

@@ -35,7 +35,7 @@ export async function runKeygen(options: CliOptions, io: CommandIo): Promise<num
 }
 
 export async function runVerify(options: CliOptions, io: CommandIo): Promise<number> {
-  const { verifyModel } = await import("../signing/verify.js");
+  const [{ verifyModel }, { formatBytes }] = await Promise.all([import("../signing/verify.js"), import("../clean.js")]);
   try {
     const { keys, notes } = await workspaceTrustStore(io.root, options.trustedKeys);
     if (!options.json) for (const note of notes) io.err(`note: ${note}`);
@@ -97,8 +97,3 @@ export async function runSignDirectory(options: CliOptions, io: CommandIo): Prom
   return 0;
 }
 
-function formatBytes(bytes: number): string {
-  if (bytes >= 1e9) return `${(bytes / 1e9).toFixed(2)} GB`;
-  if (bytes >= 1e6) return `${(bytes / 1e6).toFixed(1)} MB`;
-  return `${(bytes / 1e3).toFixed(1)} kB`;
-}
