@@ -10,6 +10,7 @@
  */
 import { existsSync, readdirSync, readFileSync, lstatSync } from "node:fs";
 import { rm } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join, relative } from "node:path";
 import { isProcessAlive, processGroupMembers } from "./core/process.js";
 
@@ -54,8 +55,11 @@ function busyInstances(stateDir: string): Set<string> {
   for (const name of readdirSync(stateDir)) {
     if (!name.endsWith(".running")) continue;
     try {
-      const holder = JSON.parse(readFileSync(join(stateDir, name), "utf8")) as { pid: number };
-      if (isProcessAlive(holder.pid)) busy.add(name.slice(0, -".running".length));
+      const holder = JSON.parse(readFileSync(join(stateDir, name), "utf8")) as { pid: number; host?: string; children?: { pgid: number }[] };
+      // Another host's pid cannot be checked from here (shared storage): assume it runs.
+      const elsewhere = holder.host !== undefined && holder.host !== hostname();
+      const orphansRun = (holder.children ?? []).some((c) => processGroupMembers(c.pgid).length > 0);
+      if (elsewhere || isProcessAlive(holder.pid) || orphansRun) busy.add(name.slice(0, -".running".length));
     } catch {
       // Unreadable: not a running step's lock.
     }

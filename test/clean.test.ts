@@ -60,6 +60,11 @@ describe("clean", () => {
     expect(kept).toEqual([`models/powerinfer/m/.model.powerinfer.gguf.tmp-${process.pid} (pid ${process.pid} is writing it)`, "m: convert--m running"]);
   });
 
+  it("leaves a step another host holds (its pid cannot be checked from here)", () => {
+    writeFileSync(join(root, "build/state/convert--m.running"), JSON.stringify({ pid: 999_999, host: "another-host.example" }));
+    expect(planClean({ root, model: "m" }).kept).toEqual(["m: convert--m running"]);
+  });
+
   it("deletes what it planned and reports the bytes", async () => {
     const { items } = planClean({ root });
     expect(await executeClean(items)).toBe(5730);
