@@ -52,10 +52,11 @@ export function modelShape(header: GgufHeader): ModelShape {
 
 /**
  * Dense tensors the engine offloads before the FFN split, in its order: attention
- * (q/k/v/o, norms), predictors fc1/fc2, ffn_norm, output and output_norm. token_embd stays
- * on the CPU; ffn_up/gate/down are what the split decides.
+ * (q/k/v/qkv/o, attn_norm and Falcon's attn_norm_2), predictors fc1/fc2, ffn_norm, output and
+ * output_norm. The engine offloads by tensor kind, so a norm's bias goes with its weight.
+ * token_embd stays on the CPU; ffn_up/gate/down are what the split decides.
  */
-const DENSE = /^(blk\.\d+\.(attn_[a-z_]+|fc1|fc2|ffn_norm)\.weight|output\.weight|output_norm\.weight)$/;
+const DENSE = /^(blk\.\d+\.(attn_[a-z0-9_]+|fc1|fc2|ffn_norm)\.(weight|bias)|output\.weight|output_norm\.(weight|bias))$/;
 
 export function denseBytes(header: GgufHeader): number {
   return header.tensors.filter((t) => DENSE.test(t.name)).reduce((sum, t) => sum + t.byteSize, 0);

@@ -259,6 +259,9 @@ export interface ModelShape {
   hidden?: number;
   ffn?: number;
   vocab?: number;
+  /** attention.head_count and head_count_kv (default 4 and 4: the demo model); attn_k/attn_v are n_embd x n_embd/heads*headsKv. */
+  heads?: number;
+  headsKv?: number;
   /** Predictor width (fc1 rows). */
   predictor?: number;
   /** general.file_type, and the type of the 2-D weights: 0 F32, 1 F16, 2 Q4_0. */
@@ -276,15 +279,16 @@ const WEIGHT_TYPE: Record<number, number> = { 0: 0, 1: 1, 2: 2, 7: 8 };
  * (reference/powerinfer-samples/main-run.stderr.log): the same tensor order, types, shapes and KVs.
  */
 export function powerInferModelSpec(shape: ModelShape = {}): GgufWriteSpec {
-  const { sparse = true, architecture = "llama", name = "hf-model", layers = 2, hidden = 64, ffn = 256, vocab = 512, predictor = 32, fileType = 1 } = shape;
+  const { sparse = true, architecture = "llama", name = "hf-model", layers = 2, hidden = 64, ffn = 256, vocab = 512, predictor = 32, fileType = 1, heads = 4, headsKv = heads } = shape;
+  const embdGqa = (hidden / heads) * headsKv;
   const w = WEIGHT_TYPE[fileType] ?? 1;
   const predictorType = fileType === 0 ? 0 : 1;
   const tensors: WTensor[] = [{ name: "token_embd.weight", dims: [hidden, vocab], type: w }];
   for (let i = 0; i < layers; i++) {
     tensors.push(
       { name: `blk.${i}.attn_q.weight`, dims: [hidden, hidden], type: w },
-      { name: `blk.${i}.attn_k.weight`, dims: [hidden, hidden], type: w },
-      { name: `blk.${i}.attn_v.weight`, dims: [hidden, hidden], type: w },
+      { name: `blk.${i}.attn_k.weight`, dims: [hidden, embdGqa], type: w },
+      { name: `blk.${i}.attn_v.weight`, dims: [hidden, embdGqa], type: w },
       { name: `blk.${i}.attn_output.weight`, dims: [hidden, hidden], type: w },
       { name: `blk.${i}.ffn_gate.weight`, dims: [hidden, ffn], type: w },
       { name: `blk.${i}.ffn_up.weight`, dims: [hidden, ffn], type: w },
@@ -312,8 +316,8 @@ export function powerInferModelSpec(shape: ModelShape = {}): GgufWriteSpec {
     [`${architecture}.block_count`, gv.u32(layers)],
     [`${architecture}.feed_forward_length`, gv.u32(ffn)],
     [`${architecture}.rope.dimension_count`, gv.u32(16)],
-    [`${architecture}.attention.head_count`, gv.u32(4)],
-    [`${architecture}.attention.head_count_kv`, gv.u32(4)],
+    [`${architecture}.attention.head_count`, gv.u32(heads)],
+    [`${architecture}.attention.head_count_kv`, gv.u32(headsKv)],
     [`${architecture}.attention.layer_norm_rms_epsilon`, gv.f32(1e-6)],
     [`${architecture}.rope.freq_base`, gv.f32(10000)],
     ["general.file_type", gv.u32(fileType)],
