@@ -109,7 +109,11 @@ describe.skipIf(!pythonReady)("a recipe that asks for quantize", () => {
       expect(result.stdout).toContain("running convert tiny-q4: upstream -> build -> generate -> convert -> quantize");
       const q4 = join(ws.root, "models", "powerinfer", "tiny-q4", "model.q4_0.powerinfer.gguf");
       expect(readFileSync(q4).subarray(0, 4).toString()).toBe("PWRI");
-      expect(ws.record("quantize--tiny-q4")!.outputs["models/powerinfer/tiny-q4/model.q4_0.powerinfer.gguf"]!.sha256).toBe(sha256(q4));
+      const record = ws.record("quantize--tiny-q4")!;
+      expect(record.outputs["models/powerinfer/tiny-q4/model.q4_0.powerinfer.gguf"]!.sha256).toBe(sha256(q4));
+      // What the engine's quantize wrote (the fixture's follows the real one): Q4_0 weights, output.weight Q8_0
+      // (n_embd 64 is no multiple of 256), the 5 norms F32.
+      expect((record.result as { gguf: unknown }).gguf).toMatchObject({ fileType: 2, fileTypeName: "Q4_0", tensorTypes: { Q4_0: 19, Q8_0: 1, F32: 5 }, predictorLayers: 2 });
     } finally {
       ws.cleanup();
     }
