@@ -47,6 +47,8 @@ const ENTRY_KEYS = new Set(["id", "publicKey", "publicKeyFile", "notBefore", "no
 export async function parseTrustedKeys(data: unknown, origin = "trusted keys"): Promise<TrustedKey[]> {
   const list = Array.isArray(data) ? data : data && typeof data === "object" && Array.isArray((data as { keys?: unknown }).keys) ? (data as { keys: unknown[] }).keys : null;
   if (!list) throw trustError(origin, "keys", "must be a list of keys (`keys: [{ id, publicKey, ... }]`)");
+  // A misspelt top-level key would otherwise be ignored without a word.
+  if (!Array.isArray(data)) for (const key of Object.keys(data as object)) if (key !== "keys") throw trustError(origin, key, "is not a known field (known: keys)");
   const seen = new Set<string>();
   const keys: TrustedKey[] = [];
   for (const [index, raw] of list.entries()) {
@@ -109,17 +111,48 @@ export async function loadTrustedKeys(file: string): Promise<TrustedKey[]> {
   // yaml loads only for YAML files: a JSON trust store needs nothing beyond node built-ins.
   let data: unknown;
   try {
-    data = /\.json$/i.test(file) ? JSON.parse(text) : (await parseYaml())(text);
+    data = /\.json$/i.test(file) ? JSON.parse(text) : (await yamlModule()).parse(text);
   } catch (error) {
     throw new VerifyError("E_TRUST_CONFIG", `${file}: not valid ${/\.json$/i.test(file) ? "JSON" : "YAML"}: ${(error as Error).message.split("\n")[0]}`);
   }
-  return parseTrustedKeys(data ?? { keys: [] }, file);
+  try {
+    return await parseTrustedKeys(data ?? { keys: [] }, file);
+  } catch (error) {
+    const problem = error instanceof VerifyError ? PROBLEMS.get(error) : undefined;
+    const at = problem && (await position(text, problem.path));
+    if (!problem || !at) throw error;
+    throw new VerifyError("E_TRUST_CONFIG", `${file}:${at.line}:${at.col}: ${problem.path} ${problem.problem}`, { details: error instanceof VerifyError ? error.details : [] });
+  }
 }
 
-/** yaml is CommonJS: bundled, its namespace puts `parse` under `default`. */
-async function parseYaml(): Promise<(text: string) => unknown> {
-  const yaml = (await import("yaml")) as typeof import("yaml") & { default?: typeof import("yaml") };
-  return yaml.parse ?? yaml.default!.parse;
+/** yaml is CommonJS: bundled, its namespace is under `default`. */
+async function yamlModule(): Promise<typeof import("yaml")> {
+  const yaml = (await import("yaml")) as Partial<typeof import("yaml")> & { default?: typeof import("yaml") };
+  return typeof yaml.parseDocument === "function" ? (yaml as typeof import("yaml")) : yaml.default!;
+}
+
+/**
+ * Line and column of `path` ("keys[0].revoked") in the file's text (YAML, or JSON read as YAML): the key itself
+ * where the path ends at one, else the nearest enclosing node. Undefined when yaml cannot be loaded.
+ */
+async function position(text: string, path: string): Promise<{ line: number; col: number } | undefined> {
+  let yaml: typeof import("yaml");
+  try {
+    yaml = await yamlModule();
+  } catch {
+    return undefined;
+  }
+  const lineCounter = new yaml.LineCounter();
+  const doc = yaml.parseDocument(text, { lineCounter });
+  let segments: (string | number)[] = [...path.matchAll(/([^.[\]]+)|\[(\d+)\]/g)].map((m) => (m[2] !== undefined ? Number(m[2]) : m[1]!));
+  if (yaml.isSeq(doc.contents) && segments[0] === "keys") segments = segments.slice(1);
+  const parent = segments.length === 1 ? doc.contents : doc.getIn(segments.slice(0, -1), true);
+  let node: unknown = yaml.isMap(parent) ? parent.items.find((pair) => yaml.isScalar(pair.key) && pair.key.value === segments.at(-1))?.key : undefined;
+  for (let depth = segments.length; !(node as { range?: unknown } | undefined)?.range && depth >= 0; depth--) {
+    node = depth === 0 ? doc.contents : doc.getIn(segments.slice(0, depth), true);
+  }
+  const offset = (node as { range?: [number] } | undefined)?.range?.[0];
+  return offset === undefined ? undefined : lineCounter.linePos(offset);
 }
 
 /** The bundle's key material, as the bundle states it (never trusted by itself). */
@@ -157,6 +190,11 @@ export function checkKeyValidity(key: TrustedKey, now: Date): void {
   }
 }
 
+/** Each trust-file error's path and problem, for loadTrustedKeys to put the line and column on. */
+const PROBLEMS = new WeakMap<VerifyError, { path: string; problem: string }>();
+
 function trustError(origin: string, path: string, problem: string): VerifyError {
-  return new VerifyError("E_TRUST_CONFIG", `${origin}: ${path} ${problem}`);
+  const error = new VerifyError("E_TRUST_CONFIG", `${origin}: ${path} ${problem}`);
+  PROBLEMS.set(error, { path, problem });
+  return error;
 }
