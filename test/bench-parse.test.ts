@@ -50,7 +50,7 @@ const stderrOf = (lines: string[], eol = "\n") => ["generate: n_ctx = 512, n_bat
 const EXPECTED_SAMPLE = SAMPLE_TIMINGS;
 
 describe("parseTimings", () => {
-  it.skipIf(!haveSamples)("reads the real main run's timings block (../shared sample main-run.stderr.log)", () => {
+  it.skipIf(!haveSamples)("reads the real main run's timings block (needs the ../shared sample main-run.stderr.log)", () => {
     expect(parseTimings(sample("main-run.stderr.log"))).toEqual(EXPECTED_SAMPLE);
   });
 
@@ -231,7 +231,7 @@ const EXPECTED_LOG_TIMINGS: Timings = {
 };
 
 describe("parseLogYaml", () => {
-  it.skipIf(!haveSamples)("reads the real -ld log (../shared sample main-logdir.yml, with its duplicated cpu_has_blas)", () => {
+  it.skipIf(!haveSamples)("reads the real -ld log (needs the ../shared sample main-logdir.yml, with its duplicated cpu_has_blas)", () => {
     const text = sample("main-logdir.yml");
     expect(() => parseYaml(text)).toThrow(/unique/i);
     const log = parseLogYaml(text);
@@ -347,7 +347,7 @@ function rawRow(patch: Record<string, unknown> = {}): Record<string, unknown> {
 }
 
 describe("parseLlamaBenchJson", () => {
-  it.skipIf(!haveSamples)("reads the real llama-bench JSON: a pp and a tg row (../shared sample llama-bench.json)", () => {
+  it.skipIf(!haveSamples)("reads the real llama-bench JSON: a pp and a tg row (needs the ../shared sample llama-bench.json)", () => {
     const rows = parseLlamaBenchJson(sample("llama-bench.json"));
     expect(rows.map((r) => [r.test, r.kind, r.nPrompt, r.nGen])).toEqual([
       ["pp16", "pp", 16, 0],
@@ -369,7 +369,7 @@ describe("parseLlamaBenchJson", () => {
     expect(rows[1]!.avgTs).toBe(7965.603142);
   });
 
-  it.skipIf(!haveSamples)("reads the medium-model sweep: sparse F16, sparse Q4_0 and dense (../shared sample llama-bench-medium.json)", () => {
+  it.skipIf(!haveSamples)("reads the medium-model sweep: sparse F16, sparse Q4_0 and dense (needs the ../shared sample llama-bench-medium.json)", () => {
     const rows = parseLlamaBenchJson(sample("llama-bench-medium.json"));
     expect(rows.map((r) => `${r.modelFilename.replace("MODEL_DIR/", "")} ${r.test}`)).toEqual([
       "medium.powerinfer.gguf pp64",

@@ -16,7 +16,7 @@ describe("detectBackend", () => {
 });
 
 describe("parseBuildInfo", () => {
-  it.skipIf(!haveSamples)("reads the real engine's build lines (../shared sample)", () => {
+  it.skipIf(!haveSamples)("reads the real engine's build lines (needs the ../shared samples)", () => {
     const stderr = sample("main-run.stderr.log");
     expect(parseBuildInfo(stderr)).toEqual({
       number: 1590,

@@ -100,7 +100,7 @@ function workspaceWithDemoVariant(name: string, patch: (yaml: string) => string)
   return ws;
 }
 
-describe.skipIf(!pythonReady)("a recipe that asks for quantize", () => {
+describe.skipIf(!pythonReady)("a recipe that asks for quantize (needs /usr/bin/python3 with numpy<2 and sentencepiece)", () => {
   it("gets a Q4_0 file from the engine's quantize binary as its own step", async () => {
     const ws = workspaceWithDemoVariant("tiny-q4", (y) => y.replace("  vocabtype: spm", "  vocabtype: spm\n  quantize: Q4_0"));
     try {
@@ -120,7 +120,7 @@ describe.skipIf(!pythonReady)("a recipe that asks for quantize", () => {
   });
 });
 
-describe.skipIf(!pythonReady)("output types that give NaN logits for sparse models on CPU", () => {
+describe.skipIf(!pythonReady)("output types that give NaN logits for sparse models on CPU (needs /usr/bin/python3 with numpy<2 and sentencepiece)", () => {
   it("are refused with the reason, unless --allow-unsafe-outtype", async () => {
     const ws = workspaceWithDemoVariant("tiny-f32", (y) => y.replace("outtype: f16", "outtype: f32"));
     try {

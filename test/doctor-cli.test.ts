@@ -37,7 +37,7 @@ describe("doctor", () => {
 
 const canVenv = spawnSync("python3", ["-c", "import venv, ensurepip"]).status === 0;
 
-describe.skipIf(!canVenv)("setup-python", () => {
+describe.skipIf(!canVenv)("setup-python (needs python3 with venv and ensurepip: apt-get install python3-venv)", () => {
   it("without a reachable package index, says so and what to do instead", async () => {
     const ws = makeWorkspace();
     try {

@@ -166,7 +166,7 @@ describe("pnpm pipeline download", () => {
 
   // The (fixture) converter runs under a Python that has what the real one needs.
   const pythonReady = spawnSync("/usr/bin/python3", ["-c", "import numpy, sentencepiece"]).status === 0;
-  it.skipIf(!pythonReady)("convert runs the download alongside the engine build, then converts the snapshot", async () => {
+  it.skipIf(!pythonReady)("convert runs the download alongside the engine build, then converts the snapshot (needs /usr/bin/python3 with numpy and sentencepiece)", async () => {
     const result = await ws.cli(["convert", "tiny-test", "--json"], env);
     expect(result.code, result.stdout).toBe(0);
     const events = result.stdout.trim().split("\n").map((l) => JSON.parse(l) as PipelineEvent);

@@ -12,7 +12,7 @@ import { makeWorkspace, PROJECT_ROOT, type TestWorkspace } from "./helpers/works
 
 const url = process.env.AI_TOOLS_E2E_POWERINFER_URL;
 
-describe.skipIf(!url)("real upstream (AI_TOOLS_E2E_POWERINFER_URL)", () => {
+describe.skipIf(!url)("real upstream (opt-in: AI_TOOLS_E2E_POWERINFER_URL names a PowerInfer repository to clone and build)", () => {
   let ws: TestWorkspace;
   afterAll(() => ws?.cleanup());
 
@@ -70,7 +70,7 @@ describe.skipIf(!url)("real upstream (AI_TOOLS_E2E_POWERINFER_URL)", () => {
   });
 
   const torchPython = ["python3", "/usr/bin/python3"].find((py) => spawnSync(py, ["-c", "import torch, cvxopt, numpy; assert int(numpy.__version__.split('.')[0]) < 2"]).status === 0);
-  it.skipIf(!torchPython)("with python3-torch and python3-cvxopt: the real solver writes a GPU index for the demo model, signed with it (opt-in)", { timeout: 600_000 }, async () => {
+  it.skipIf(!torchPython)("the real solver writes a GPU index for the demo model, signed with it (opt-in: needs python3-torch and python3-cvxopt)", { timeout: 600_000 }, async () => {
     // The demo model (FFN width 256: one solver batch) with a host class; its activation counts written by torch.
     const recipes = join(ws.root, "configs", "models", "powerinfer");
     mkdirSync(recipes, { recursive: true });

@@ -219,7 +219,7 @@ describe("engine on a terminal", () => {
     }
   })();
 
-  it.skipIf(!hasScript)("draws listr2 progress in a pseudo-terminal and ends with ticks", async () => {
+  it.skipIf(!hasScript)("draws listr2 progress in a pseudo-terminal and ends with ticks (needs script from util-linux)", async () => {
     const ws = makeWorkspace();
     try {
       // util-linux `script` gives the CLI a real pty (stdout.isTTY), as in a user's shell.

@@ -52,7 +52,7 @@ ${extra}${GENERATION}audit:
 `;
 }
 
-describe.skipIf(!python)("ready-made GGUF recipes and refusals (against the local Hub imitation)", () => {
+describe.skipIf(!python)("ready-made GGUF recipes and refusals, against the local Hub imitation (needs python3 for the fixture converter)", () => {
   let server: HubServer;
   let ws: TestWorkspace;
   let env: NodeJS.ProcessEnv;

@@ -75,7 +75,7 @@ describe.skipIf(!python3)("gpu-split: precomputed GPU index per host class (need
   });
 
   // Where torch and cvxopt are installed the step finds them (the real-solver test below runs instead).
-  it.skipIf(solverPython)("without torch/cvxopt importable, the step fails with E_PYTHON_UNSUITABLE naming gpuSplit", async () => {
+  it.skipIf(solverPython)("without torch/cvxopt importable, the step fails with E_PYTHON_UNSUITABLE naming gpuSplit (runs where torch and cvxopt are not importable; the real-solver test runs instead)", async () => {
     const { task } = graph(env(SITE));
     await expect(Promise.resolve(task.inputs({} as never))).rejects.toMatchObject({ code: "E_PYTHON_UNSUITABLE", message: expect.stringContaining("gpuSplit") });
   });

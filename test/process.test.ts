@@ -87,7 +87,7 @@ describe("child process groups", () => {
     expect(seen).toHaveLength(4);
   });
 
-  it.skipIf(!HAS_PROC)("counts a zombie (exited, never reaped) as not alive", async () => {
+  it.skipIf(!HAS_PROC)("counts a zombie (exited, never reaped) as not alive (needs /proc)", async () => {
     // sh starts `sleep 0`, then becomes `sleep 1`, which never reaps that child.
     let zombie = 0;
     let group = 0;

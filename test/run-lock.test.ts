@@ -122,7 +122,7 @@ describe("a holder killed outright (SIGKILL, OOM) while its commands run", () =>
     expect(readdirSync(dir).filter((n) => n.includes(".tmp-"))).toEqual([]);
   });
 
-  it.skipIf(!HAS_PROC)("a takeover stops the dead holder's commands before the lock is taken", async () => {
+  it.skipIf(!HAS_PROC)("a takeover stops the dead holder's commands before the lock is taken (needs /proc)", async () => {
     const path = join(dir, "convert.running");
     const orphan = await orphanGroup();
     try {
@@ -154,7 +154,7 @@ describe("a holder killed outright (SIGKILL, OOM) while its commands run", () =>
     }
   });
 
-  it.skipIf(!HAS_PROC)("SIGKILLs what ignores SIGTERM after the grace period", async () => {
+  it.skipIf(!HAS_PROC)("SIGKILLs what ignores SIGTERM after the grace period (needs /proc)", async () => {
     const path = join(dir, "build.running");
     const orphan = await orphanGroup(true);
     try {
@@ -178,7 +178,7 @@ describe("a holder killed outright (SIGKILL, OOM) while its commands run", () =>
     }
   });
 
-  it.skipIf(!HAS_PROC)("leaves alone a group whose id now belongs to another process", async () => {
+  it.skipIf(!HAS_PROC)("leaves alone a group whose id now belongs to another process (needs /proc)", async () => {
     const path = join(dir, "build.running");
     const other = await orphanGroup();
     try {

@@ -57,7 +57,7 @@ describe("curves", () => {
   });
 });
 
-describe.skipIf(spawnSync("ssh-keygen", ["-?"]).error !== undefined)("the SSH fingerprint (what cosign compares a non-empty keyid with)", () => {
+describe.skipIf(spawnSync("ssh-keygen", ["-?"]).error !== undefined)("the SSH fingerprint, what cosign compares a non-empty keyid with (needs ssh-keygen: apt-get install openssh-client)", () => {
   it("equals ssh-keygen's", () => {
     const dir = tempDir();
     const { publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });

@@ -288,7 +288,7 @@ describe(".vscode/tasks.json", () => {
     return lines;
   }
 
-  it.skipIf(!hasTool("cc"))("matches the compiler's errors in a failed build's report (base $gcc)", async () => {
+  it.skipIf(!hasTool("cc"))("matches the compiler's errors in a failed build's report, base $gcc (needs cc)", async () => {
     const source = join(scratch, "broken.c");
     writeFileSync(source, "int main(void) {\n  return undeclared_thing;\n}\n");
     const lines = await failedBuildOutput(["cc", "-c", source, "-o", join(scratch, "broken.o")]);
@@ -298,7 +298,7 @@ describe(".vscode/tasks.json", () => {
     expect(matcherNamed("powerinfer-build").base).toBe("$gcc");
   });
 
-  it.skipIf(!hasTool("cmake"))("matches CMake's configure errors with their message", async () => {
+  it.skipIf(!hasTool("cmake"))("matches CMake's configure errors with their message (needs cmake)", async () => {
     const dir = join(scratch, "cmake-src");
     rmSync(dir, { recursive: true, force: true });
     spawnSync("mkdir", ["-p", dir]);

