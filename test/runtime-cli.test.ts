@@ -97,6 +97,20 @@ describe.skipIf(!pythonReady)("ai-tools run / render / drift / engines (needs /u
     expect(line).not.toContain(PROMPT);
   });
 
+  it("run: a first generated piece that is a raw non-UTF-8 byte (as the real engine's can be) is streamed as U+FFFD, the prompt echo still cut off", async () => {
+    // Seed 47 makes the fixture main's first piece the lone byte 0x9b, as in the real run of
+    // reference/powerinfer-samples/main-logdir.yml ("Once upon a time\x9b the~,..."): main prints the prompt, then 0x9b.
+    const direct = spawnSync(mainBinary, ["-m", modelFile(), "-p", PROMPT, "-n", "16", "-s", "47", "--log-disable"], { encoding: "buffer" });
+    expect(direct.stdout.subarray(0, PROMPT.length + 1)).toEqual(Buffer.concat([Buffer.from(PROMPT), Buffer.from([0x9b])]));
+    writeFileSync(join(ws.root, "raw-first-piece.yaml"), `engine: powerinfer\nmodel_path: powerinfer/tiny-relu-llama/model.powerinfer.gguf\ngeneration:\n  n_predict: 16\n  ctx_size: 256\n  seed: 47\n`);
+    const result = await ws.cli(["run", "--config", "raw-first-piece.yaml", "--prompt", PROMPT, "--metrics-log", "build/raw-first.jsonl"]);
+    expect(result.code, result.stderr).toBe(0);
+    // The same bytes as main's, decoded: 0x9b alone is one replacement character, the rest as printed.
+    expect(result.stdout.trimEnd()).toBe(new TextDecoder().decode(direct.stdout.subarray(PROMPT.length)).trimEnd());
+    expect(result.stdout.startsWith("\ufffd")).toBe(true);
+    expect(JSON.parse(readFileSync(join(ws.root, "build", "raw-first.jsonl"), "utf8"))).toMatchObject({ exitStatus: "ok", metrics: { generatedTokens: 16, source: "engine" } });
+  });
+
   it("reads the prompt from stdin, and --log-prompts keeps it in the log", async () => {
     const result = spawnSync(process.execPath, [CLI, "run", "--config", POLICY, "--metrics-log", "build/stdin.jsonl", "--log-prompts"], {
       cwd: ws.root,
