@@ -137,6 +137,19 @@ describe("planModelPack", () => {
     rmSync(join(copy, "model.sig"));
     await expect(planModelPack(copy)).rejects.toMatchObject({ code: "E_NO_SIGNATURE" });
   });
+
+  it("with verifyDigests: false reads no weights (the registry checks uploads), but still hashes the tar folder's files", async () => {
+    const copy = join(root, "trusting");
+    cpSync(model.dir, copy, { recursive: true });
+    const signedGpuidx = plan.layers.find((l) => l.filepath === "model.host-a.gpuidx")!.descriptor.digest;
+    writeFileSync(join(copy, "model.host-a.gpuidx"), seededBytes(31337, 512));
+    const trusting = await planModelPack(copy, { verifyDigests: false, scratchDir: join(root, "scratch-3") });
+    await trusting.dispose();
+    expect(trusting.layers.find((l) => l.filepath === "model.host-a.gpuidx")!.descriptor.digest).toBe(signedGpuidx);
+    await expect(planModelPack(copy)).rejects.toMatchObject({ code: "E_DIGEST_MISMATCH", files: ["model.host-a.gpuidx"] });
+    writeFileSync(join(copy, "activation", "activation_1.pt"), seededBytes(4, 713));
+    await expect(planModelPack(copy, { verifyDigests: false })).rejects.toMatchObject({ code: "E_DIGEST_MISMATCH", files: ["activation/activation_1.pt"] });
+  });
 });
 
 describe("the deterministic tar layer", () => {

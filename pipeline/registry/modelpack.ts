@@ -75,6 +75,13 @@ export interface PlanOptions {
   primaryWeight?: string;
   /** Descriptor fields the directory cannot tell (vendor, authors, licenses, title, description, docURL…); these win. */
   descriptor?: Partial<ModelPackDescriptor>;
+  /**
+   * Hash every signed file and refuse one that changed (default true; through the pipeline's
+   * memo and `digestCache`, so nothing is read twice). false trusts model.sig's digests after
+   * the free checks (names, sizes): a push may, since the registry checks every uploaded byte
+   * against its digest, and a re-push of an unchanged 40 GB model then reads no weights.
+   */
+  verifyDigests?: boolean;
   digestCache?: DigestCache;
   signal?: AbortSignal;
 }
@@ -114,12 +121,11 @@ export async function planModelPack(dir: string, options: PlanOptions = {}): Pro
   const signature = parseBundle(await readBundleFile(signaturePath), signaturePath);
   const signed = parseOmsStatement(signature.payload, signaturePath);
 
-  const files = await signedFiles(absolute, dir, signed, options);
-  const signatureFiles = await presentSignatureFiles(absolute);
-
   // Tar folders take the signed files below them; everything else is a raw layer.
   const tarFolders = [...new Set(options.tarFolders ?? DEFAULT_TAR_FOLDERS)].map((f) => f.replace(/\/+$/, ""));
   const inFolder = (name: string) => tarFolders.find((f) => name.startsWith(`${f}/`));
+  const files = await signedFiles(absolute, dir, signed, options, (name) => inFolder(name) !== undefined);
+  const signatureFiles = await presentSignatureFiles(absolute);
   const temporaries: string[] = [];
   const layers: PlannedLayer[] = [];
   for (const file of [...files, ...signatureFiles]) {
@@ -208,7 +214,7 @@ interface HashedFile {
 }
 
 /** The directory's files, which must be exactly the signed ones with their signed sizes and digests. */
-async function signedFiles(absolute: string, dir: string, signed: OmsManifest, options: PlanOptions): Promise<HashedFile[]> {
+async function signedFiles(absolute: string, dir: string, signed: OmsManifest, options: PlanOptions, inTarFolder: (name: string) => boolean): Promise<HashedFile[]> {
   const ignorePaths = [...DEFAULT_IGNORE_PATHS, ...signed.ignorePaths, ...SIGNATURE_FILES];
   const { files, irregular } = await listModelFiles(absolute, ignorePaths);
   const bad = irregular.find((i) => i.kind !== "empty-directory");
@@ -222,10 +228,12 @@ async function signedFiles(absolute: string, dir: string, signed: OmsManifest, o
   const resized = signed.resources.find((r) => r.size !== undefined && present.get(r.name)!.size !== r.size);
   if (resized) throw new VerifyError("E_DIGEST_MISMATCH", `${join(dir, resized.name)} is ${present.get(resized.name)!.size} bytes, the signed file ${resized.size}; re-sign or restore it before packing`, { files: [resized.name] });
 
+  // Files in tar folders are always hashed: they are small and read for the tar anyway, and no registry checks them one by one.
+  const toHash = options.verifyDigests === false ? signed.resources.filter((r) => inTarFolder(r.name)) : signed.resources;
   // The pipeline's in-process memo first (a file convert or sign just hashed is not read again), then the digest cache.
   const sizes = new Map(signed.resources.map((r) => [join(absolute, r.name), present.get(r.name)!.size]));
-  const digests = await digestFiles(
-    signed.resources.map((r) => join(absolute, r.name)),
+  const hashed = await digestFiles(
+    toHash.map((r) => join(absolute, r.name)),
     {
       hash: async (path) => ({ digest: await sha256File(path), size: sizes.get(path)! }),
       ...(options.digestCache ? { cache: options.digestCache } : {}),
@@ -233,11 +241,11 @@ async function signedFiles(absolute: string, dir: string, signed: OmsManifest, o
     },
   );
   await options.digestCache?.save();
-  const changed = signed.resources.flatMap((r, i) => (digests[i]!.digest === r.digest ? [] : [r.name]));
+  const changed = toHash.flatMap((r, i) => (hashed[i]!.digest === r.digest ? [] : [r.name]));
   if (changed.length > 0) {
     throw new VerifyError("E_DIGEST_MISMATCH", `${join(dir, changed[0]!)} does not match its signature${changed.length > 1 ? ` (and ${changed.length - 1} more)` : ""}; re-sign or restore before packing`, { files: changed });
   }
-  return signed.resources.map((r, i) => ({ name: r.name, digest: r.digest, size: digests[i]!.size }));
+  return signed.resources.map((r) => ({ name: r.name, digest: r.digest, size: present.get(r.name)!.size }));
 }
 
 /** model.sig (required: it was just read), the provenance and the SSH signature when present. */
