@@ -212,6 +212,11 @@ describe("parseModelPackManifest", () => {
     expect(parsed.legacy).toBe(false);
   });
 
+  it("refuses bytes that are not the manifest asked for (E_DIGEST_MISMATCH)", () => {
+    expect(() => parseModelPackManifest(plan.manifest, { expectedDigest: plan.configDescriptor.digest })).toThrow(expect.objectContaining({ code: "E_DIGEST_MISMATCH" }));
+    expect(parseModelPackManifest(plan.manifest, { expectedDigest: plan.manifestDescriptor.digest }).digest).toBe(plan.manifestDescriptor.digest);
+  });
+
   it("accepts the pre-v0.0.7 vnd.cnai / org.cnai spellings", () => {
     const text = plan.manifest.toString("utf8").replaceAll("vnd.cncf.model", "vnd.cnai.model").replaceAll("org.cncf.model.filepath", "org.cnai.model.filepath");
     const parsed = parseModelPackManifest(Buffer.from(text));

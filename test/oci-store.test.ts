@@ -7,7 +7,7 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -348,6 +348,20 @@ describe("materialize", () => {
     });
   });
 
+  it("notices a blob edited through a hard link made writable, and fetches it again once evicted", async () => {
+    const side = await OciStore.open(join(root, "store-edited"));
+    const bytes = Buffer.from(plan.config);
+    const { digest } = await side.writeBlob(bytes);
+    const path = side.blobPath(digest);
+    chmodSync(path, 0o644);
+    writeFileSync(path, Buffer.from(bytes.toString("utf8").replace("tiny-sparse", "tiny-sparsf")));
+    await expect(side.readBlob(digest, 1 << 20)).rejects.toMatchObject({ code: "E_DIGEST_MISMATCH" });
+    await side.evict(digest);
+    expect(await side.has(digest)).toBe(false);
+    await side.ingest(digest, bytes.length, serve(bytes));
+    expect((await side.readBlob(digest, 1 << 20)).equals(bytes)).toBe(true);
+  });
+
   it("cleans up the temporary folder a killed materialize left", async () => {
     const parent = join(root, "models-stale");
     const dead = spawnSync(process.execPath, ["-e", "process.pid"]).pid!;
@@ -371,7 +385,7 @@ describe.skipIf(spawnSync("skopeo", ["--version"]).error !== undefined)("skopeo 
     for (const layer of parsed.layers) expect(sha256(readFileSync(theirs.blobPath(layer.descriptor.digest)))).toBe(layer.descriptor.digest.slice(7));
 
     // And we read what skopeo wrote: resolve, parse, materialise, verify.
-    const manifest = parseModelPackManifest(await theirs.readBlob(descriptor!.digest, 4 << 20));
+    const manifest = parseModelPackManifest(await theirs.readBlob(descriptor!.digest, 4 << 20), { expectedDigest: descriptor!.digest });
     const target = join(root, "models-from-skopeo", "tiny-sparse");
     await theirs.materialize(manifest, target);
     await expect(verifyModel(target, { trustedKeys: trusted(), provenance: "require" })).resolves.toMatchObject({ rootDigest: model.signed.rootDigest });

@@ -30,6 +30,7 @@ import {
   type OciDescriptor,
   type OciManifest,
 } from "./oci-spec.js";
+import { PipelineError } from "../core/errors.js";
 import { PackError } from "./pack-errors.js";
 
 export const MAX_MANIFEST_BYTES = 4 << 20;
@@ -58,7 +59,19 @@ export interface ParsedModelPack {
 
 const invalid = (message: string) => new PackError("E_REGISTRY_MANIFEST_INVALID", message);
 
-export function parseModelPackManifest(bytes: Uint8Array, what = "the manifest"): ParsedModelPack {
+export interface ParseManifestOptions {
+  /** How errors name the manifest (default "the manifest"; e.g. the reference it came from). */
+  what?: string;
+  /** The digest the bytes must have (a pull by digest, a descriptor from a tag): else E_DIGEST_MISMATCH. */
+  expectedDigest?: string;
+}
+
+export function parseModelPackManifest(bytes: Uint8Array, options: ParseManifestOptions = {}): ParsedModelPack {
+  const what = options.what ?? "the manifest";
+  const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+  if (options.expectedDigest !== undefined && options.expectedDigest !== digest) {
+    throw new PipelineError("E_DIGEST_MISMATCH", `${what} is ${digest}, not the requested ${options.expectedDigest}: refusing it`);
+  }
   if (bytes.length > MAX_MANIFEST_BYTES) {
     throw new PackError("E_REGISTRY_LIMIT", `${what} is ${bytes.length} bytes; manifests over ${MAX_MANIFEST_BYTES} bytes (4 MiB) are refused`);
   }
@@ -104,7 +117,7 @@ export function parseModelPackManifest(bytes: Uint8Array, what = "the manifest")
 
   const annotations = value.annotations === undefined ? {} : stringRecord(value.annotations, `${what}: annotations`);
   return {
-    digest: `sha256:${createHash("sha256").update(bytes).digest("hex")}`,
+    digest,
     size: bytes.length,
     manifest: value as unknown as OciManifest,
     config,

@@ -51,7 +51,7 @@ import {
 } from "./oci-spec.js";
 import { createDeterministicTar, TAR_DIR_MODE, TAR_FILE_MODE } from "./tar-layer.js";
 
-export { parseModelPackManifest, MAX_MANIFEST_BYTES, MAX_LAYERS, MAX_CONFIG_BYTES, type ParsedModelPack, type ParsedLayer } from "./modelpack-parse.js";
+export { parseModelPackManifest, MAX_MANIFEST_BYTES, MAX_LAYERS, MAX_CONFIG_BYTES, type ParsedModelPack, type ParsedLayer, type ParseManifestOptions } from "./modelpack-parse.js";
 
 /** Folders packed as one tar layer each unless the caller says otherwise: PowerInfer's predictor activation counts. */
 export const DEFAULT_TAR_FOLDERS: readonly string[] = ["activation"];

@@ -48,7 +48,7 @@ export function defaultStoreDir(env: NodeJS.ProcessEnv = process.env): string {
 
 /** What a fill callback writes into: the partial blob, continued where it stopped. */
 export interface BlobWriter {
-  /** Bytes already on disk when fill was called: ask the server for `Range: bytes=<offset>-` (none when 0). */
+  /** Bytes already on disk when fill was called: ask the server for `Range: bytes=<offset>-` (none when 0; nothing at all when it equals size). */
   readonly offset: number;
   /** The descriptor's size. */
   readonly size: number;
@@ -184,13 +184,32 @@ export class OciStore implements TarLayerSink {
     return { digest, size: bytes.length };
   }
 
-  /** A blob's bytes, refusing one larger than `maxBytes` before reading it. */
+  /** A small blob's bytes (a manifest, a config, model.sig), refusing one larger than `maxBytes` before reading it, checked against its digest. */
   async readBlob(digest: string, maxBytes: number): Promise<Buffer> {
     const path = this.blobPath(digest);
     const info = await stat(path).catch(() => null);
     if (!info) throw new PipelineError("E_MISSING_FILE", `the store ${this.dir} has no blob ${digest}`);
     if (info.size > maxBytes) throw new PackError("E_REGISTRY_LIMIT", `blob ${digest} is ${info.size} bytes; more than ${maxBytes} is not read`);
-    return readFile(path);
+    const bytes = await readFile(path);
+    // Blobs are verified when written; this catches one changed since (through a hard link made writable).
+    if (createHash("sha256").update(bytes).digest("hex") !== checkedHex(digest)) {
+      throw new PipelineError("E_DIGEST_MISMATCH", `the store's blob ${digest} (${path}) no longer matches its digest; evict it and pull again`);
+    }
+    return bytes;
+  }
+
+  /**
+   * Remove a blob (one that failed verification after materialize: a model file that was
+   * made writable and edited changes its blob too, through the hard link). The next
+   * ingest fetches it again.
+   */
+  async evict(digest: string): Promise<void> {
+    const release = await acquireRunLock(join(this.stateDir, "locks", `${checkedHex(digest)}.lock`));
+    try {
+      await rm(this.blobPath(digest), { force: true });
+    } finally {
+      await release();
+    }
   }
 
   async scratchDir(): Promise<string> {
