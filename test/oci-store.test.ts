@@ -338,6 +338,17 @@ describe("materialize", () => {
       });
     }
 
+    it.skipIf(spawnSync("tar", ["--version"]).error !== undefined)("is accepted from GNU tar, directory entries and all (another packer's honest layer)", async () => {
+      const file = join(root, "gnu-activation.tar");
+      spawnSync("tar", ["-C", model.dir, "-cf", file, "activation"]);
+      const written = await store.writeBlob(readFileSync(file));
+      const manifest = JSON.parse(plan.manifest.toString("utf8"));
+      Object.assign(manifest.layers.find((l: { mediaType: string }) => l.mediaType.endsWith(".tar")), written);
+      const target = join(root, "models-gnu-tar", "tiny-sparse");
+      await store.materialize(parseModelPackManifest(Buffer.from(JSON.stringify(manifest))), target);
+      await expect(verifyModel(target, { trustedKeys: trusted() })).resolves.toMatchObject({ rootDigest: model.signed.rootDigest });
+    });
+
     it("is accepted when it holds the signed files (the same check passes for an honest layer)", async () => {
       const written = await store.writeBlob(tarOf(good()));
       const manifest = JSON.parse(plan.manifest.toString("utf8"));

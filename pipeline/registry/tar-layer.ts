@@ -95,6 +95,7 @@ export async function extractTarLayer(blobPath: string, options: TarExtractOptio
           dirs.add(name);
           entry.resume();
           writing = writing.then(() => mkdir(join(options.targetDir, name), { recursive: true }).then(() => undefined));
+          writing.catch(fail);
           return;
         }
         files.add(name);
