@@ -4,6 +4,7 @@
  */
 import { redact } from "./redact.js";
 import type { VerifyErrorCode } from "../signing/errors.js";
+import type { RegistryErrorCode } from "../registry/errors.js";
 export type ErrorCode =
   | "E_USAGE"
   | "E_CONFIG_MISSING"
@@ -61,7 +62,9 @@ export type ErrorCode =
   | "E_ENGINE_TIMEOUT"
   | "E_ENGINE_AUTH"
   | "E_ENGINE_HTTP"
-  | "E_ENGINE_ABORTED";
+  | "E_ENGINE_ABORTED"
+  // Registry transport (pipeline/registry/errors.ts).
+  | RegistryErrorCode;
 
 export class PipelineError<C extends ErrorCode = ErrorCode> extends Error {
   readonly code: C;
