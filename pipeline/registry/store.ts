@@ -158,6 +158,37 @@ export class OciStore implements TarLayerSink {
     }
   }
 
+  /**
+   * Like ingest, for a downloader that writes the partial file itself, continuing from the
+   * bytes already there and checking the digest as it goes (RegistryClient.getBlob, which
+   * hashes while it writes). Reading the file again here would hash every pulled byte twice;
+   * the size is still checked before the blob gets its name.
+   */
+  async ingestDownload(digest: string, size: number, download: (partialPath: string) => Promise<{ digest: string; size: number; resumedFrom: number }>, options: IngestOptions = {}): Promise<IngestResult> {
+    const final = this.blobPath(digest);
+    if (await this.presentWithSize(digest, size)) return { path: final, fetched: false, resumedFrom: 0, bytesWritten: 0 };
+    const release = await acquireRunLock(join(this.stateDir, "locks", `${checkedHex(digest)}.lock`), {
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onWait ? { onWait: options.onWait } : {}),
+    });
+    try {
+      if (await this.presentWithSize(digest, size)) return { path: final, fetched: false, resumedFrom: 0, bytesWritten: 0 };
+      const partial = this.partialPath(digest);
+      await mkdir(dirname(partial), { recursive: true });
+      const got = await download(partial);
+      if (got.digest !== digest || got.size !== size) {
+        await rm(partial, { force: true });
+        throw new PipelineError("E_DIGEST_MISMATCH", `blob ${digest}: received ${got.size} bytes hashing to ${got.digest}, the descriptor says ${size} bytes; nothing was kept`);
+      }
+      await chmod(partial, 0o444);
+      await rename(partial, final);
+      await syncDir(dirname(final));
+      return { path: final, fetched: true, resumedFrom: got.resumedFrom, bytesWritten: got.size - got.resumedFrom };
+    } finally {
+      await release();
+    }
+  }
+
   /** Copy a local file in as a blob (checked like any other: the digest is recomputed). */
   async ingestFile(path: string, digest?: string): Promise<IngestResult> {
     const info = await stat(path);
