@@ -108,7 +108,8 @@ export class RegistryClient {
   private readonly authorizer: Authorizer;
   private readonly options: RegistryClientOptions;
   private readonly credentials = new Map<string, Promise<ResolvedCredential | undefined>>();
-  private pinged = false;
+  /** Whether a request has shown the auth needs of writes (a ping, or any push answered without a challenge). */
+  private authProbed = false;
 
   constructor(options: RegistryClientOptions) {
     this.options = options;
@@ -164,12 +165,13 @@ export class RegistryClient {
    */
   async request(req: HttpRequest & { access: Access; what: string; retries?: boolean }): Promise<HttpResponse> {
     const policy = req.retries === false ? { ...this.retry, attempts: 1 } : this.retry;
-    if (req.body !== undefined && !Buffer.isBuffer(req.body) && !this.pinged && !this.authorizer.knowsScheme) {
+    if (req.body !== undefined && !Buffer.isBuffer(req.body) && !this.authProbed && !this.authorizer.knowsScheme) {
       // A streamed body must not be the request that learns the auth scheme (it would be sent twice).
       await this.ping({ ...(req.signal ? { signal: req.signal } : {}) });
     }
     return withRetries(policy, req.signal, (e) => this.emit(e), async () => {
       const response = await this.authorizer.send(req, req.access);
+      if (response.status < 300 && req.access.actions?.includes("push")) this.authProbed = true;
       if (RETRYABLE_STATUS.has(response.status)) {
         const retryAfterMs = parseRetryAfter(response.headers["retry-after"]);
         const error = await readErrorBody(response);
@@ -202,7 +204,7 @@ export class RegistryClient {
     const response = await this.request({ method: "GET", url: this.transport.url("/v2/"), access: {}, what, ...(signal ? { signal } : {}) });
     if (response.status !== 200) throw await this.errorFor(response, `${what}: GET /v2/ (is this an OCI registry?)`);
     await discard(response);
-    this.pinged = true;
+    this.authProbed = true;
   }
 
   /** `HEAD` a blob: its size, or null when the repository does not have it. */
