@@ -206,3 +206,40 @@ describe("pull", () => {
     expect(existsSync(join(root, "models", "powerinfer", "tiny-c"))).toBe(false);
   });
 });
+
+describe("faults and interop", () => {
+  it("after the registry stops mid-push, the rerun uploads only what is missing", async () => {
+    const dir = join(work, "publisher", "models", "powerinfer", "tiny-big");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "extra-weights.gguf"), seededBytes(5, 6 << 20));
+    await makeSignedModel(dir, { key });
+    const ref = `oci://${registry.host}/faults/tiny-big:v1`;
+    let killed: Promise<void> | undefined;
+    const first = push(dir, ref, {
+      chunkSize: 1 << 20,
+      concurrency: 1,
+      onProgress: (event) => {
+        if (!killed && event.kind === "blob" && event.name === "extra-weights.gguf" && event.sent >= 2 << 20) killed = registry.kill();
+      },
+    });
+    await expect(first).rejects.toMatchObject({ code: expect.stringMatching(/^E_REGISTRY_(UNREACHABLE|HTTP)$/) });
+    await killed;
+    await registry.restart();
+    const rerun = await push(dir, ref, { chunkSize: 1 << 20 });
+    const total = rerun.blobs.reduce((n, b) => n + b.size, 0);
+    expect(rerun.blobs.filter((b) => b.outcome === "exists").length).toBeGreaterThan(0);
+    expect(rerun.bytesSent).toBeLessThan(total);
+    const pulled = await pull(join(work, "after-kill"), ref);
+    expect(readFileSync(join(pulled.dir, "extra-weights.gguf")).equals(readFileSync(join(dir, "extra-weights.gguf")))).toBe(true);
+  });
+
+  it.skipIf(skopeoMissing)("pulls an artifact that skopeo copied into another repository", async () => {
+    await push(modelDir, `oci://${registry.host}/skopeo-src/tiny:v1`);
+    // Out of the registry into an OCI layout and back into another repository, by skopeo alone.
+    const layout = join(work, "skopeo-roundtrip");
+    execFileSync("skopeo", ["copy", "--src-tls-verify=false", `docker://${registry.host}/skopeo-src/tiny:v1`, `oci:${layout}:v1`], { stdio: "ignore" });
+    execFileSync("skopeo", ["copy", "--dest-tls-verify=false", `oci:${layout}:v1`, `docker://${registry.host}/mirror/tiny:v1`], { stdio: "ignore" });
+    const result = await pull(join(work, "mirror"), `oci://${registry.host}/mirror/tiny:v1`);
+    expect(result.verified.files.length).toBeGreaterThan(5);
+  });
+});
