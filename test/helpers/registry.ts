@@ -32,6 +32,8 @@ export interface StartRegistryOptions {
   tls?: boolean;
   /** Token mode: identity (refresh) tokens the token server accepts, token -> user. */
   refreshTokens?: Record<string, string>;
+  /** Run as a pull-through cache of this registry URL (Distribution's `proxy.remoteurl`). */
+  proxyRemoteUrl?: string;
 }
 
 export interface AccessLogEntry {
@@ -206,6 +208,7 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
     tokenServer = started.server;
     lines.push("auth:", "  token:", `    realm: ${started.realm}`, "    service: ai-tools-test-registry", "    issuer: ai-tools-test-issuer", `    rootcertbundle: ${pki.caFile}`);
   }
+  if (options.proxyRemoteUrl) lines.push("proxy:", `  remoteurl: ${options.proxyRemoteUrl}`);
   const configFile = join(dir, "config.yml");
   writeFileSync(configFile, `${lines.join("\n")}\n`);
 
