@@ -3,7 +3,7 @@
 // to its peer's from the same run, as a Markdown table. Converts the demo model first (the engine
 // benchmarks need it). `--quick` uses fewer runs and smaller files (a smoke run, not for the README).
 //
-// Usage: pnpm bench [--quick] [name ...]     names: noop-engine convert-overhead run-overhead bench-overhead hash verify download gguf-parse metrics-summary
+// Usage: pnpm bench [--quick] [name ...]     names: noop-engine convert-overhead run-overhead bench-overhead hash verify download gguf-parse metrics-summary oci-transfer oci-tar
 import { spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -24,6 +24,8 @@ const BENCHES = [
   { name: "download", argv: [...tsx, "bench/download.ts"], peer: "curl" },
   { name: "gguf-parse", argv: [...tsx, "bench/gguf-parse.ts"], peer: "(absolute numbers)" },
   { name: "metrics-summary", argv: [...tsx, "bench/metrics-summary.ts", ...(quick ? ["--lines", "20000"] : [])], peer: "naive Node, jq -s" },
+  { name: "oci-transfer", argv: [...tsx, "bench/oci-transfer.ts", ...(quick ? ["--size-mib", "64", "--runs", "1"] : [])], peer: "skopeo copy" },
+  { name: "oci-tar", argv: [...tsx, "bench/oci-tar.ts", ...(quick ? ["--runs", "3"] : ["--runs", "21"])], peer: "GNU tar --sort=name --mtime=@0" },
 ];
 
 const selected = BENCHES.filter((b) => only.length === 0 || only.includes(b.name));

@@ -31,6 +31,10 @@ export interface EngineOverrides {
   native?: boolean;
   cudaArch?: string;
   resetUpstream?: boolean;
+  /** oci://HOST/REPO shared between machines (--build-cache). */
+  buildCache?: string;
+  /** The key that signs build cache entries (--key); default: the configured or development key. */
+  signingKeyFile?: string;
 }
 
 export interface EngineSettings {
@@ -42,6 +46,9 @@ export interface EngineSettings {
   native: boolean;
   cudaArch: string | undefined;
   resetUpstream: boolean;
+  /** From --build-cache, AI_TOOLS_BUILD_CACHE, or build.cache in the engine config. */
+  buildCache: string | undefined;
+  signingKeyFile: string | undefined;
 }
 
 export function openWorkspace(root: string, env: NodeJS.ProcessEnv = process.env): Workspace {
@@ -71,5 +78,7 @@ export async function loadEngineSettings(workspace: Workspace, overrides: Engine
     native: overrides.native ?? config.build.native,
     cudaArch: overrides.cudaArch,
     resetUpstream: overrides.resetUpstream ?? false,
+    buildCache: overrides.buildCache ?? (workspace.env.AI_TOOLS_BUILD_CACHE || undefined) ?? config.build.cache,
+    signingKeyFile: overrides.signingKeyFile,
   };
 }

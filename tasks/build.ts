@@ -32,6 +32,7 @@ import {
 } from "../pipeline/nvidia.js";
 import type { EngineSettings, Workspace } from "../pipeline/workspace.js";
 import type { UpstreamResult } from "./upstream.js";
+import { restoreCachedBuild, storeCachedBuild } from "./engine-cache.js";
 
 export const TOOLS = {
   cmake: { command: "cmake", installHint: "Install CMake >= 3.17: apt-get install cmake (Debian/Ubuntu), brew install cmake (macOS)." },
@@ -362,6 +363,12 @@ export function buildTask(workspace: Workspace, settings: EngineSettings): TaskD
         assertDriverSupportsToolkit(c);
       }
 
+      const cache = settings.buildCache ? { cache: settings.buildCache, backend: r.backend, targets: config.build.targets, buildDir } : undefined;
+      if (cache) {
+        const restored = await restoreCachedBuild<BuildResult>(workspace, ctx, cache);
+        if (restored) return restored;
+      }
+
       ctx.progress({ percent: 0, message: `configuring (${r.backend})` });
       const configureLines: string[] = [];
       await ctx.run([r.tools.cmake!.path, "-S", source, "-B", absBuildDir, ...r.configureArgs], {
@@ -397,7 +404,7 @@ export function buildTask(workspace: Workspace, settings: EngineSettings): TaskD
         cuda = { ...r.cuda, binary: { path: checked, libraries } };
       }
 
-      return {
+      const result: BuildResult = {
         backend: r.backend,
         backendReason: r.why,
         buildDir,
@@ -410,6 +417,8 @@ export function buildTask(workspace: Workspace, settings: EngineSettings): TaskD
         jobs: settings.jobs,
         ...(cuda ? { cuda } : {}),
       };
+      if (cache) await storeCachedBuild(workspace, ctx, cache, binaries, result, settings.signingKeyFile);
+      return result;
     },
   };
 }

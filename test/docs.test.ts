@@ -13,7 +13,7 @@ describe("README troubleshooting", () => {
   it("has a row for every error code", () => {
     const readme = readFileSync(join(PROJECT_ROOT, "README.md"), "utf8");
     const section = readme.slice(readme.indexOf("## Troubleshooting"), readme.indexOf("\n## ", readme.indexOf("## Troubleshooting") + 5));
-    const codes = new Set([...codesIn("pipeline/core/errors.ts"), ...codesIn("pipeline/signing/errors.ts"), ...codesIn("engines/types.ts")]);
+    const codes = new Set([...codesIn("pipeline/core/errors.ts"), ...codesIn("pipeline/signing/errors.ts"), ...codesIn("engines/types.ts"), ...codesIn("pipeline/registry/errors.ts"), ...codesIn("pipeline/registry/pack-errors.ts")]);
     expect(codes.size).toBeGreaterThan(50);
     const missing = [...codes].filter((code) => !section.includes("`" + code + "`"));
     expect(missing).toEqual([]);

@@ -67,6 +67,17 @@ describe("runCommand", () => {
     expect(result.stdout).toBe("one\nthree");
     expect(result.exitCode).toBe(0);
   });
+
+  it("feeds input on stdin; raw capture keeps what masking would corrupt, the log stays masked", async () => {
+    const env = { ...process.env, AI_TOOLS_REGISTRY_PASSWORD: "p@ss-w0rd" };
+    const logFile = join(dir, "log");
+    const answer = '{"ServerURL":"https://registry.example","Secret":"p@ss-w0rd"}';
+    const result = await runCommand(["sh", "-c", `read server; echo "$server"; echo '${answer}'`], { input: "ghcr.io\n", captureStdout: "raw", env, logFile });
+    expect(result.stdout).toBe(`ghcr.io\n${answer}`);
+    expect(await readFile(logFile, "utf8")).not.toContain("p@ss-w0rd");
+    // A child that never reads its input is fine.
+    expect((await runCommand(["true"], { input: "x".repeat(1 << 20) })).exitCode).toBe(0);
+  });
 });
 
 describe("child process groups", () => {

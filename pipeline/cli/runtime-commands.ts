@@ -22,6 +22,8 @@ function prepareOptions(options: CliOptions, io: CommandIo) {
     ...(options.host ? { host: options.host } : {}),
     ...(options.binary ? { binary: options.binary } : {}),
     strict: options.strict,
+    ...(options.trustedKeys ? { trustedKeys: options.trustedKeys } : {}),
+    onNote: (line: string) => io.err(`note: ${line}`),
   };
 }
 
@@ -133,8 +135,8 @@ export async function runRender(options: CliOptions, io: CommandIo): Promise<num
 
 export async function runDrift(options: CliOptions, io: CommandIo): Promise<number> {
   const [{ preparePolicy }, { detectDrift }] = await Promise.all([import("../runtime/prepare.js"), import("../runtime/drift.js")]);
-  const { rendered } = await preparePolicy(prepareOptions(options, io));
-  const report = await detectDrift(rendered, { root: io.root, env: io.env, ...(options.binary ? { binary: options.binary } : {}) });
+  const { rendered, pulled } = await preparePolicy(prepareOptions(options, io));
+  const report = await detectDrift(rendered, { root: io.root, env: io.env, ...(options.binary ? { binary: options.binary } : {}), ...(pulled ? { pulled } : {}) });
   if (options.json) io.out(JSON.stringify({ v: EVENT_SCHEMA_VERSION, event: "drift", ...report }) + "\n");
   else {
     io.out(`${"".padEnd(2)}${"what".padEnd(8)} ${"item".padEnd(36)} ${"status".padEnd(8)} expected -> actual\n`);

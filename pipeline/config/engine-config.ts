@@ -49,6 +49,8 @@ export const engineConfigSchema = z.strictObject({
     /** Flags every preset gets. */
     cmakeFlags: z.array(cmakeFlag).default([]),
     timeoutMinutes: z.number().positive().default(180),
+    /** oci://HOST/REPO: an engine build cache shared between machines (also --build-cache, AI_TOOLS_BUILD_CACHE). */
+    cache: z.string().regex(/^oci:\/\/[^/]+\/.+/, "an oci://HOST/REPOSITORY reference").optional(),
     presets: z.partialRecord(z.enum(BACKENDS), buildPresetSchema),
   }),
 });

@@ -4,6 +4,8 @@
  */
 import { redact } from "./redact.js";
 import type { VerifyErrorCode } from "../signing/errors.js";
+import type { PackErrorCode } from "../registry/pack-errors.js";
+import type { RegistryErrorCode } from "../registry/errors.js";
 export type ErrorCode =
   | "E_USAGE"
   | "E_CONFIG_MISSING"
@@ -61,7 +63,10 @@ export type ErrorCode =
   | "E_ENGINE_TIMEOUT"
   | "E_ENGINE_AUTH"
   | "E_ENGINE_HTTP"
-  | "E_ENGINE_ABORTED";
+  | "E_ENGINE_ABORTED"
+  // Registry: transport (pipeline/registry/errors.ts) and packing (pack-errors.ts).
+  | RegistryErrorCode
+  | PackErrorCode;
 
 export class PipelineError<C extends ErrorCode = ErrorCode> extends Error {
   readonly code: C;

@@ -26,8 +26,12 @@ export interface RunCommandOptions {
   onLine?: (line: string, stream: "stdout" | "stderr") => void;
   /** Append everything the child prints to this file (created with its folder). */
   logFile?: string;
-  /** Keep stdout in the result (for short probes such as `git rev-parse`). */
-  captureStdout?: boolean;
+  /**
+   * Keep stdout in the result (for short probes such as `git rev-parse`). "raw" keeps it
+   * unmasked (a credential helper's JSON answer, which masking would corrupt); logs and error
+   * tails stay masked either way.
+   */
+  captureStdout?: boolean | "raw";
   /** Send stdout to /dev/null instead of the log (a benchmark's generated text: each token a pipe write). */
   discardStdout?: boolean;
   /** Return the result instead of throwing when the exit code is not 0. */
@@ -40,6 +44,8 @@ export interface RunCommandOptions {
   killGraceMs?: number;
   /** Called with the child's pid once it runs (to sample its resource use). */
   onSpawn?: (pid: number) => void;
+  /** Written to the child's stdin, which is then closed (default: no stdin). */
+  input?: string;
 }
 
 export interface CommandResult {
@@ -174,7 +180,7 @@ export async function runCommand(argv: readonly string[], options: RunCommandOpt
   const child: ChildProcess = spawn(program, args, {
     cwd: options.cwd,
     env,
-    stdio: ["ignore", options.discardStdout ? "ignore" : "pipe", "pipe"],
+    stdio: [options.input === undefined ? "ignore" : "pipe", options.discardStdout ? "ignore" : "pipe", "pipe"],
     detached: true,
   });
   // Before any await: from here on a parent killed outright leaves a group its successor can find.
@@ -211,10 +217,15 @@ export async function runCommand(argv: readonly string[], options: RunCommandOpt
       tail.push(line);
       if (errorLines.length < ERROR_LINES_KEPT && ERROR_LINE.test(line)) errorLines.push(line);
       if (tail.length > tailLimit) tail.shift();
-      if (name === "stdout" && options.captureStdout) stdoutLines.push(line);
+      if (name === "stdout" && options.captureStdout) stdoutLines.push(options.captureStdout === "raw" ? raw : line);
       options.onLine?.(line, name);
     });
   };
+  if (child.stdin) {
+    // A child that exits without reading its input must not crash us with EPIPE.
+    child.stdin.on("error", () => undefined);
+    child.stdin.end(options.input);
+  }
   if (child.stdout) readLines(child.stdout, "stdout");
   if (child.stderr) readLines(child.stderr, "stderr");
 

@@ -16,7 +16,7 @@ import { resolvePowerInferBuild } from "../../engines/powerinfer.js";
 import { digestFiles } from "../signing/hash.js";
 
 export interface DriftRow {
-  subject: "model" | "policy" | "engine";
+  subject: "model" | "policy" | "engine" | "registry";
   item: string;
   expected: string | null;
   actual: string | null;
@@ -28,7 +28,10 @@ export interface DriftReport {
   rows: DriftRow[];
 }
 
-export async function detectDrift(rendered: RenderedPolicy, options: { root: string; env: NodeJS.ProcessEnv; binary?: string }): Promise<DriftReport> {
+export async function detectDrift(
+  rendered: RenderedPolicy,
+  options: { root: string; env: NodeJS.ProcessEnv; binary?: string; pulled?: import("../registry/transfer.js").PullRecord },
+): Promise<DriftReport> {
   const rows: DriftRow[] = [];
   const modelPath = rendered.modelPath;
   const dir = modelPath ? dirname(modelPath) : null;
@@ -78,6 +81,17 @@ export async function detectDrift(rendered: RenderedPolicy, options: { root: str
       compare("source commit", recorded.commit, build.commit);
       compare("backend", recorded.backend, build.backend === "unknown" ? null : build.backend);
       compare("main sha256", recorded.mainSha256, sha);
+    }
+  }
+  // A model pulled by tag: does the tag still name the artifact that was pulled?
+  if (options.pulled) {
+    const { tagDrift } = await import("../registry/transfer.js");
+    const item = options.pulled.reference;
+    try {
+      const { current } = await tagDrift(options.pulled, { env: options.env });
+      rows.push({ subject: "registry", item, expected: options.pulled.digest, actual: current ?? null, status: current === undefined ? "unknown" : current === options.pulled.digest ? "ok" : "drift" });
+    } catch (error) {
+      rows.push({ subject: "registry", item, expected: options.pulled.digest, actual: `unreachable (${(error as { code?: string }).code ?? (error as Error).message})`, status: "unknown" });
     }
   }
   return { drift: rows.some((r) => r.status === "drift"), rows };

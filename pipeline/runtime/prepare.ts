@@ -4,7 +4,7 @@
  * directory has one, its audit checksum when the policy pins one). Shared by `run`,
  * `render` and `drift`.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { PipelineError } from "../core/errors.js";
 import { loadPolicy, type LoadedPolicy } from "../policy/load.js";
@@ -28,12 +28,17 @@ export interface PrepareOptions {
   host?: string;
   strict?: boolean;
   binary?: string;
+  /** The trust store for a model pulled from a registry (default: the workspace's). */
+  trustedKeys?: string;
+  onNote?: (line: string) => void;
 }
 
 export interface Prepared {
   loaded: LoadedPolicy;
   rendered: RenderedPolicy;
   engine: Engine;
+  /** When the model came from `oci://…` (--model or model_path): the pull it resolved to. */
+  pulled?: import("../registry/transfer.js").PullRecord;
 }
 
 export function modelRootOf(options: Pick<PrepareOptions, "root" | "env" | "modelRoot">): string {
@@ -58,6 +63,10 @@ export async function preparePolicy(options: PrepareOptions): Promise<Prepared> 
     const build = resolvePowerInferBuild({ root: options.root, env: options.env, ...(options.binary ? { binary: options.binary } : {}) });
     gpuBuild = !("missing" in build) && build.gpu;
   }
+  // oci://… (from --model or model_path): pulled and verified once, then the local copy is used.
+  const ociReference = [options.model, loaded.policy.model_path].find((m) => m?.startsWith("oci://"));
+  const pulled = ociReference ? await localModelFromRegistry(ociReference, options) : undefined;
+  const model = pulled ? modelFileIn(pulled.dir) : options.model;
   const rendered = renderPolicy(loaded.policy, {
     file: options.policyFile,
     host,
@@ -65,10 +74,33 @@ export async function preparePolicy(options: PrepareOptions): Promise<Prepared> 
     gpuBuild,
     sparseModel: isSparseModel,
     ...(options.engine ? { engine: options.engine } : {}),
-    ...(options.model ? { model: options.model } : {}),
+    ...(model ? { model } : {}),
     ...(options.strict ? { strict: true } : {}),
   });
-  return { loaded, rendered, engine };
+  return { loaded, rendered, engine, ...(pulled ? { pulled } : {}) };
+}
+
+/** The pull this reference resolved to before, else a pull now (store, verify, record). */
+async function localModelFromRegistry(reference: string, options: PrepareOptions) {
+  const [{ pullWorkspaceModel, readPullRecord }, { workspaceTrustStore }] = await Promise.all([import("../registry/transfer.js"), import("../signing/trust-store.js")]);
+  const known = await readPullRecord(options.root, reference);
+  if (known) return known;
+  const { keys, notes } = await workspaceTrustStore(options.root, options.trustedKeys);
+  for (const note of notes) options.onNote?.(note);
+  const pulled = await pullWorkspaceModel({ root: options.root, reference, env: options.env, trustedKeys: keys });
+  options.onNote?.(`pulled ${pulled.reference} into ${pulled.dir} (${pulled.bytesFetched} bytes fetched, signature verified)`);
+  return { reference, digest: pulled.digest, dir: pulled.dir, pulledAt: new Date().toISOString() };
+}
+
+/** The GGUF a pulled model directory runs: model.powerinfer.gguf, else its only .gguf file. */
+function modelFileIn(dir: string): string {
+  const preferred = join(dir, "model.powerinfer.gguf");
+  if (existsSync(preferred)) return preferred;
+  const ggufs = readdirSync(dir).filter((f) => f.endsWith(".gguf"));
+  if (ggufs.length !== 1) {
+    throw new PipelineError("E_CONFIG_INVALID", `${dir} holds ${ggufs.length === 0 ? "no" : ggufs.length} .gguf files; cannot tell which one to run`, { details: ["Name the file with --model <dir>/<file>.gguf."] });
+  }
+  return join(dir, ggufs[0]!);
 }
 
 export interface IntegrityOptions {
