@@ -6,7 +6,7 @@
  */
 import { createPrivateKey, generateKeyPairSync, type KeyObject } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, stat } from "node:fs/promises";
+import { link, mkdir, readFile, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { atomicWriteFile } from "../core/files.js";
 import { PipelineError } from "../core/errors.js";
@@ -51,7 +51,7 @@ export async function loadSigningKey(options: SigningKeyOptions): Promise<Signin
     });
   }
   const file = join(options.developmentKeyRoot, DEVELOPMENT_KEY);
-  if (!existsSync(file)) await generateKeyFiles(file.replace(/\.key$/, ""), {});
+  if (!existsSync(file)) await createDevelopmentKey(file);
   const key = await fromFile(file, `development key ${DEVELOPMENT_KEY}`, { ...options, allowInsecurePermissions: false });
   return { ...key, development: true };
 }
@@ -99,6 +99,27 @@ export interface GeneratedKey {
   hint: string;
   sshFingerprint: string | null;
   publicKeyPem: string;
+}
+
+/**
+ * The development key, created once even when two runs (two `convert`s at once) both find
+ * none: the private key is linked into place exclusively, so the loser drops its own and
+ * signs with the winner's, and the public half on disk always matches the private one.
+ */
+async function createDevelopmentKey(file: string): Promise<void> {
+  const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  await mkdir(dirname(file), { recursive: true });
+  const temp = `${file}.tmp-${process.pid}-${Date.now()}`;
+  await atomicWriteFile(temp, privateKey.export({ type: "pkcs8", format: "pem" }) as string, 0o600);
+  try {
+    await link(temp, file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return;
+    throw error;
+  } finally {
+    await rm(temp, { force: true });
+  }
+  await atomicWriteFile(file.replace(/\.key$/, ".pub"), publicKeyPem(publicKey), 0o644);
 }
 
 /** An ECDSA P-256 pair: `<out>.key` (PKCS#8, mode 0600, encrypted when a passphrase is given) and `<out>.pub`. */
