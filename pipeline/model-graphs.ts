@@ -107,7 +107,7 @@ export function convertGraph(workspace: Workspace, settings: EngineSettings, loa
           recipeFile,
           hosts: recipe.gpuSplit.hosts,
           ctxSize: recipe.gpuSplit.ctxSize ?? recipe.generation.ctx_size ?? 512,
-          ...(recipe.runtime.vram_budget_gib !== undefined ? { vramBudgetGib: recipe.runtime.vram_budget_gib } : {}),
+          ...(recipe.runtime.vram_budget_gb !== undefined ? { vramBudgetGib: recipe.runtime.vram_budget_gb } : {}),
           ...(options.python ? { python: options.python } : {}),
         }),
       ]

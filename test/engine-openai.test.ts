@@ -61,8 +61,8 @@ function policy(overrides: { generation?: Partial<RenderedGeneration>; openai?: 
     file: "policies/remote.yaml",
     engine: "openai",
     modelPath: null,
-    generation: { temperature: 0.7, top_p: 0.9, top_k: 40, repeat_penalty: 1.1, n_predict: 64, ctx_size: 2048, seed: 42, stop: ["\n\n"], ...overrides.generation },
-    runtime: { threads: 4, vram_budget_gib: null, gpu_layers: null, batch_size: null },
+    generation: { temperature: 0.7, top_p: 0.9, top_k: 40, repeat_penalty: 1.1, max_tokens: 64, ctx_size: 2048, seed: 42, stop: ["\n\n"], ...overrides.generation },
+    runtime: { threads: 4, vram_budget_gb: null, gpu_layers: null, batch_size: null },
     openai: { base_url: overrides.baseUrl ?? baseUrl, model: MODEL, api_key_env: KEY_ENV, timeout_seconds: 5, ...overrides.openai },
     sources: {},
     warnings: [],
@@ -164,7 +164,7 @@ describe("openai engine: generate", () => {
 
   it("sends no Authorization header without a key, and omits the unset settings", async () => {
     handler = async (_req, res) => void (await stream(res, answer(["ok"]), 1));
-    const result = await createOpenAiEngine({ env: {} }).generate("hi", policy({ generation: { n_predict: -1, seed: -1, stop: [] } }));
+    const result = await createOpenAiEngine({ env: {} }).generate("hi", policy({ generation: { max_tokens: -1, seed: -1, stop: [] } }));
     expect(result.text).toBe("ok");
     const [request] = requests;
     expect(request!.headers.authorization).toBeUndefined();
@@ -172,7 +172,7 @@ describe("openai engine: generate", () => {
     expect(body).not.toHaveProperty("max_tokens");
     expect(body).not.toHaveProperty("seed");
     expect(body).not.toHaveProperty("stop");
-    expect(buildChatRequestBody("hi", policy({ generation: { n_predict: 0 } })).max_tokens).toBe(0);
+    expect(buildChatRequestBody("hi", policy({ generation: { max_tokens: 0 } })).max_tokens).toBe(0);
   });
 
   it("takes token counts from usage, and measures time to first token and speed", async () => {

@@ -150,7 +150,7 @@ describe.skipIf(!python3)("gpu-split: precomputed GPU index per host class (need
     async function runOnce(): Promise<{ argv: string[]; text: string; warnings: string[] }> {
       const host = await loadHostProfile(join(PROJECT_ROOT, "configs", "hosts", "gpu-box.yaml"));
       const rendered = renderPolicy(
-        { engine: "powerinfer", model_path: modelFile(), generation: { ctx_size: 256, n_predict: 4 }, runtime: { threads: 1 } },
+        { engine: "powerinfer", model_path: modelFile(), generation: { ctx_size: 256, max_tokens: 4 }, runtime: { threads: 1 } },
         { file: "policy.yaml", host, modelRoot: join(root, "models"), gpuBuild: true },
       );
       const engine = createPowerInferEngine({ binary: fakeMain, env: { ...process.env, XDG_CACHE_HOME: join(root, "cache"), XDG_RUNTIME_DIR: join(root, "runtime") } });
@@ -198,7 +198,7 @@ describe.skipIf(!python3)("gpu-split: precomputed GPU index per host class (need
       writeFileSync(cpuMain, readFileSync(fakeMain, "utf8").replace("# NEEDED libcudart.so.12 libcublas.so.12\n", ""));
       chmodSync(cpuMain, 0o755);
       const host = await loadHostProfile(join(PROJECT_ROOT, "configs", "hosts", "gpu-box.yaml"));
-      const rendered = renderPolicy({ engine: "powerinfer", model_path: modelFile(), generation: { n_predict: 4 }, runtime: { threads: 1 } }, { file: "p.yaml", host, modelRoot: root, gpuBuild: false });
+      const rendered = renderPolicy({ engine: "powerinfer", model_path: modelFile(), generation: { max_tokens: 4 }, runtime: { threads: 1 } }, { file: "p.yaml", host, modelRoot: root, gpuBuild: false });
       const result = await createPowerInferEngine({ binary: cpuMain, env: { ...process.env, XDG_CACHE_HOME: join(root, "cache") } }).generate("hi", rendered);
       expect(result.text).toContain("NO-INDEX");
       const argv = readFileSync(argvLog, "utf8").trim().split("\n");

@@ -247,13 +247,13 @@ describe("recipe errors", () => {
     const text = (await validFor("bad"))
       .replace("verified: true", "verified: yes")
       .replace("threads: auto", "threads: lots")
-      .replace("n_predict: 128", "n_predict: 1.5")
+      .replace("max_tokens: 128", "max_tokens: 1.5")
       .replace("top_p: 0.9", "top_p: 1.5");
     const { found } = await problems(text);
     expect(found).toHaveLength(4);
     expect(found).toContainEqual(expect.stringMatching(new RegExp(`^${lineOf(text, "verified:")}:11 verified: .*boolean`)));
     expect(found).toContainEqual(`${lineOf(text, "threads:")}:12 runtime.threads: a thread count from 1 to 1024, or "auto"`);
-    expect(found).toContainEqual(expect.stringMatching(new RegExp(`^${lineOf(text, "n_predict:")}:14 generation.n_predict: .*int`)));
+    expect(found).toContainEqual(expect.stringMatching(new RegExp(`^${lineOf(text, "max_tokens:")}:15 generation.max_tokens: .*int`)));
     expect(found).toContainEqual(expect.stringMatching(new RegExp(`^${lineOf(text, "top_p:")}:10 generation.top_p: .*<=1`)));
   });
 

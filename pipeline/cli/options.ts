@@ -68,6 +68,8 @@ export interface CliOptions {
   modelRoot?: string;
   host?: string;
   strict: boolean;
+  /** --allow-outside-root (run, render, drift): the policy's model_path may lie outside the model root and workspace. */
+  allowOutsideRoot: boolean;
   verifyModel: "auto" | "require" | "skip";
   binary?: string;
   metricsLog?: string;
@@ -157,6 +159,8 @@ Options:
   --model-root <dir>      where model_path is resolved (env AI_TOOLS_MODEL_ROOT; default models/)
   --host <name|file>      (run, render) render for configs/hosts/<name>.yaml instead of this machine
   --strict                refuse a policy the host cannot honour instead of clamping it
+  --allow-outside-root    (run, render, drift) let the policy's model_path name a file outside the
+                          model root and the workspace
   --no-verify / --require-signature   (run) skip the model's signature check / refuse unsigned models
   --binary <path>         (run) the engine executable (env AI_TOOLS_POWERINFER_BIN)
   --metrics-log <file>    (run) append one JSON line per request (env AI_TOOLS_METRICS_LOG)
@@ -242,6 +246,7 @@ export function parseCli(argv: readonly string[]): CliOptions {
         "model-root": { type: "string" },
         host: { type: "string" },
         strict: { type: "boolean" },
+        "allow-outside-root": { type: "boolean" },
         "no-verify": { type: "boolean" },
         "require-signature": { type: "boolean" },
         binary: { type: "string" },
@@ -280,6 +285,7 @@ export function parseCli(argv: readonly string[]): CliOptions {
     certificateRoots: values["certificate-root"] ?? [],
     digestCache: values["digest-cache"] ?? false,
     strict: values.strict ?? false,
+    allowOutsideRoot: values["allow-outside-root"] ?? false,
     verifyModel: "auto",
     logPrompts: values["log-prompts"] ?? false,
     cache: values.cache ?? false,

@@ -13,7 +13,8 @@ import { readdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import { ConfigError, displayPath, loadYamlConfig } from "./load-yaml.js";
-import { generationSchema, runtimeSchema } from "../policy/schema.js";
+import { generationSchema, runtimeSchema, sha256DigestSchema } from "../policy/schema.js";
+import { hubRepoIdSchema, hubSourceRepoSchema } from "./hub-repo.js";
 
 /** Where recipes live, relative to the workspace root. */
 export const RECIPE_DIR = "configs/models/powerinfer";
@@ -93,16 +94,7 @@ export const recipeNameSchema = z
   .max(100)
   .regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*$/, 'lowercase letters, digits and single ".", "_" or "-" between them, e.g. "relu-llama-2-7b"');
 
-/**
- * A Hub model id "org/name", as huggingface_hub's validate_repo_id accepts it: letters,
- * digits, "_", "-", "." with a word character at each end, no "--" or "..", at most 96
- * characters. The org is required here (every PowerInfer repo has one).
- */
-export const hubRepoIdSchema = z
-  .string()
-  .max(96, "a Hugging Face repo id is at most 96 characters")
-  .regex(/^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\/[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$/, 'a Hugging Face repo id "org/name", e.g. "SparseLLM/ReluLLaMA-7B"')
-  .refine((id) => !id.includes("--") && !id.includes(".."), 'a Hugging Face repo id may not contain "--" or ".."');
+export { hubRepoIdSchema } from "./hub-repo.js";
 
 const FULL_COMMIT = /^[0-9a-f]{40}$/;
 
@@ -246,13 +238,13 @@ export const convertSchema = z
 export const auditSchema = z.strictObject({
   /** The release's version label as its publisher names it (e.g. "v0.1"), or "unversioned". The resolved Hub commits are recorded per run. */
   model_version: z.string().min(1).max(200),
-  /** The Hub repo the weights come from (normally model.repo). */
-  source_repo: hubRepoIdSchema,
-  /** sha256 (64 lowercase hex) of the converted .powerinfer.gguf, once a release has been produced; later conversions must match it. */
-  checksum: z
-    .string()
-    .regex(/^[0-9a-f]{64}$/, "a sha256 digest: 64 lowercase hex characters")
-    .optional(),
+  /**
+   * The Hub repo the weights come from (normally model.repo), as `hf://org/name` or `org/name`
+   * (parsed to `org/name`). A local checkpoint may have none.
+   */
+  source_repo: hubSourceRepoSchema.optional(),
+  /** sha256 of the converted .powerinfer.gguf (`sha256:<hex>` or bare hex), once a release has been produced; later conversions must match it. */
+  checksum: sha256DigestSchema.optional(),
 });
 
 /** How `bench` runs `main` on the converted model: fixed so results compare across runs. */

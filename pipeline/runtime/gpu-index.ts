@@ -95,7 +95,7 @@ export async function placeGpuIndex(policy: RenderedPolicy, env: NodeJS.ProcessE
   }
   // The budget under which the engine's remainder is at least the stored capacity, rounded up to whole MiB.
   const needed = Math.ceil(neededBudgetBytes(modelHeader, capacity, policy.generation.ctx_size) / MiB) * MiB;
-  const allowed = policy.runtime.vram_budget_gib !== null ? policy.runtime.vram_budget_gib * GiB : hostVramBytes(policy.host);
+  const allowed = policy.runtime.vram_budget_gb !== null ? policy.runtime.vram_budget_gb * GiB : hostVramBytes(policy.host);
   if (needed > allowed) {
     return {
       placed: null,
