@@ -216,6 +216,7 @@ export function createPowerInferEngine(options: PowerInferEngineOptions = {}): E
         const outcome = await placeGpuIndex(policy, env);
         if (outcome.note) notes.push(outcome.note);
         if (outcome.placed) effective = { ...policy, modelPath: outcome.placed.modelPath, runtime: { ...policy.runtime, vram_budget_gb: outcome.placed.vramBudgetGib } };
+        else if (outcome.modelPath) effective = { ...policy, modelPath: outcome.modelPath };
       }
       const { argv, dropped } = filterArgv(powerInferArgv(build.binary, prompt, effective, sparse), await acceptedFlags(build.binary, env));
       const warnings = [...notes, ...dropped.map((flag) => `${build.binary} does not accept ${flag}: not passed`)];

@@ -176,6 +176,19 @@ describe.skipIf(!python3)("gpu-split: precomputed GPU index per host class (need
       rmSync(placed);
     });
 
+    it("an unsigned index left beside a signed model is replaced by the host's signed one, and the run says so", async () => {
+      const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+      await signModelDirectory(modelDir(), { privateKey });
+      const placed = modelFile() + ".generated.gpuidx";
+      writeFileSync(placed, "UNSIGNED INDEX");
+      const { argv, text, warnings } = await runOnce();
+      expect(text).toContain("INDEX-FOUND");
+      expect(flag(argv, "-m")).toBe(modelFile());
+      expect(readFileSync(placed).equals(readFileSync(index()))).toBe(true);
+      expect(warnings.join("\n")).toContain("replacing the unsigned model.powerinfer.gguf.generated.gpuidx that was there");
+      rmSync(placed);
+    });
+
     it("a read-only model folder: a private run folder with a link to the model and the index", async () => {
       chmodSync(modelDir(), 0o555);
       try {
