@@ -27,7 +27,7 @@ export interface ConvertTaskSettings {
   convert: ConvertSettings;
   generation: GenerationSettings;
   runtime: RuntimeSettings;
-  /** The task that provides { model: { dir }, predictor: { dir }, activation?: { dir } }: "download" or "generate". */
+  /** The task that provides { model: { dir }, predictor: { dir }, activation?: { dir } }: "download", "checkpoint" or "generate". */
   checkpointTask: string;
   python?: string;
   allowUnsafeOuttype?: boolean;

@@ -268,7 +268,7 @@ export function validateYamlDocument<S extends z.ZodType>(yaml: YamlDocument, sc
         const room = Math.max(0, MAX_PROBLEMS - problems.length);
         more += Math.max(0, issue.keys.length - room);
         if (room === 0) continue;
-        const expected = expectedKeys(at, issue.path);
+        const expected = expectedKeys(at, issue.path, valueAt(data, path));
         for (const key of issue.keys.slice(0, room)) add({ file, ...locate(path, key), path: [...path, key].join("."), message: `unknown key "${key}"${expected}` });
       } else {
         const missing = issue.code === "invalid_type" && doc.getIn(path as unknown[]) === undefined;
@@ -289,9 +289,15 @@ function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
   return current;
 }
 
-/** ", expected one of: a, b" for an object schema at `path`, when it can be found. */
-function expectedKeys(schema: z.ZodType, path: readonly PropertyKey[]): string {
-  const shape = objectShape(schemaAt(schema, path));
+/**
+ * ", expected one of: a, b" for an object schema at `path`, when it can be found. Of several
+ * shapes (a union), the one that knows most of the keys `value` has.
+ */
+function expectedKeys(schema: z.ZodType, path: readonly PropertyKey[], value: unknown): string {
+  const at = schemaAt(schema, path);
+  const given = isRecord(value) ? Object.keys(value) : [];
+  const fit = (option: unknown) => given.filter((key) => key in (objectShape(option) ?? {})).length;
+  const shape = objectShape(unionOptions(at)?.reduce((best, option) => (fit(option) > fit(best) ? option : best)) ?? at);
   // Older spellings (aliases.ts) are accepted but not offered.
   const keys = shape ? Object.keys(shape).filter((key) => !(shape[key] as { meta?: () => { deprecated?: boolean } | undefined }).meta?.()?.deprecated) : [];
   return keys.length > 0 ? `; expected one of: ${keys.join(", ")}` : "";
