@@ -41,7 +41,7 @@ const HOSTILE: [string, string | Buffer, "E_CONFIG_SYNTAX" | "E_CONFIG_INVALID",
   ["an alias bomb (billion laughs)", bomb, "E_CONFIG_SYNTAX", /aliases expand to more than 100 copies/],
   ["a recursive alias", "engine: powerinfer\nmodel_path: &p [*p]\n", "E_CONFIG_SYNTAX", /recursive|alias/],
   ["flow nesting as deep as the size limit allows", "engine: powerinfer\nmodel_path: " + "[".repeat(MAX_CONFIG_BYTES / 2 - 20) + "]".repeat(MAX_CONFIG_BYTES / 2 - 20) + "\n", "E_CONFIG_SYNTAX", /:2:77: YAML syntax error: flow collections nested deeper than 64 levels/],
-  ["block nesting 300 levels deep", Array.from({ length: 300 }, (_, i) => `${" ".repeat(i)}k:`).join("\n") + " 1\n", "E_CONFIG_INVALID", /unknown key "k"/],
+  ["block nesting 240 levels deep (as deep as the size limit allows)", Array.from({ length: 240 }, (_, i) => `${" ".repeat(i)}k:`).join("\n") + " 1\n", "E_CONFIG_INVALID", /unknown key "k"/],
   ["a language tag (!!python/object)", "engine: !!python/object:os.system powerinfer\nmodel_path: m.gguf\n", "E_CONFIG_SYNTAX", /Unresolved tag.*plain YAML values only/],
   ["a local tag", GOOD.replace("engine: powerinfer", "engine: !shell powerinfer"), "E_CONFIG_SYNTAX", /Unresolved tag: !shell/],
   ["a !!binary value", GOOD.replace("engine: powerinfer", "engine: !!binary cG93ZXJpbmZlcg=="), "E_CONFIG_SYNTAX", /not plain data/],
@@ -52,7 +52,7 @@ const HOSTILE: [string, string | Buffer, "E_CONFIG_SYNTAX" | "E_CONFIG_INVALID",
   ["two documents", GOOD + "---\n" + GOOD, "E_CONFIG_SYNTAX", /multiple documents/],
   ["a duplicate key", GOOD + "engine: openai\n", "E_CONFIG_SYNTAX", /unique/],
   ["a merge key", "base: &b {engine: powerinfer}\n<<: *b\n", "E_CONFIG_INVALID", /unknown key/],
-  ["thousands of unknown keys", Array.from({ length: 4000 }, (_, i) => `k${i}: ${i}`).join("\n") + "\n", "E_CONFIG_INVALID", /problems \(the first 20 listed\)/],
+  ["as many unknown keys as fit", Array.from({ length: 2700 }, (_, i) => `k${i}: ${i}`).join("\n").slice(0, MAX_CONFIG_BYTES - 20) + "\n", "E_CONFIG_INVALID", /problems \(the first 20 listed\)/],
   ["an empty file", "", "E_CONFIG_INVALID", /object/],
   ["a bare scalar", "just text\n", "E_CONFIG_INVALID", /object/],
   ["a number too large for a double", GOOD + "generation:\n  temperature: 1e400\n", "E_CONFIG_INVALID", /generation\.temperature/],
@@ -71,17 +71,22 @@ describe("hostile YAML is a config error, fast", () => {
 
   it.each(HOSTILE.map(([what, , code, message]) => ({ what, code, message })))("$what: $code from the library within 1 s", async ({ what, code, message }) => {
     const started = performance.now();
+    const cpu = process.cpuUsage();
     const error = await loadPolicy(files.get(what)!, { onNote: () => {} }).then(
       () => null,
       (e: unknown) => e,
     );
+    // The bound is on work: CPU time. Wall time on a shared 2-core machine also counts other processes' turns.
+    const used = process.cpuUsage(cpu);
+    const cpuMs = (used.user + used.system) / 1000;
     const elapsed = performance.now() - started;
     expect(isPipelineError(error), String((error as Error | null)?.stack)).toBe(true);
     const { code: got, message: text, details } = error as { code: string; message: string; details: readonly string[] };
     expect(got).toBe(code);
     expect([text, ...details].join("\n")).toMatch(message);
     expect([text, ...details].join("\n")).toContain(files.get(what)!.split("/").at(-1));
-    expect(elapsed).toBeLessThan(1000);
+    expect(cpuMs).toBeLessThan(1000);
+    expect(elapsed).toBeLessThan(5000);
   });
 
   it("a refused oversized file is not read: a 50 MB policy is refused as fast as a small one", async () => {

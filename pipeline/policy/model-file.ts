@@ -48,10 +48,7 @@ export function resolveModelFile(given: string, options: ModelFileOptions): stri
     throw invalid(`${given} does not exist: looked for ${where} (model root ${options.modelRoot}; set --model-root or AI_TOOLS_MODEL_ROOT)`);
   }
   if (!statSync(path).isFile()) throw invalid(`${path} is not a regular file`);
-  const magic = fileMagic(path);
-  if (!(MODEL_MAGICS as readonly string[]).includes(magic)) {
-    throw invalid(`${path} is not a GGUF model (it starts with ${JSON.stringify(magic)}, not "GGUF" or "PWRI")`, ["Point it at a .gguf or .powerinfer.gguf file, e.g. models/powerinfer/<model>/model.powerinfer.gguf."]);
-  }
+  // Containment first: a policy from elsewhere does not get a file outside the roots even opened.
   if (options.from === "policy" && !options.allowOutsideRoot) {
     const roots = [options.modelRoot, options.workspaceRoot].filter((r): r is string => r !== undefined && existsSync(r));
     const real = realpathSync(path);
@@ -60,6 +57,10 @@ export function resolveModelFile(given: string, options: ModelFileOptions): stri
         "A policy may only name models under the model root or the workspace. Move the model there, set --model-root, or pass --allow-outside-root if you trust this policy.",
       ]);
     }
+  }
+  const magic = fileMagic(path);
+  if (!(MODEL_MAGICS as readonly string[]).includes(magic)) {
+    throw invalid(`${path} is not a GGUF model (it starts with ${JSON.stringify(magic)}, not "GGUF" or "PWRI")`, ["Point it at a .gguf or .powerinfer.gguf file, e.g. models/powerinfer/<model>/model.powerinfer.gguf."]);
   }
   return path;
 }
