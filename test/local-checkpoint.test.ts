@@ -134,7 +134,7 @@ describe.skipIf(!pythonReady)("convert a checkpoint on disk (needs /usr/bin/pyth
       try {
         const models = await ws.cli(["models"]);
         expect(models.code, models.stderr).toBe(0);
-        expect(models.stdout).toMatch(/^team-model\s+local\s+\?\s+local \.\.\/\.\.\/\.\.\/ckpt\/model .*\(unverified repo ids; workspace recipe\)$/m);
+        expect(models.stdout).toMatch(/^team-model\s+local\s+\?\s+local \.\.\/\.\.\/\.\.\/ckpt\/model\s+local \.\.\/\.\.\/\.\.\/ckpt\/predictor  \(workspace recipe\)$/m);
         expect(models.stdout).toMatch(/^tiny-relu-llama\s+generate .*workspace recipe: overrides the built-in one\)$/m);
         expect(models.stdout).toMatch(/^relu-llama-2-7b\s+convert\s/m);
         const json = (await ws.cli(["models", "--json"])).stdout.trim().split("\n").map((l) => JSON.parse(l) as { name: string; origin: string; overrides?: boolean; title: string });
