@@ -3,7 +3,7 @@
 // to its peer's from the same run, as a Markdown table. Converts the demo model first (the engine
 // benchmarks need it). `--quick` uses fewer runs and smaller files (a smoke run, not for the README).
 //
-// Usage: pnpm bench [--quick] [name ...]     names: noop-engine convert-overhead run-overhead bench-overhead hash verify download gguf-parse metrics-summary oci-transfer oci-tar
+// Usage: pnpm bench [--quick] [name ...]     names: noop-engine convert-overhead run-overhead bench-overhead hash verify local-checkpoint download gguf-parse metrics-summary oci-transfer oci-tar
 import { spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -21,6 +21,7 @@ const BENCHES = [
   { name: "bench-overhead", argv: [...tsx, "bench/bench-overhead.ts", quick ? "2" : "5"], peer: "main runs directly" },
   { name: "hash", argv: [...tsx, "bench/hash.ts", ...(quick ? ["--size-mib", "128", "--runs", "2"] : [])], peer: "openssl dgst -sha256, sha256sum" },
   { name: "verify", argv: [...tsx, "bench/verify.ts", ...(quick ? ["--size-mib", "128", "--runs", "2"] : ["--runs", "3"])], peer: "sha256sum -c SHA256SUMS" },
+  { name: "local-checkpoint", argv: [...tsx, "bench/local-checkpoint.ts", ...(quick ? ["--size-mib", "128", "--runs", "2"] : [])], peer: "sha256sum" },
   { name: "download", argv: [...tsx, "bench/download.ts"], peer: "curl" },
   { name: "gguf-parse", argv: [...tsx, "bench/gguf-parse.ts"], peer: "(absolute numbers)" },
   { name: "metrics-summary", argv: [...tsx, "bench/metrics-summary.ts", ...(quick ? ["--lines", "20000"] : [])], peer: "naive Node, jq -s" },

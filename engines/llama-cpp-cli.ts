@@ -198,7 +198,7 @@ export async function generateCli(binary: string, modelPath: string, prompt: str
 
   // Stopped at a stop sequence, it prints no timings: then only the times measured here.
   const timings = stopped === null ? parseCliTimings(stderr) : null;
-  const cap = policy.generation.n_predict > 0 ? policy.generation.n_predict : Infinity;
+  const cap = policy.generation.max_tokens > 0 ? policy.generation.max_tokens : Infinity;
   return {
     text,
     // Ending by itself without the end marker: the -n limit.

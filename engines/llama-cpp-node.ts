@@ -83,8 +83,8 @@ export function completionOptions(g: RenderedGeneration): LlamaCompletionGenerat
     topK: g.top_k,
     topP: g.top_p,
     repeatPenalty: g.repeat_penalty === 1 ? false : { penalty: g.repeat_penalty },
-    // n_predict -1/-2 (until end of text / a full context): no cap; the context bounds it (no context shift below).
-    ...(g.n_predict > 0 ? { maxTokens: g.n_predict } : {}),
+    // max_tokens -1/-2 (until end of text / a full context): no cap; the context bounds it (no context shift below).
+    ...(g.max_tokens > 0 ? { maxTokens: g.max_tokens } : {}),
     ...(g.seed >= 0 ? { seed: g.seed } : {}),
     // llama.cpp's -n counts generated tokens in a fixed context: a run never silently drops its prompt to go on.
     disableContextShift: true,
@@ -155,7 +155,7 @@ export async function generateNode(modelPath: string, prompt: string, policy: Re
     };
 
     // -n 0: nothing to generate (node-llama-cpp would read maxTokens 0 as "no limit").
-    if (g.n_predict !== 0) {
+    if (g.max_tokens !== 0) {
       promptStart = performance.now();
       const { metadata } = await completion.generateCompletionWithMeta(prompt, {
         ...completionOptions(g),

@@ -8,7 +8,7 @@ export function commonGenerationArgs(policy: RenderedPolicy): string[] {
   const g = policy.generation;
   const r = policy.runtime;
   return [
-    "-n", String(g.n_predict),
+    "-n", String(g.max_tokens),
     "-c", String(g.ctx_size),
     "-t", String(r.threads),
     "-s", String(g.seed),

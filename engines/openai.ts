@@ -4,6 +4,8 @@
  * `openai` block names the server and model; the API key comes from the environment
  * variable it names, read at request time, and is masked out of every message that
  * leaves this module (servers like to echo a rejected key back in their error text).
+ * The key goes to the base_url's origin only: redirects are not followed (an answer
+ * that redirects is an error naming where to), so it never travels to another host.
  *
  * Layout: pure helpers (request body, chunk parser, metrics, error text) that tests and
  * other engines can reuse, then the thin fetch-based I/O in createOpenAiEngine.
@@ -19,8 +21,9 @@ export interface OpenAiEngineOptions {
   /** The fetch to use (default the global one); tests and proxies inject their own. */
   fetch?: typeof fetch;
   /**
-   * The server probe() asks (it gets no policy): default $OPENAI_BASE_URL, else
-   * http://127.0.0.1:8000/v1 (vLLM's default); the key from $OPENAI_API_KEY.
+   * The server probe() asks when it is given no policy: default $OPENAI_BASE_URL, else
+   * http://127.0.0.1:8000/v1 (vLLM's default); the key from $OPENAI_API_KEY. Given a
+   * policy, probe() asks the policy's base_url with the policy's api_key_env.
    */
   probe?: { base_url?: string; api_key_env?: string };
 }
@@ -69,8 +72,8 @@ export function buildChatRequestBody(prompt: string, policy: RenderedPolicy): Ch
     temperature: g.temperature,
     top_p: g.top_p,
   };
-  // n_predict -1 (until end of text) and -2 (until the context is full) both mean "no limit" here.
-  if (g.n_predict >= 0) body.max_tokens = g.n_predict;
+  // max_tokens -1 (until end of text) and -2 (until the context is full) both mean "no limit" here.
+  if (g.max_tokens >= 0) body.max_tokens = g.max_tokens;
   if (g.seed >= 0) body.seed = g.seed;
   if (g.stop.length > 0) body.stop = [...g.stop];
   return body;
@@ -329,11 +332,13 @@ export function createOpenAiEngine(options: OpenAiEngineOptions = {}): Engine {
           headers: { "content-type": "application/json", accept: "text/event-stream", ...headers(key) },
           body: JSON.stringify(buildChatRequestBody(prompt, policy)),
           signal: guard.signal,
+          redirect: "manual",
         });
       } catch (error) {
         throw ioError(error, () => unreachable(mask(settings.base_url), error, mask));
       }
       guard.touch();
+      if (isRedirect(response)) throw redirected(response, shownUrl, mask);
       if (!response.ok) throw await httpError(response, settings, shownUrl, mask);
       const type = response.headers.get("content-type") ?? "";
       if (!type.includes("text/event-stream") || !response.body) {
@@ -380,9 +385,9 @@ export function createOpenAiEngine(options: OpenAiEngineOptions = {}): Engine {
     }
   }
 
-  async function probe(): Promise<EngineProbe> {
-    const baseUrl = options.probe?.base_url ?? (env.OPENAI_BASE_URL || DEFAULT_BASE_URL);
-    const keyEnv = options.probe?.api_key_env ?? "OPENAI_API_KEY";
+  async function probe(policy?: RenderedPolicy): Promise<EngineProbe> {
+    const baseUrl = policy?.openai?.base_url ?? options.probe?.base_url ?? (env.OPENAI_BASE_URL || DEFAULT_BASE_URL);
+    const keyEnv = policy?.openai?.api_key_env ?? options.probe?.api_key_env ?? "OPENAI_API_KEY";
     const key = apiKey(keyEnv);
     const mask = masker(key);
     const via = mask(baseUrl);
@@ -397,11 +402,12 @@ export function createOpenAiEngine(options: OpenAiEngineOptions = {}): Engine {
     });
     let response: Response;
     try {
-      response = await fetchImpl(url, { headers: { accept: "application/json", ...headers(key) }, signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
+      response = await fetchImpl(url, { headers: { accept: "application/json", ...headers(key) }, signal: AbortSignal.timeout(PROBE_TIMEOUT_MS), redirect: "manual" });
     } catch (error) {
       if ((error as Error | undefined)?.name === "TimeoutError") return result(false, `${url} did not answer within ${PROBE_TIMEOUT_MS / 1000} s`);
       return result(false, `cannot reach ${url} (${networkCode(error) ?? (error as Error).message}): is the server running?`);
     }
+    if (isRedirect(response)) return result(false, redirected(response, url, mask).message);
     const body = await response.text().catch(() => "");
     if (response.status === 401 || response.status === 403) {
       return result(false, `${url} answered ${response.status}: ${key ? `the key in ${keyEnv} was refused` : `set ${keyEnv} to an API key`}`);
@@ -456,6 +462,26 @@ async function* sseData(body: ReadableStream<Uint8Array>, guard: RequestGuard, f
     // Stopping early ([DONE], an error): release the body so the connection is not left half-read.
     await reader.cancel().catch(() => {});
   }
+}
+
+/** A 3xx answer (fetch with redirect: "manual" hands it back instead of following it). */
+function isRedirect(response: Response): boolean {
+  return response.type === "opaqueredirect" || (response.status >= 300 && response.status < 400);
+}
+
+/** Following it would send the key (and the prompt) to wherever the server points: say where, and stop. */
+function redirected(response: Response, shownUrl: string, mask: (text: string) => string): EngineError {
+  const location = response.headers.get("location");
+  void response.body?.cancel().catch(() => {});
+  let target = "an unnamed location";
+  if (location) {
+    try {
+      target = mask(new URL(location, shownUrl).href);
+    } catch {
+      target = mask(truncate(location, 200));
+    }
+  }
+  return new EngineError("E_ENGINE_HTTP", `${shownUrl} redirects (HTTP ${response.status}) to ${target}: not followed, the API key goes to openai.base_url's server only. Set openai.base_url to the server that answers.`);
 }
 
 /** 401/403: the key; other statuses: the server's own words. */

@@ -139,7 +139,7 @@ export function powerInferArgv(binary: string, prompt: string, policy: RenderedP
     "-m", policy.modelPath!,
     "-p", prompt,
     ...commonGenerationArgs(policy),
-    ...(r.vram_budget_gib !== null ? ["--vram-budget", String(r.vram_budget_gib)] : []),
+    ...(r.vram_budget_gb !== null ? ["--vram-budget", String(r.vram_budget_gb)] : []),
     ...(r.gpu_layers !== null && !sparse ? ["-ngl", String(r.gpu_layers)] : []),
     // Without it main writes main.log into the working directory on every run.
     "--log-disable",
@@ -215,7 +215,8 @@ export function createPowerInferEngine(options: PowerInferEngineOptions = {}): E
         const { placeGpuIndex } = await import("../pipeline/runtime/gpu-index.js");
         const outcome = await placeGpuIndex(policy, env);
         if (outcome.note) notes.push(outcome.note);
-        if (outcome.placed) effective = { ...policy, modelPath: outcome.placed.modelPath, runtime: { ...policy.runtime, vram_budget_gib: outcome.placed.vramBudgetGib } };
+        if (outcome.placed) effective = { ...policy, modelPath: outcome.placed.modelPath, runtime: { ...policy.runtime, vram_budget_gb: outcome.placed.vramBudgetGib } };
+        else if (outcome.modelPath) effective = { ...policy, modelPath: outcome.modelPath };
       }
       const { argv, dropped } = filterArgv(powerInferArgv(build.binary, prompt, effective, sparse), await acceptedFlags(build.binary, env));
       const warnings = [...notes, ...dropped.map((flag) => `${build.binary} does not accept ${flag}: not passed`)];

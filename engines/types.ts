@@ -53,7 +53,11 @@ export interface Engine {
   readonly name: string;
   /** Short description and the model formats it takes, for `ai-tools engines`. */
   info(): { name: string; description: string; formats: string[] };
-  probe(): Promise<EngineProbe>;
+  /**
+   * Whether the engine can run now. Given the rendered policy, it checks what that policy
+   * would use (the openai engine: the policy's server, with the policy's key).
+   */
+  probe(policy?: RenderedPolicy): Promise<EngineProbe>;
   generate(prompt: string, policy: RenderedPolicy, options?: GenerateOptions): Promise<GenerateResult>;
 }
 

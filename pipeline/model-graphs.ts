@@ -23,8 +23,10 @@ import { benchTask } from "../tasks/bench.js";
 import { signTask } from "../tasks/sign.js";
 import { gpuSplitTask } from "../tasks/gpu-split.js";
 import { PipelineError } from "./core/errors.js";
-import { ACTIVATION_ALLOW_PATTERNS, type LoadedRecipe } from "./config/recipe.js";
+import { dirname, resolve } from "node:path";
+import { ACTIVATION_ALLOW_PATTERNS, isLocalSource, type LoadedRecipe, type LocalSource } from "./config/recipe.js";
 import { displayPath } from "./config/load-yaml.js";
+import { localCheckpointTask } from "../tasks/local-checkpoint.js";
 
 export interface DownloadOptions {
   connectionsPerFile?: number;
@@ -37,11 +39,25 @@ export interface DownloadOptions {
   allowInsecureKeyPermissions?: boolean;
 }
 
-/** The checkpoint: downloaded from the Hub (original weights + predictor, or a ready-made GGUF), or generated here for the offline demo model. */
+/** How messages and step inputs name the recipe: its file relative to the workspace, or the flags it was made from. */
+const recipeLabel = (workspace: Workspace, loaded: LoadedRecipe) => loaded.shownAs ?? displayPath(loaded.file, workspace.root);
+
+/** A local source's folder: absolute, or relative to the recipe file's folder. */
+export function localFolder(loaded: LoadedRecipe, source: LocalSource): string {
+  return resolve(dirname(loaded.file), source.path);
+}
+
+/**
+ * The checkpoint: downloaded from the Hub (original weights + predictor, or a ready-made GGUF),
+ * taken from folders on this machine, or generated here for the offline demo model.
+ */
 function checkpointTask(workspace: Workspace, loaded: LoadedRecipe, options: DownloadOptions): TaskDefinition {
   const { recipe } = loaded;
-  const recipeFile = displayPath(loaded.file, workspace.root);
+  const recipeFile = recipeLabel(workspace, loaded);
   if (recipe.generate) return generateTask(workspace, { model: loaded.name, recipeFile, ...recipe.generate, ...(options.python ? { python: options.python } : {}) });
+  if (isLocalSource(recipe.model) && isLocalSource(recipe.predictor)) {
+    return localCheckpointTask({ model: loaded.name, recipeFile, modelDir: localFolder(loaded, recipe.model), predictorDir: localFolder(loaded, recipe.predictor), assumeRelu: recipe.model.assumeRelu });
+  }
   const { connectionsPerFile, chunkSize } = options;
   const transfer = { ...(connectionsPerFile ? { connectionsPerFile } : {}), ...(chunkSize ? { chunkSize } : {}) };
   if (recipe.gguf) {
@@ -49,11 +65,14 @@ function checkpointTask(workspace: Workspace, loaded: LoadedRecipe, options: Dow
     return downloadTask({ model: loaded.name, recipeFile, sources: { gguf: { repo, revision, gated, allowPatterns: [file, ...ACTIVATION_ALLOW_PATTERNS] } }, ...transfer });
   }
   const activation = recipe.activation ? { activation: { ...recipe.activation, allowPatterns: [...ACTIVATION_ALLOW_PATTERNS] } } : {};
+  const [model, predictor] = [recipe.model, recipe.predictor];
+  // The recipe schema has checked: both Hub repos here.
+  if (isLocalSource(model) || isLocalSource(predictor) || !model || !predictor) throw new PipelineError("E_CONFIG_INVALID", `${recipeFile}: model and predictor must both be Hub repos or both folders`);
   return downloadTask({
     model: loaded.name,
     recipeFile,
-    sources: { model: recipe.model!, predictor: recipe.predictor!, ...activation },
-    architectureCheck: { assumeRelu: recipe.model!.assumeRelu },
+    sources: { model, predictor, ...activation },
+    architectureCheck: { assumeRelu: model.assumeRelu },
     ...transfer,
   });
 }
@@ -63,7 +82,7 @@ function refuseUnsupported(workspace: Workspace, loaded: LoadedRecipe): void {
   const reason = loaded.recipe.unsupported;
   if (reason === undefined) return;
   throw new PipelineError("E_MODEL_UNSUPPORTED", `${loaded.name} cannot run on the pinned engine: ${reason}`, {
-    details: [`(${displayPath(loaded.file, workspace.root)}, unsupported) \`pnpm pipeline models\` lists the models it runs.`],
+    details: [`(${recipeLabel(workspace, loaded)}, unsupported) \`pnpm pipeline models\` lists the models it runs.`],
   });
 }
 
@@ -77,12 +96,12 @@ export function convertGraph(workspace: Workspace, settings: EngineSettings, loa
   const unsupported = loaded.recipe.convert?.unsupported;
   if (unsupported) {
     throw new PipelineError("E_MODEL_UNSUPPORTED", `${loaded.name} cannot be converted by the pinned engine: ${unsupported}`, {
-      details: [`(${displayPath(loaded.file, workspace.root)}, convert.unsupported) \`pnpm pipeline download ${loaded.name}\` still fetches its checkpoints.`],
+      details: [`(${recipeLabel(workspace, loaded)}, convert.unsupported) \`pnpm pipeline download ${loaded.name}\` still fetches its checkpoints.`],
     });
   }
-  const recipeFile = displayPath(loaded.file, workspace.root);
+  const recipeFile = recipeLabel(workspace, loaded);
   const { recipe } = loaded;
-  const audit = { model_version: recipe.audit.model_version, source_repo: recipe.audit.source_repo };
+  const audit = { model_version: recipe.audit.model_version, ...(recipe.audit.source_repo ? { source_repo: recipe.audit.source_repo } : {}) };
   const checkpoint = checkpointTask(workspace, loaded, options);
   const convert = recipe.gguf
     ? fetchGgufTask({ model: loaded.name, recipeFile, gguf: recipe.gguf, family: recipe.family, generation: recipe.generation, runtime: recipe.runtime, audit })
@@ -107,7 +126,7 @@ export function convertGraph(workspace: Workspace, settings: EngineSettings, loa
           recipeFile,
           hosts: recipe.gpuSplit.hosts,
           ctxSize: recipe.gpuSplit.ctxSize ?? recipe.generation.ctx_size ?? 512,
-          ...(recipe.runtime.vram_budget_gib !== undefined ? { vramBudgetGib: recipe.runtime.vram_budget_gib } : {}),
+          ...(recipe.runtime.vram_budget_gb !== undefined ? { vramBudgetGib: recipe.runtime.vram_budget_gb } : {}),
           ...(options.python ? { python: options.python } : {}),
         }),
       ]
@@ -129,7 +148,7 @@ export function convertGraph(workspace: Workspace, settings: EngineSettings, loa
 /** SLSA externalParameters: what the user asked for (the recipe), not what it resolved to. */
 function externalParameters(loaded: LoadedRecipe): Record<string, unknown> {
   const { recipe } = loaded;
-  const audit = { model_version: recipe.audit.model_version, source_repo: recipe.audit.source_repo };
+  const audit = { model_version: recipe.audit.model_version, ...(recipe.audit.source_repo ? { source_repo: recipe.audit.source_repo } : {}) };
   if (recipe.gguf) {
     const { repo, revision, file, type } = recipe.gguf;
     return {
@@ -142,14 +161,14 @@ function externalParameters(loaded: LoadedRecipe): Record<string, unknown> {
     };
   }
   const convert = recipe.convert!;
-  const source = recipe.model
-    ? { uri: `https://huggingface.co/${recipe.model.repo}`, revision: recipe.model.revision }
-    : { uri: `file:${recipe.generate!.script}`, revision: `seed ${recipe.generate!.seed}` };
+  const where = (source: NonNullable<typeof recipe.model | typeof recipe.predictor>) =>
+    isLocalSource(source) ? { uri: `file://${localFolder(loaded, source)}` } : { uri: `https://huggingface.co/${source.repo}`, revision: source.revision };
+  const source = recipe.model ? where(recipe.model) : { uri: `file:${recipe.generate!.script}`, revision: `seed ${recipe.generate!.seed}` };
   return {
     recipe: loaded.name,
     modelId: loaded.name,
     source,
-    ...(recipe.predictor ? { predictor: { uri: `https://huggingface.co/${recipe.predictor.repo}`, revision: recipe.predictor.revision } } : {}),
+    ...(recipe.predictor ? { predictor: where(recipe.predictor) } : {}),
     ...(recipe.activation ? { activation: { uri: `https://huggingface.co/${recipe.activation.repo}`, revision: recipe.activation.revision } } : {}),
     options: { outtype: convert.outtype, vocabtype: convert.vocabtype ?? null, quantize: convert.quantize ?? null, ...(recipe.gpuSplit ? { gpuSplit: recipe.gpuSplit } : {}) },
     model: { format: "gguf", quantization: convert.quantize ?? convert.outtype, family: recipe.family },

@@ -27,12 +27,12 @@ export interface ConvertTaskSettings {
   convert: ConvertSettings;
   generation: GenerationSettings;
   runtime: RuntimeSettings;
-  /** The task that provides { model: { dir }, predictor: { dir }, activation?: { dir } }: "download" or "generate". */
+  /** The task that provides { model: { dir }, predictor: { dir }, activation?: { dir } }: "download", "checkpoint" or "generate". */
   checkpointTask: string;
   python?: string;
   allowUnsafeOuttype?: boolean;
   /** recipe.audit: copied into policy.yaml with the converted file's checksum. */
-  audit?: { model_version: string; source_repo: string };
+  audit?: { model_version: string; source_repo?: string };
 }
 
 /**
@@ -209,7 +209,10 @@ export function renderPolicy(settings: Pick<ConvertTaskSettings, "model" | "reci
     `# Rendered by \`pnpm pipeline convert ${settings.model}\` from ${settings.recipeFile}: the runtime policy of this model\n` +
     `# (ai-tools run --config <this file>). Edit the recipe, not this file: it is rewritten on every conversion.\n` +
     `# model_path is relative to the model root (--model-root, AI_TOOLS_MODEL_ROOT, default models/).\n`;
-  // The seed's audit block: which release this is, where the weights came from, and the file's sha256.
-  const audit = settings.audit ? { audit: { ...settings.audit, ...(checksum ? { checksum } : {}) } } : {};
+  // The blueprint's audit block, in its spelling: which release this is, where the weights came from (hf://), the file's sha256.
+  const source = settings.audit?.source_repo;
+  const audit = settings.audit
+    ? { audit: { model_version: settings.audit.model_version, ...(source ? { source_repo: source.includes("/") && !source.includes(":") ? `hf://${source}` : source } : {}), ...(checksum ? { checksum: `sha256:${checksum}` } : {}) } }
+    : {};
   return header + stringify({ engine: "powerinfer", model_path: modelPath, generation: settings.generation, runtime: settings.runtime, ...audit });
 }

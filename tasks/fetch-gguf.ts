@@ -32,7 +32,7 @@ export interface FetchGgufSettings {
   generation: GenerationSettings;
   runtime: RuntimeSettings;
   /** recipe.audit: copied into policy.yaml with the file's checksum. */
-  audit?: { model_version: string; source_repo: string };
+  audit?: { model_version: string; source_repo?: string };
 }
 
 /** GGUF architectures the pinned engine's loader runs sparse. */

@@ -4,7 +4,7 @@
  * ILP), precomputed here per host class, on any machine, and signed with the model.
  *
  * For each host profile the recipe names: the VRAM budget is the host's (the recipe's
- * runtime.vram_budget_gib when smaller); the bytes left for the FFN split and the solver's
+ * runtime.vram_budget_gb when smaller); the bytes left for the FFN split and the solver's
  * neuron capacity are derived from the GGUF header exactly as the engine derives them
  * (pipeline/gpu-split.ts); upstream's solve_gpu_split and export_split then run with
  * activation files staged so the exporter's string sort equals layer order (its
@@ -38,7 +38,7 @@ export interface GpuSplitTaskSettings {
   recipeFile: string;
   hosts: readonly string[];
   ctxSize: number;
-  /** recipe.runtime.vram_budget_gib: caps every host's budget. */
+  /** recipe.runtime.vram_budget_gb: caps every host's budget. */
   vramBudgetGib?: number;
   python?: string;
 }
@@ -88,7 +88,7 @@ export function gpuSplitTask(workspace: Workspace, engine: EngineSettings, setti
       return {
         values: {
           [`${settings.recipeFile}#gpuSplit`]: { hosts: settings.hosts, ctxSize: settings.ctxSize },
-          [`${settings.recipeFile}#runtime.vram_budget_gib`]: settings.vramBudgetGib ?? null,
+          [`${settings.recipeFile}#runtime.vram_budget_gb`]: settings.vramBudgetGib ?? null,
         },
         env: ["PYTHONPATH"],
         files: settings.hosts.map((h) => hostProfileFile(workspace.root, h)).map((f) => (f.startsWith(workspace.root + "/") ? f.slice(workspace.root.length + 1) : f)),

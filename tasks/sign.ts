@@ -26,6 +26,7 @@ import type { ProvenanceInput, ResourceDescriptor } from "../pipeline/signing/pr
 import { PACKAGE_ROOT } from "../pipeline/workspace.js";
 import { downloadedRepos, type DownloadResult } from "./download.js";
 import type { GeneratedCheckpoint } from "./generate.js";
+import type { LocalCheckpointResult } from "./local-checkpoint.js";
 import type { ConvertResult } from "./convert.js";
 import type { UpstreamResult } from "./upstream.js";
 import type { BuildResult } from "./build.js";
@@ -35,7 +36,7 @@ export interface SignTaskSettings {
   recipeFile: string;
   /** recipe.audit.model_version: the manifests/<model>/<version>/ folder. */
   modelVersion: string;
-  /** The task that produced the checkpoint: "download" or "generate". */
+  /** The task that produced the checkpoint: "download", "checkpoint" (local folders) or "generate". */
   checkpointTask: string;
   /** Tasks whose outputs live in the model directory (convert, quantize, bench). */
   contentTasks: readonly string[];
@@ -224,6 +225,12 @@ async function provenanceFor(ctx: TaskRunContext, settings: SignTaskSettings, si
       for (const file of repo.files) {
         resolved.push({ uri: `${download.endpoint}/${repo.repo}/resolve/${repo.commit}/${file.path}`, digest: file.sha256 ? { sha256: file.sha256 } : { gitBlob: file.gitOid } });
       }
+    }
+  } else if (checkpoint.task === "checkpoint") {
+    // Folders on this machine: every file the converter could read, by its sha256.
+    const local = checkpoint.result as LocalCheckpointResult;
+    for (const file of local.files) {
+      resolved.push({ name: `checkpoint ${file.role}/${file.path}`, uri: `file://${join(local[file.role].dir, file.path)}`, digest: { sha256: file.sha256 }, annotations: { size: file.size } });
     }
   } else {
     const generated = checkpoint.result as GeneratedCheckpoint;

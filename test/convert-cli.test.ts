@@ -35,7 +35,7 @@ describe.skipIf(!pythonReady)("convert tiny-relu-llama (needs /usr/bin/python3 w
     expect(record.outputs["models/powerinfer/tiny-relu-llama/model.powerinfer.gguf"]!.sha256).toBe(sha256(gguf()));
     const policy = readFileSync(join(modelDir(), "policy.yaml"), "utf8");
     expect(policy).toContain("model_path: powerinfer/tiny-relu-llama/model.powerinfer.gguf");
-    expect(policy).toContain("n_predict: 16");
+    expect(policy).toContain("max_tokens: 16");
     const generated = ws.record("generate--tiny-relu-llama")!;
     expect((generated.result as { files: { path: string }[] }).files.map((f) => f.path)).toEqual([
       "model/config.json",

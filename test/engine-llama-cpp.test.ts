@@ -27,8 +27,8 @@ function policy(generation: Partial<RenderedGeneration> = {}, modelPath: string 
     file: "test.yaml",
     engine: "llama.cpp",
     modelPath,
-    generation: { temperature: 0, top_p: 1, top_k: 40, repeat_penalty: 1, n_predict: 8, ctx_size: 256, seed: 1, stop: [], ...generation },
-    runtime: { threads: 2, vram_budget_gib: null, gpu_layers: null, batch_size: null },
+    generation: { temperature: 0, top_p: 1, top_k: 40, repeat_penalty: 1, max_tokens: 8, ctx_size: 256, seed: 1, stop: [], ...generation },
+    runtime: { threads: 2, vram_budget_gb: null, gpu_layers: null, batch_size: null },
     sources: {},
     warnings: [],
     policyHash: "0".repeat(64),
@@ -69,7 +69,7 @@ describe.skipIf(!nodeProbe.available)(nodeProbe.available ? "node-llama-cpp" : `
 
   let greedy: Awaited<ReturnType<typeof run>>;
   test("generates for real, streaming what it returns", async () => {
-    greedy = await run(nodeEngine, policy({ n_predict: 8 }));
+    greedy = await run(nodeEngine, policy({ max_tokens: 8 }));
     expect(greedy.text).not.toBe("");
     expect(greedy.streamed.join("")).toBe(greedy.text);
     expect(greedy.finishReason).toBe("length");
@@ -85,22 +85,22 @@ describe.skipIf(!nodeProbe.available)(nodeProbe.available ? "node-llama-cpp" : `
   });
 
   test("greedy decoding repeats itself; a seed makes sampling repeat too", async () => {
-    expect((await run(nodeEngine, policy({ n_predict: 8 }))).text).toBe(greedy.text);
-    const sampled = policy({ n_predict: 8, temperature: 1, top_k: 0, seed: 42 });
+    expect((await run(nodeEngine, policy({ max_tokens: 8 }))).text).toBe(greedy.text);
+    const sampled = policy({ max_tokens: 8, temperature: 1, top_k: 0, seed: 42 });
     expect((await run(nodeEngine, sampled)).text).toBe((await run(nodeEngine, sampled)).text);
   });
 
   test("a stop sequence ends the text before it", async () => {
     const stop = greedy.text.slice(3, 5);
-    const r = await run(nodeEngine, policy({ n_predict: 8, stop: [stop] }));
+    const r = await run(nodeEngine, policy({ max_tokens: 8, stop: [stop] }));
     expect(r.text).toBe(greedy.text.slice(0, greedy.text.indexOf(stop)));
     expect(r.streamed.join("")).toBe(r.text);
     expect(r.finishReason).toBe("stop");
   });
 
   test("an abort after the first token rejects with E_ENGINE_ABORTED, and the engine runs again", async () => {
-    expect(await abortAfterFirstToken(nodeEngine, policy({ n_predict: 200 }))).toMatchObject({ code: "E_ENGINE_ABORTED" });
-    expect((await run(nodeEngine, policy({ n_predict: 8 }))).text).toBe(greedy.text);
+    expect(await abortAfterFirstToken(nodeEngine, policy({ max_tokens: 200 }))).toMatchObject({ code: "E_ENGINE_ABORTED" });
+    expect((await run(nodeEngine, policy({ max_tokens: 8 }))).text).toBe(greedy.text);
   });
 });
 
@@ -162,7 +162,7 @@ describe("llama-cli (a fake one)", () => {
   });
 
   test("streams stdout, passes the policy as flags, takes llama.cpp's perf lines", async () => {
-    const p = policy({ n_predict: 5, temperature: 0.5, top_k: 7, top_p: 0.9, repeat_penalty: 1.2, seed: 7, ctx_size: 128 });
+    const p = policy({ max_tokens: 5, temperature: 0.5, top_k: 7, top_p: 0.9, repeat_penalty: 1.2, seed: 7, ctx_size: 128 });
     p.runtime.threads = 3;
     const r = await run(cliEngine(), p);
     expect(r.text).toBe("alpha beta gamma delta epsilon");
@@ -181,16 +181,16 @@ describe("llama-cli (a fake one)", () => {
   });
 
   test("a stop sequence stops the process; the end-of-text marker is no part of the text", async () => {
-    const stopped = await run(cliEngine(), policy({ n_predict: 50, stop: [" gam"] }));
+    const stopped = await run(cliEngine(), policy({ max_tokens: 50, stop: [" gam"] }));
     expect(stopped).toMatchObject({ text: "alpha beta", finishReason: "stop" });
     expect(stopped.streamed.join("")).toBe("alpha beta");
-    const eos = await run(cliEngine({ FAKE_EOS: "1" }), policy({ n_predict: 50 }));
+    const eos = await run(cliEngine({ FAKE_EOS: "1" }), policy({ max_tokens: 50 }));
     expect(eos).toMatchObject({ text: "alpha beta gamma", finishReason: "stop" });
     expect(eos.metrics.generatedTokens).toBe(3);
   });
 
   test("an abort after the first token kills it and rejects with E_ENGINE_ABORTED", async () => {
-    expect(await abortAfterFirstToken(cliEngine(), policy({ n_predict: 1000 }))).toMatchObject({ code: "E_ENGINE_ABORTED" });
+    expect(await abortAfterFirstToken(cliEngine(), policy({ max_tokens: 1000 }))).toMatchObject({ code: "E_ENGINE_ABORTED" });
     const { pid } = JSON.parse(readFileSync(argvFile, "utf8"));
     expect(() => process.kill(pid, 0)).toThrow();
   });
@@ -205,7 +205,7 @@ describe("llama-cli (a fake one)", () => {
     try {
       const env = { ...process.env, AI_TOOLS_LLAMA_CLI: "", PATH: join(dir, "bin") };
       expect(await createLlamaCppEngine({ env }).probe()).toMatchObject({ available: true, via: fake });
-      expect((await run(createLlamaCppEngine({ env }), policy({ n_predict: 2 }))).text).toBe("alpha beta");
+      expect((await run(createLlamaCppEngine({ env }), policy({ max_tokens: 2 }))).text).toBe("alpha beta");
       const none = createLlamaCppEngine({ env: { ...env, PATH: dir } });
       expect(await none.probe()).toMatchObject({ available: false, detail: expect.stringContaining("mocked: no binding") });
       await expect(none.generate("hi", policy())).rejects.toMatchObject({ code: "E_ENGINE_UNAVAILABLE" });

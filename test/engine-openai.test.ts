@@ -4,12 +4,17 @@
  * chunk with empty choices, then `data: [DONE]`, each flushed after a short delay so that
  * streaming (onToken before the answer is complete) is observable.
  */
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { buildChatRequestBody, createOpenAiEngine, parseStreamData, serverErrorMessage } from "../engines/openai.js";
 import { EngineError, type EngineErrorCode } from "../engines/types.js";
 import type { OpenAiSettings, RenderedGeneration, RenderedPolicy } from "../pipeline/policy/types.js";
+import { CLI } from "./helpers/workspace.js";
 
 const KEY_ENV = "TEST_OPENAI_KEY";
 /** Distinctive, so that any leak into an error is found by a plain substring search. */
@@ -61,8 +66,8 @@ function policy(overrides: { generation?: Partial<RenderedGeneration>; openai?: 
     file: "policies/remote.yaml",
     engine: "openai",
     modelPath: null,
-    generation: { temperature: 0.7, top_p: 0.9, top_k: 40, repeat_penalty: 1.1, n_predict: 64, ctx_size: 2048, seed: 42, stop: ["\n\n"], ...overrides.generation },
-    runtime: { threads: 4, vram_budget_gib: null, gpu_layers: null, batch_size: null },
+    generation: { temperature: 0.7, top_p: 0.9, top_k: 40, repeat_penalty: 1.1, max_tokens: 64, ctx_size: 2048, seed: 42, stop: ["\n\n"], ...overrides.generation },
+    runtime: { threads: 4, vram_budget_gb: null, gpu_layers: null, batch_size: null },
     openai: { base_url: overrides.baseUrl ?? baseUrl, model: MODEL, api_key_env: KEY_ENV, timeout_seconds: 5, ...overrides.openai },
     sources: {},
     warnings: [],
@@ -164,7 +169,7 @@ describe("openai engine: generate", () => {
 
   it("sends no Authorization header without a key, and omits the unset settings", async () => {
     handler = async (_req, res) => void (await stream(res, answer(["ok"]), 1));
-    const result = await createOpenAiEngine({ env: {} }).generate("hi", policy({ generation: { n_predict: -1, seed: -1, stop: [] } }));
+    const result = await createOpenAiEngine({ env: {} }).generate("hi", policy({ generation: { max_tokens: -1, seed: -1, stop: [] } }));
     expect(result.text).toBe("ok");
     const [request] = requests;
     expect(request!.headers.authorization).toBeUndefined();
@@ -172,7 +177,7 @@ describe("openai engine: generate", () => {
     expect(body).not.toHaveProperty("max_tokens");
     expect(body).not.toHaveProperty("seed");
     expect(body).not.toHaveProperty("stop");
-    expect(buildChatRequestBody("hi", policy({ generation: { n_predict: 0 } })).max_tokens).toBe(0);
+    expect(buildChatRequestBody("hi", policy({ generation: { max_tokens: 0 } })).max_tokens).toBe(0);
   });
 
   it("takes token counts from usage, and measures time to first token and speed", async () => {
@@ -311,6 +316,76 @@ describe("openai engine: generate", () => {
   });
 });
 
+describe("ai-tools run --engine openai", () => {
+  it("probes and queries the policy's server (a random port, not 8000) with the policy's key", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ai-tools-openai-run-"));
+    try {
+      const file = join(dir, "remote.yaml");
+      writeFileSync(file, `engine: openai\nopenai:\n  base_url: ${baseUrl}\n  model: ${MODEL}\n  api_key_env: ${KEY_ENV}\ngeneration:\n  max_tokens: 3\n`);
+      handler = (req, res) => {
+        if (req.url === "/v1/models") return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ object: "list", data: [{ id: MODEL }] }));
+        return void stream(res, answer(["Hello", ",", " world"]), 1);
+      };
+      const env: NodeJS.ProcessEnv = { ...process.env, CI: "true", AI_TOOLS_ROOT: dir, [KEY_ENV]: KEY };
+      delete env.OPENAI_BASE_URL;
+      delete env.OPENAI_API_KEY;
+      // Not spawnSync: the server answering it runs in this process.
+      const result = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [CLI, "run", "--engine", "openai", "--config", file, "--prompt", "Say hello"], { cwd: dir, env, stdio: ["ignore", "pipe", "pipe"] });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (d: Buffer) => (stdout += d));
+        child.stderr.on("data", (d: Buffer) => (stderr += d));
+        child.on("close", (status) => resolve({ status, stdout, stderr }));
+      });
+      expect(result.status, result.stderr).toBe(0);
+      expect(result.stdout).toBe("Hello, world\n");
+      expect(requests.map((r) => `${r.method} ${r.url}`)).toEqual(["GET /v1/models", "POST /v1/chat/completions"]);
+      for (const request of requests) expect(request.headers.authorization).toBe(`Bearer ${KEY}`);
+      expect(result.stderr).not.toContain(KEY);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("openai engine: the key goes to base_url's server only", () => {
+  let other: Server;
+  let otherUrl: string;
+  let otherRequests: Recorded[];
+  beforeAll(async () => {
+    other = createServer((req, res) => {
+      otherRequests.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers, body: undefined });
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ object: "list", data: [{ id: MODEL }] }));
+    });
+    await new Promise<void>((resolve) => other.listen(0, "127.0.0.1", resolve));
+    otherUrl = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    other.closeAllConnections();
+    await new Promise((resolve) => other.close(resolve));
+  });
+  beforeEach(() => {
+    otherRequests = [];
+    // Another origin (another port): following this would hand the key and the prompt to it.
+    handler = (req, res) => void res.writeHead(307, { location: `${otherUrl}${req.url}` }).end();
+  });
+
+  it("a redirected request is not followed: E_ENGINE_HTTP naming where to, nothing sent there", async () => {
+    const error = await engineError(withKey().generate("the secret prompt", policy()), "E_ENGINE_HTTP");
+    expect(error.message).toContain(`redirects (HTTP 307) to ${otherUrl}/v1/chat/completions: not followed`);
+    expect(otherRequests).toEqual([]);
+  });
+
+  it("a redirected probe is not followed either", async () => {
+    const probe = await withKey().probe(policy());
+    expect(probe.available).toBe(false);
+    expect(probe.detail).toContain(`redirects (HTTP 307) to ${otherUrl}/v1/models`);
+    expect(otherRequests).toEqual([]);
+    expect(requests[0]!.headers.authorization).toBe(`Bearer ${KEY}`);
+  });
+});
+
 describe("openai engine: probe and info", () => {
   it("lists the served models, sending the key", async () => {
     handler = (_req, res) => {
@@ -335,6 +410,15 @@ describe("openai engine: probe and info", () => {
     const down = await createOpenAiEngine({ env: {}, probe: { base_url: "http://127.0.0.1:9/v1" } }).probe();
     expect(down.available).toBe(false);
     expect(down.detail).toContain("http://127.0.0.1:9/v1/models");
+  });
+
+  it("given the policy, asks the policy's server with the policy's key (not $OPENAI_BASE_URL or port 8000)", async () => {
+    handler = (_req, res) => void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ object: "list", data: [{ id: MODEL }] }));
+    const env = { OPENAI_BASE_URL: "http://127.0.0.1:9/v1", OPENAI_API_KEY: "sk-wrong-key-for-this-server", [KEY_ENV]: KEY };
+    const probe = await createOpenAiEngine({ env }).probe(policy());
+    expect(probe).toMatchObject({ available: true, via: baseUrl, version: MODEL });
+    expect(requests).toHaveLength(1);
+    expect(requests[0]!.headers.authorization).toBe(`Bearer ${KEY}`);
   });
 
   it("describes itself as a remote engine", () => {

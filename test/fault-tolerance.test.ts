@@ -85,7 +85,7 @@ convert:
   outtype: f16
   vocabtype: spm
 generation:
-  n_predict: 16
+  max_tokens: 16
   ctx_size: 256
 bench:
   prompt: Once upon a time

@@ -27,7 +27,7 @@ const ACTIVATION = [seededBytes("activation-0", 1024), seededBytes("activation-1
 
 
 const GENERATION = `generation:
-  n_predict: 16
+  max_tokens: 16
   ctx_size: 256
 bench:
   nPredict: 16
@@ -182,8 +182,8 @@ audit:
     expect(readFileSync(join(modelDir("tiny-gguf"), "activation", "activation_1.pt")).equals(ACTIVATION[1]!)).toBe(true);
     const policy = readFileSync(join(modelDir("tiny-gguf"), "policy.yaml"), "utf8");
     expect(policy).toContain("model_path: powerinfer/tiny-gguf/model.powerinfer.gguf");
-    expect(policy).toContain(`checksum: ${sha256(sparse)}`);
-    expect(policy).toContain("n_predict: 16");
+    expect(policy).toContain(`checksum: sha256:${sha256(sparse)}`);
+    expect(policy).toContain("max_tokens: 16");
 
     // The convert record has the converted shape: bench and sign read it as they read a conversion.
     const download = ws.record("download--tiny-gguf")!.result as { gguf: { commit: string; files: { path: string }[] }; model?: unknown };

@@ -56,7 +56,7 @@ const GPU_SPLIT = `gpuSplit:
   hosts: [${HOST}]
 `;
 const GENERATION = `generation:
-  n_predict: 16
+  max_tokens: 16
   ctx_size: 256
 bench:
   prompt: Once upon a time

@@ -151,7 +151,7 @@ describe.skipIf(!python3)("gpu-split: precomputed GPU index per host class (need
     async function runOnce(): Promise<{ argv: string[]; text: string; warnings: string[] }> {
       const host = await loadHostProfile(join(PROJECT_ROOT, "configs", "hosts", "gpu-box.yaml"));
       const rendered = renderPolicy(
-        { engine: "powerinfer", model_path: modelFile(), generation: { ctx_size: 256, n_predict: 4 }, runtime: { threads: 1 } },
+        { engine: "powerinfer", model_path: modelFile(), generation: { ctx_size: 256, max_tokens: 4 }, runtime: { threads: 1 } },
         { file: "policy.yaml", host, modelRoot: join(root, "models"), gpuBuild: true },
       );
       const engine = createPowerInferEngine({ binary: fakeMain, env: { ...process.env, XDG_CACHE_HOME: join(root, "cache"), XDG_RUNTIME_DIR: join(root, "runtime") } });
@@ -171,6 +171,19 @@ describe.skipIf(!python3)("gpu-split: precomputed GPU index per host class (need
       // + 786432 KV = 25769803776 bytes = 24 GiB exactly (already whole MiB), so the flag is 24.
       expect(flag(argv, "--vram-budget")).toBe("24");
       expect(warnings.join("\n")).toContain("GPU split for gpu-box");
+      rmSync(placed);
+    });
+
+    it("an unsigned index left beside a signed model is replaced by the host's signed one, and the run says so", async () => {
+      const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+      await signModelDirectory(modelDir(), { privateKey });
+      const placed = modelFile() + ".generated.gpuidx";
+      writeFileSync(placed, "UNSIGNED INDEX");
+      const { argv, text, warnings } = await runOnce();
+      expect(text).toContain("INDEX-FOUND");
+      expect(flag(argv, "-m")).toBe(modelFile());
+      expect(readFileSync(placed).equals(readFileSync(index()))).toBe(true);
+      expect(warnings.join("\n")).toContain("replacing the unsigned model.powerinfer.gguf.generated.gpuidx that was there");
       rmSync(placed);
     });
 
@@ -196,7 +209,7 @@ describe.skipIf(!python3)("gpu-split: precomputed GPU index per host class (need
       writeFileSync(cpuMain, readFileSync(fakeMain, "utf8").replace("# NEEDED libcudart.so.12 libcublas.so.12\n", ""));
       chmodSync(cpuMain, 0o755);
       const host = await loadHostProfile(join(PROJECT_ROOT, "configs", "hosts", "gpu-box.yaml"));
-      const rendered = renderPolicy({ engine: "powerinfer", model_path: modelFile(), generation: { n_predict: 4 }, runtime: { threads: 1 } }, { file: "p.yaml", host, modelRoot: root, gpuBuild: false });
+      const rendered = renderPolicy({ engine: "powerinfer", model_path: modelFile(), generation: { max_tokens: 4 }, runtime: { threads: 1 } }, { file: "p.yaml", host, modelRoot: root, gpuBuild: false });
       const result = await createPowerInferEngine({ binary: cpuMain, env: { ...process.env, XDG_CACHE_HOME: join(root, "cache") } }).generate("hi", rendered);
       expect(result.text).toContain("NO-INDEX");
       const argv = readFileSync(argvLog, "utf8").trim().split("\n");

@@ -24,6 +24,12 @@ import {
 } from "../pipeline/config/recipe.js";
 import { PROJECT_ROOT } from "./helpers/workspace.js";
 
+/** A recipe source that must be a Hub repo (not a local folder). */
+function hub<T extends object>(source: T | undefined): Extract<T, { repo: string }> {
+  expect(source !== undefined && "repo" in source, "a Hub repo source").toBe(true);
+  return source as Extract<T, { repo: string }>;
+}
+
 /** powerinfer-upstream.md §11 / powerinfer-users.md §2: original weights + predictor, as the upstream README links them, and the GGUF repo whose activation/ a conversion takes. */
 const UPSTREAM_TABLE: Record<string, { model: string; predictor: string; activation?: string }> = {
   "relu-llama-2-7b": { model: "SparseLLM/ReluLLaMA-7B", predictor: "PowerInfer/ReluLLaMA-7B-Predictor", activation: "PowerInfer/ReluLLaMA-7B-PowerInfer-GGUF" },
@@ -84,15 +90,15 @@ describe("the shipped recipes", () => {
     expect(loaded.recipe.name).toBe(name);
     expect(loaded.file).toBe(join(PROJECT_ROOT, RECIPE_DIR, `${name}.yaml`));
     const { recipe } = loaded;
-    expect(recipe.model!.repo).toBe(UPSTREAM_TABLE[name]?.model);
-    expect(recipe.predictor!.repo).toBe(UPSTREAM_TABLE[name]?.predictor);
+    expect(hub(recipe.model).repo).toBe(UPSTREAM_TABLE[name]?.model);
+    expect(hub(recipe.predictor).repo).toBe(UPSTREAM_TABLE[name]?.predictor);
     expect(recipe.verified).toBe(true);
-    expect(recipe.audit.source_repo).toBe(recipe.model!.repo);
+    expect(recipe.audit.source_repo).toBe(hub(recipe.model).repo);
     // Nothing is pinned yet (no commits are known offline); releases pin a full hash.
-    expect(recipe.model!.revision).toBe("main");
-    expect(recipe.predictor!.revision).toBe("main");
-    expect(isPinnedRevision(recipe.model!.revision)).toBe(false);
-    expect(recipe.predictor!.allowPatterns).toEqual(DEFAULT_PREDICTOR_ALLOW_PATTERNS);
+    expect(hub(recipe.model).revision).toBe("main");
+    expect(hub(recipe.predictor).revision).toBe("main");
+    expect(isPinnedRevision(hub(recipe.model).revision)).toBe(false);
+    expect(hub(recipe.predictor).allowPatterns).toEqual(DEFAULT_PREDICTOR_ALLOW_PATTERNS);
     expect(recipe.convert!.outtype).toBe("f16");
     expect(recipe.runtime.threads).toBe("auto");
     // Predictor repos have no activation/: a convertible model takes it from its GGUF repo.
@@ -106,14 +112,14 @@ describe("the shipped recipes", () => {
       if (recipe.family === "relu-falcon") {
         expect(recipe.convert!.script).toBe("convert-hf-to-powerinfer-gguf.py");
         expect(recipe.convert!.vocabtype).toBeUndefined();
-        expect(recipe.model!.allowPatterns).toEqual(["pytorch_model*.bin", "*.json"]);
+        expect(hub(recipe.model).allowPatterns).toEqual(["pytorch_model*.bin", "*.json"]);
         // Its GGUF repo (where activation/ comes from) is gated, and its config may name no activation.
         expect(recipe.activation).toMatchObject({ gated: true });
-        expect(recipe.model!.assumeRelu).toMatch(/ReLU/);
+        expect(hub(recipe.model).assumeRelu).toMatch(/ReLU/);
       } else {
         expect(recipe.convert!.script).toBe("convert.py");
-        expect(recipe.model!.allowPatterns).toEqual(DEFAULT_MODEL_ALLOW_PATTERNS);
-        expect(recipe.model!.assumeRelu).toBeUndefined();
+        expect(hub(recipe.model).allowPatterns).toEqual(DEFAULT_MODEL_ALLOW_PATTERNS);
+        expect(hub(recipe.model).assumeRelu).toBeUndefined();
       }
       // ProSparse does not convert on the pinned engine (issue #201): the recipe says so and names the ready-made one.
       expect(recipe.convert!.unsupported !== undefined).toBe(recipe.family === "prosparse-llama");
@@ -152,7 +158,7 @@ describe("the shipped recipes", () => {
   it.each(Object.keys(NOT_RUNNABLE))("%s is refused by name with the reason", async (name) => {
     const { recipe } = await loadRecipe(PROJECT_ROOT, name);
     expect(recipeKind(recipe)).toBe("unsupported");
-    expect(recipe.model!.repo).toBe(NOT_RUNNABLE[name]!.model);
+    expect(hub(recipe.model).repo).toBe(NOT_RUNNABLE[name]!.model);
     expect(recipe.unsupported).toMatch(NOT_RUNNABLE[name]!.reason);
     expect(recipe.predictor).toBeUndefined();
     expect(recipe.convert).toBeUndefined();
@@ -247,13 +253,13 @@ describe("recipe errors", () => {
     const text = (await validFor("bad"))
       .replace("verified: true", "verified: yes")
       .replace("threads: auto", "threads: lots")
-      .replace("n_predict: 128", "n_predict: 1.5")
+      .replace("max_tokens: 128", "max_tokens: 1.5")
       .replace("top_p: 0.9", "top_p: 1.5");
     const { found } = await problems(text);
     expect(found).toHaveLength(4);
     expect(found).toContainEqual(expect.stringMatching(new RegExp(`^${lineOf(text, "verified:")}:11 verified: .*boolean`)));
     expect(found).toContainEqual(`${lineOf(text, "threads:")}:12 runtime.threads: a thread count from 1 to 1024, or "auto"`);
-    expect(found).toContainEqual(expect.stringMatching(new RegExp(`^${lineOf(text, "n_predict:")}:14 generation.n_predict: .*int`)));
+    expect(found).toContainEqual(expect.stringMatching(new RegExp(`^${lineOf(text, "max_tokens:")}:15 generation.max_tokens: .*int`)));
     expect(found).toContainEqual(expect.stringMatching(new RegExp(`^${lineOf(text, "top_p:")}:10 generation.top_p: .*<=1`)));
   });
 
@@ -308,8 +314,8 @@ describe("recipe errors", () => {
     const root = await workspace({ "ok.yaml": text });
     const { recipe } = await loadRecipe(root, "ok");
     expect(recipe.convert).toMatchObject({ outtype: "f32", quantize: "Q4_0" });
-    expect(recipe.model!.revision).toBe(commit);
-    expect(isPinnedRevision(recipe.model!.revision)).toBe(true);
+    expect(hub(recipe.model).revision).toBe(commit);
+    expect(isPinnedRevision(hub(recipe.model).revision)).toBe(true);
   });
 
   it("refuses an abbreviated commit as a revision", async () => {
@@ -405,14 +411,17 @@ describe("a missing recipe", () => {
     expect(error.message).toMatch(/not a valid recipe name/);
   });
 
-  it("says so when there are no recipes at all", async () => {
+  it("a workspace without recipes of its own has the built-in ones; a missing name lists them all", async () => {
     const root = await mkdtemp(join(tmpdir(), "ai-tools-recipes-"));
     try {
-      const error = (await loadRecipe(root, "relu-llama-2-7b").catch((e: unknown) => e)) as RecipeNotFoundError;
+      expect((await loadRecipe(root, "relu-llama-2-7b")).origin).toBe("built-in");
+      const error = (await loadRecipe(root, "relu-lama-2-7b").catch((e: unknown) => e)) as RecipeNotFoundError;
       expect(error.code).toBe("E_CONFIG_MISSING");
-      expect(error.available).toEqual([]);
-      expect(error.message).toContain(`There are no recipes in ${RECIPE_DIR}/`);
-      expect(await listRecipes(root)).toEqual([]);
+      expect(error.available[0]).toBe("relu-llama-2-7b");
+      expect(error.message).toContain('Did you mean "relu-llama-2-7b"?');
+      const listed = await listRecipes(root);
+      expect(listed.map((r) => r.name)).toEqual(readdirSync(join(PROJECT_ROOT, RECIPE_DIR)).filter((f) => f.endsWith(".yaml")).map((f) => f.slice(0, -5)).sort());
+      expect(new Set(listed.map((r) => r.ok && r.origin))).toEqual(new Set(["built-in"]));
     } finally {
       await rm(root, { recursive: true, force: true });
     }
@@ -438,7 +447,10 @@ describe("listRecipes", () => {
       await writeFile(join(dir, "broken.yaml"), "name: broken\nmodel: [unclosed\n");
       await writeFile(join(dir, "invalid.yaml"), good.replace("name: good", "name: invalid").replace("family: bamboo", "family: mistral"));
       await writeFile(join(dir, "README.md"), "not a recipe\n");
-      const list = await listRecipes(root);
+      const all = await listRecipes(root);
+      // The workspace's recipes extend the built-in catalogue.
+      expect(all.filter((r) => r.ok && r.origin === "built-in").map((r) => r.name)).toContain("tiny-relu-llama");
+      const list = all.filter((r) => r.file.startsWith(root));
       expect(list.map((r) => [r.name, r.ok])).toEqual([
         ["broken", false],
         ["good", true],
@@ -460,6 +472,7 @@ describe("listRecipes", () => {
         activationRepo: "PowerInfer/Bamboo-base-v0.1-gguf",
         verified: true,
         sizeBytes: 15_000_000_000,
+        origin: "workspace",
       });
     } finally {
       await rm(root, { recursive: true, force: true });

@@ -5,7 +5,8 @@
  */
 import { spawnSync, execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLI, makeWorkspace, PROJECT_ROOT, type TestWorkspace } from "./helpers/workspace.js";
@@ -198,6 +199,76 @@ describe.skipIf(!pythonReady)("ai-tools run / render / drift / engines (needs /u
     const unknown = await ws.cli(["run", "--config", POLICY, "--engine", "vllm-turbo", "--prompt", "x"]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('unknown engine "vllm-turbo"; known engines: powerinfer, llama.cpp, openai');
+  });
+
+  describe("the integration blueprint, as written there", () => {
+    /** The blueprint's example policy with only the model name (and the placeholder digest) filled in. */
+    const blueprint = () => `engine: powerinfer
+model_path: models/powerinfer/tiny-relu-llama/model.powerinfer.gguf
+generation: { max_tokens: 512, temperature: 0.7, top_p: 0.9 }
+runtime: { threads: 12, gpu_layers: 40, vram_budget_gb: 18, batch_size: 4 }
+audit: { model_version: "mixtral-47b-turbosparse-v1", source_repo: "hf://turbosparse/mixtral-47b", checksum: "sha256:${sha256(modelFile())}" }
+`;
+    const cliFrom = (cwd: string, args: string[], env: NodeJS.ProcessEnv) => spawnSync(process.execPath, [CLI, ...args], { cwd, env, encoding: "utf8" });
+
+    it("its policy validates and runs: each setting reaches main or is dropped with the reason", async () => {
+      writeFileSync(join(ws.root, "blueprint.yaml"), blueprint());
+      const result = await ws.cli(["run", "--config", "blueprint.yaml", "--prompt", PROMPT]);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout.trim().length).toBeGreaterThan(0);
+      expect(result.stderr, "no older key spelling to note").not.toMatch(/older spelling/);
+      expect(result.stderr).toMatch(/powerinfer: 512 tokens/);
+      // 12 threads on a smaller host are clamped; -ngl never reaches a sparse model; the CPU build has no --vram-budget.
+      if (cpus().length < 12) expect(result.stderr).toMatch(/warning: runtime.threads: 12 threads on a host with \d+ physical cores/);
+      expect(result.stderr).toMatch(/warning: runtime.gpu_layers: 40 is not passed: sparse PowerInfer models take vram_budget_gb instead/);
+      expect(result.stderr).toMatch(/warning: runtime.vram_budget_gb: the powerinfer build has no GPU support: --vram-budget 18 is dropped/);
+      const rendered = JSON.parse((await ws.cli(["render", "--config", "blueprint.yaml", "--json"])).stdout);
+      expect(rendered).toMatchObject({ modelPath: modelFile(), generation: { max_tokens: 512, temperature: 0.7, top_p: 0.9 }, runtime: { batch_size: 4 }, audit: { checksum: sha256(modelFile()), source_repo: "turbosparse/mixtral-47b" } });
+    });
+
+    it("its command runs with the recipe as the config: ai-tools run --engine powerinfer --model <name> --config configs/models/powerinfer/<name>.yaml", async () => {
+      const result = await ws.cli(["run", "--engine", "powerinfer", "--model", "tiny-relu-llama", "--config", "configs/models/powerinfer/tiny-relu-llama.yaml", "--prompt", PROMPT]);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout.trim().length).toBeGreaterThan(0);
+      expect(result.stderr).toMatch(/verified 4 files/);
+      expect(result.stderr).toMatch(/powerinfer: 16 tokens/);
+    });
+
+    it("the older key spellings still work, with a one-line note on stderr, once", async () => {
+      writeFileSync(join(ws.root, "old.yaml"), blueprint().replace("max_tokens: 512", "n_predict: 512").replace("vram_budget_gb", "vram_budget_gib"));
+      // drift reads the policy twice (to render it, and to name the keys that differ from the signed one).
+      const result = await ws.cli(["drift", "--config", "old.yaml"]);
+      expect(result.code, result.stderr).toBe(3);
+      const notes = result.stderr.split("\n").filter((line) => line.includes("older spelling"));
+      expect(notes).toEqual([
+        "note: old.yaml: generation.n_predict is the older spelling of generation.max_tokens: accepted (write max_tokens)",
+        "note: old.yaml: runtime.vram_budget_gib is the older spelling of runtime.vram_budget_gb: accepted (write vram_budget_gb)",
+      ]);
+    });
+
+    it("model_path from the workspace root names the same file from any current directory", () => {
+      writeFileSync(join(ws.root, "blueprint.yaml"), blueprint());
+      const policy = join(ws.root, "blueprint.yaml");
+      const env: NodeJS.ProcessEnv = { ...ws.env };
+      delete env.AI_TOOLS_ROOT;
+      const deep = join(ws.root, "some", "sub", "folder");
+      mkdirSync(deep, { recursive: true });
+      const outside = mkdtempSync(join(tmpdir(), "ai-tools-elsewhere-"));
+      try {
+        const places: [string, string, string][] = [
+          ["the workspace root", ws.root, "blueprint.yaml"],
+          ["a sub-folder", deep, "../../../blueprint.yaml"],
+          ["outside the workspace", outside, policy],
+        ];
+        for (const [where, cwd, config] of places) {
+          const r = cliFrom(cwd, ["render", "--config", config, "--json"], env);
+          expect(r.status, `${where}: ${r.stderr}`).toBe(0);
+          expect(JSON.parse(r.stdout).modelPath, where).toBe(modelFile());
+        }
+      } finally {
+        rmSync(outside, { recursive: true, force: true });
+      }
+    });
   });
 
   it("metrics summary prints percentiles per model from the log", async () => {

@@ -54,7 +54,7 @@ describe.skipIf(!pythonReady)("signing from the command line (needs /usr/bin/pyt
     for (const f of ["SHA256SUMS", "model.sig", "provenance.sigstore.json"]) expect(existsSync(join(modelDir(), f)), f).toBe(true);
 
     // The audit block of the rendered policy carries the converted file's checksum.
-    expect(readFileSync(join(modelDir(), "policy.yaml"), "utf8")).toContain(`checksum: ${sha256(join(modelDir(), "model.powerinfer.gguf"))}`);
+    expect(readFileSync(join(modelDir(), "policy.yaml"), "utf8")).toContain(`checksum: sha256:${sha256(join(modelDir(), "model.powerinfer.gguf"))}`);
 
     // The published copy: signatures and small signed files, no weights.
     const manifest = join(ws.root, "build", "manifests", "tiny-relu-llama", "0");

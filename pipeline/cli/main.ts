@@ -131,8 +131,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     // Model steps (and their dependencies: the Hub client, GGUF, Python) load only when a model is named.
     let graph = engineGraph(workspace, settings);
     if (options.model !== undefined) {
-      const [{ loadRecipe }, { convertGraph, downloadGraph }] = await Promise.all([import("../config/recipe.js"), import("../model-graphs.js")]);
-      const recipe = await loadRecipe(await recipeRoot(workspace.root), options.model);
+      const [{ loadRecipe }, { localCheckpointRecipe }, { convertGraph, downloadGraph }] = await Promise.all([import("../config/recipe.js"), import("../config/local-recipe.js"), import("../model-graphs.js")]);
+      // A recipe by name or by file, or one made from --checkpoint/--predictor/--name.
+      const recipe = options.checkpoint
+        ? await localCheckpointRecipe({ name: options.model, checkpoint: options.checkpoint, predictor: options.predictor! })
+        : await loadRecipe(await recipeRoot(workspace.root), options.model);
+      options = { ...options, model: recipe.name };
       graph = command === "download" ? downloadGraph(workspace, recipe, downloadOptions) : convertGraph(workspace, settings, recipe, downloadOptions);
     }
     // `bench` measures again: the point is a fresh number, even when nothing changed.
@@ -294,11 +298,11 @@ async function convertedModelOf(root: string, dir: string): Promise<string | und
   const { resolve, relative, sep } = await import("node:path");
   const parts = relative(join(root, "models", "powerinfer"), resolve(dir)).split(sep);
   if (parts.length !== 1 || !parts[0] || parts[0].startsWith("..")) return undefined;
-  const { RECIPE_DIR } = await import("../config/recipe.js");
-  return existsSync(join(await recipeRoot(root), RECIPE_DIR, `${parts[0]}.yaml`)) ? parts[0] : undefined;
+  const { findRecipeFile } = await import("../config/recipe.js");
+  return (await findRecipeFile(await recipeRoot(root), parts[0])) ? parts[0] : undefined;
 }
 
-/** The workspace's recipes, else (installed as a package, no recipes of its own) the packaged ones. */
+/** The workspace (whose recipes extend the built-in ones), else (installed as a package, no recipes of its own) the package. */
 async function recipeRoot(root: string): Promise<string> {
   const { RECIPE_DIR } = await import("../config/recipe.js");
   return existsSync(join(root, RECIPE_DIR)) ? root : PACKAGE_ROOT;
@@ -323,9 +327,10 @@ async function printModels(root: string, json: boolean): Promise<number> {
       continue;
     }
     const notes = [
-      r.verified ? "" : "unverified repo ids",
+      r.verified || r.kind === "local" ? "" : "unverified repo ids",
       r.gated ? "gated: needs HF_TOKEN" : "",
       r.kind === "unsupported" ? "refused: not runnable or convertible on the pinned engine" : r.unsupported ? "cannot be converted by the pinned engine" : "",
+      r.origin === "workspace" ? (r.overrides ? "workspace recipe: overrides the built-in one" : "workspace recipe") : "",
     ]
       .filter(Boolean)
       .join("; ");

@@ -8,7 +8,7 @@ import { BACKENDS, type Backend } from "../config/backends.js";
 export const COMMANDS = ["engine", "convert", "download", "bench", "models", "inspect", "doctor", "setup-python", "plan", "status", "keygen", "sign", "verify", "run", "render", "drift", "engines", "schemas", "metrics", "clean", "release"] as const;
 export type CommandName = (typeof COMMANDS)[number];
 /** Task ids that `--force <task>` accepts without `=`. */
-export const TASK_IDS = ["upstream", "build", "download", "generate", "convert", "quantize", "bench", "sign"] as const;
+export const TASK_IDS = ["upstream", "build", "download", "checkpoint", "generate", "convert", "quantize", "bench", "sign"] as const;
 
 export interface CliOptions {
   command: CommandName | "help" | "version";
@@ -68,6 +68,8 @@ export interface CliOptions {
   modelRoot?: string;
   host?: string;
   strict: boolean;
+  /** --allow-outside-root (run, render, drift): the policy's model_path may lie outside the model root and workspace. */
+  allowOutsideRoot: boolean;
   verifyModel: "auto" | "require" | "skip";
   binary?: string;
   metricsLog?: string;
@@ -77,6 +79,9 @@ export interface CliOptions {
   metricsFile?: string;
   /** clean --cache: the Hugging Face cache too. */
   cache: boolean;
+  /** convert/download --checkpoint DIR --predictor DIR --name NAME: a checkpoint on disk, no recipe file (model = the name). */
+  checkpoint?: string;
+  predictor?: string;
 }
 
 export const USAGE = `Usage: pnpm pipeline <command> [options]
@@ -84,7 +89,10 @@ export const USAGE = `Usage: pnpm pipeline <command> [options]
 Commands:
   engine                  fetch and build PowerInfer as configured; fresh steps are skipped
   convert <model>         the model pipeline: engine, checkpoint (download, or generate for
-                          tiny-relu-llama), conversion [, quantize], bench; fresh steps skipped
+                          tiny-relu-llama), conversion [, quantize], bench; fresh steps skipped.
+                          <model> is a recipe name or a recipe file (./my-recipe.yaml)
+  convert --checkpoint <dir> --predictor <dir> --name <model>
+                          the same for a checkpoint on disk, without a recipe file
   download <model>        only the model's checkpoint and predictor, into the Hugging Face cache
   bench <model>           measure the converted model again (bench.json); --compare old.json gates
   models                  the model recipes (configs/models/powerinfer/)
@@ -157,6 +165,11 @@ Options:
   --model-root <dir>      where model_path is resolved (env AI_TOOLS_MODEL_ROOT; default models/)
   --host <name|file>      (run, render) render for configs/hosts/<name>.yaml instead of this machine
   --strict                refuse a policy the host cannot honour instead of clamping it
+  --checkpoint <dir>      (convert, download) a Hugging Face checkpoint folder; with --predictor, --name
+  --predictor <dir>       (convert, download) its activation predictor folder (model_*.pt)
+  --name <model>          (convert, download) the model's name: models/powerinfer/<model>/
+  --allow-outside-root    (run, render, drift) let the policy's model_path name a file outside the
+                          model root and the workspace
   --no-verify / --require-signature   (run) skip the model's signature check / refuse unsigned models
   --binary <path>         (run) the engine executable (env AI_TOOLS_POWERINFER_BIN)
   --metrics-log <file>    (run) append one JSON line per request (env AI_TOOLS_METRICS_LOG)
@@ -242,6 +255,7 @@ export function parseCli(argv: readonly string[]): CliOptions {
         "model-root": { type: "string" },
         host: { type: "string" },
         strict: { type: "boolean" },
+        "allow-outside-root": { type: "boolean" },
         "no-verify": { type: "boolean" },
         "require-signature": { type: "boolean" },
         binary: { type: "string" },
@@ -249,6 +263,9 @@ export function parseCli(argv: readonly string[]): CliOptions {
         "prom-textfile": { type: "string" },
         "log-prompts": { type: "boolean" },
         cache: { type: "boolean" },
+        checkpoint: { type: "string" },
+        predictor: { type: "string" },
+        name: { type: "string" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
       },
@@ -280,6 +297,7 @@ export function parseCli(argv: readonly string[]): CliOptions {
     certificateRoots: values["certificate-root"] ?? [],
     digestCache: values["digest-cache"] ?? false,
     strict: values.strict ?? false,
+    allowOutsideRoot: values["allow-outside-root"] ?? false,
     verifyModel: "auto",
     logPrompts: values["log-prompts"] ?? false,
     cache: values.cache ?? false,
@@ -367,7 +385,17 @@ export function parseCli(argv: readonly string[]): CliOptions {
     target = planned;
     targetParams = plannedParams;
   }
-  if (target === "convert" || target === "download" || target === "bench" || target === "release") {
+  const local = values.checkpoint !== undefined || values.predictor !== undefined || values.name !== undefined;
+  if (local) {
+    if (target !== "convert" && target !== "download") throw new UsageError("--checkpoint, --predictor and --name are for convert and download");
+    if (values.checkpoint === undefined || values.predictor === undefined || values.name === undefined) {
+      throw new UsageError("a checkpoint on disk needs all three: --checkpoint <dir> --predictor <dir> --name <model>");
+    }
+    if (targetParams.length > 0) throw new UsageError(`${target} --checkpoint takes no model argument (the model is --name); got "${targetParams.join(" ")}"`);
+    options.model = values.name;
+    options.checkpoint = values.checkpoint;
+    options.predictor = values.predictor;
+  } else if (target === "convert" || target === "download" || target === "bench" || target === "release") {
     if (targetParams.length !== 1) throw new UsageError(`${target} needs exactly one model name: pnpm pipeline ${target} <model> (see pnpm pipeline models)`);
     options.model = targetParams[0]!;
   } else if (target === "inspect") {

@@ -24,6 +24,7 @@ function prepareOptions(options: CliOptions, io: CommandIo) {
     strict: options.strict,
     ...(options.trustedKeys ? { trustedKeys: options.trustedKeys } : {}),
     onNote: (line: string) => io.err(`note: ${line}`),
+    ...(options.allowOutsideRoot ? { allowOutsideRoot: true } : {}),
   };
 }
 
@@ -48,18 +49,18 @@ export async function runRun(options: CliOptions, io: CommandIo, signal: AbortSi
   const [{ preparePolicy, checkModelIntegrity }, metrics] = await Promise.all([import("../runtime/prepare.js"), import("../metrics/record.js")]);
   phase("modules loaded");
   const prompt = await readPrompt(options);
-  const { rendered, engine } = await preparePolicy(prepareOptions(options, io));
+  const { rendered, engine, root } = await preparePolicy(prepareOptions(options, io));
   phase("policy rendered");
   for (const warning of rendered.warnings) io.err(`warning: ${warning}`);
   const integrity = await checkModelIntegrity(rendered, {
-    root: io.root,
+    root,
     mode: options.verifyModel,
     ...(options.trustedKeys ? { trustedKeys: options.trustedKeys } : {}),
     onNote: (line) => io.err(`note: ${line}`),
   });
   phase("model verified");
   if (integrity.verified) io.err(`verified ${integrity.verified.files.length} files (root ${integrity.verified.rootDigest.slice(0, 16)}…, key ${integrity.verified.key.id})`);
-  const probe = await engine.probe();
+  const probe = await engine.probe(rendered);
   if (!probe.available) {
     const { EngineError } = await import("../../engines/types.js");
     throw new EngineError("E_ENGINE_UNAVAILABLE", `${engine.name} is not available: ${probe.detail}`);

@@ -9,11 +9,14 @@
  * Facts behind the rules below: shared/reference/powerinfer-upstream.md §7 (converters),
  * §8 (predictor layout), §9 (output types), §11 (repo ids) and powerinfer-users.md.
  */
+import { existsSync, realpathSync } from "node:fs";
 import { readdir } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
+import { PACKAGE_ROOT } from "../root.js";
 import { z } from "zod";
 import { ConfigError, displayPath, loadYamlConfig } from "./load-yaml.js";
-import { generationSchema, runtimeSchema } from "../policy/schema.js";
+import { generationSchema, runtimeSchema, sha256DigestSchema } from "../policy/schema.js";
+import { hubRepoIdSchema, hubSourceRepoSchema } from "./hub-repo.js";
 
 /** Where recipes live, relative to the workspace root. */
 export const RECIPE_DIR = "configs/models/powerinfer";
@@ -39,10 +42,11 @@ export const FAMILY_ARCHITECTURE: Readonly<Partial<Record<RecipeFamily, string>>
  * - `convert`: original weights + predictor from the Hub, converted here by the upstream converter;
  * - `gguf`: a ready-made PowerInfer GGUF from the Hub, validated and used as it is (no converter);
  * - `generate`: a checkpoint generated on this machine (the offline demo), then converted;
+ * - `local`: a checkpoint and predictor in folders on this machine (`model: { path }`), converted;
  * - `unsupported`: the pinned engine cannot run it sparse, or its converter cannot convert it
  *   (top-level `unsupported` or `convert.unsupported`): refused by name, with the reason.
  */
-export const RECIPE_KINDS = ["convert", "gguf", "generate", "unsupported"] as const;
+export const RECIPE_KINDS = ["convert", "gguf", "generate", "local", "unsupported"] as const;
 export type RecipeKind = (typeof RECIPE_KINDS)[number];
 
 /** Ready-made sparse files: the only types sparse inference computes correctly (powerinfer-upstream.md §9). */
@@ -93,16 +97,7 @@ export const recipeNameSchema = z
   .max(100)
   .regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*$/, 'lowercase letters, digits and single ".", "_" or "-" between them, e.g. "relu-llama-2-7b"');
 
-/**
- * A Hub model id "org/name", as huggingface_hub's validate_repo_id accepts it: letters,
- * digits, "_", "-", "." with a word character at each end, no "--" or "..", at most 96
- * characters. The org is required here (every PowerInfer repo has one).
- */
-export const hubRepoIdSchema = z
-  .string()
-  .max(96, "a Hugging Face repo id is at most 96 characters")
-  .regex(/^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\/[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$/, 'a Hugging Face repo id "org/name", e.g. "SparseLLM/ReluLLaMA-7B"')
-  .refine((id) => !id.includes("--") && !id.includes(".."), 'a Hugging Face repo id may not contain "--" or ".."');
+export { hubRepoIdSchema } from "./hub-repo.js";
 
 const FULL_COMMIT = /^[0-9a-f]{40}$/;
 
@@ -167,6 +162,33 @@ export const modelSourceSchema = hubSourceSchema(DEFAULT_MODEL_ALLOW_PATTERNS).e
 });
 /** The repo with the activation predictor: `model_{n}.pt` per layer plus `config.json`. */
 export const predictorSourceSchema = hubSourceSchema(DEFAULT_PREDICTOR_ALLOW_PATTERNS);
+
+/** A folder on this machine: absolute, or relative to the recipe file's folder. */
+const localPathSchema = z
+  .string()
+  .min(1)
+  .max(4096)
+  .refine((p) => !p.includes("\0"), "a folder path");
+
+/**
+ * The original weights in a folder on this machine instead of a Hub repo (a Hugging Face
+ * checkpoint: config.json, weights, tokenizer). Its config.json passes the same architecture
+ * check as a download's; its files are fingerprinted by identity and sha256.
+ */
+export const localModelSourceSchema = z.strictObject({
+  path: localPathSchema,
+  /** As for a Hub repo: why the recipe vouches for ReLU when config.json names no activation. */
+  assumeRelu: z.string().min(1).max(500).optional(),
+});
+/** The activation predictor in a folder on this machine (`model_{n}.pt`, config.json, optionally activation/). */
+export const localPredictorSourceSchema = z.strictObject({ path: localPathSchema });
+
+export type LocalSource = z.infer<typeof localModelSourceSchema>;
+
+/** A source given as a folder on this machine rather than a Hub repo. */
+export function isLocalSource<T extends object>(source: T | undefined): source is Extract<T, { path: string }> {
+  return source !== undefined && "path" in source;
+}
 
 /**
  * Where a converted model's `activation/` comes from. Predictor repos do not ship it; the
@@ -246,13 +268,13 @@ export const convertSchema = z
 export const auditSchema = z.strictObject({
   /** The release's version label as its publisher names it (e.g. "v0.1"), or "unversioned". The resolved Hub commits are recorded per run. */
   model_version: z.string().min(1).max(200),
-  /** The Hub repo the weights come from (normally model.repo). */
-  source_repo: hubRepoIdSchema,
-  /** sha256 (64 lowercase hex) of the converted .powerinfer.gguf, once a release has been produced; later conversions must match it. */
-  checksum: z
-    .string()
-    .regex(/^[0-9a-f]{64}$/, "a sha256 digest: 64 lowercase hex characters")
-    .optional(),
+  /**
+   * The Hub repo the weights come from (normally model.repo), as `hf://org/name` or `org/name`
+   * (parsed to `org/name`). A local checkpoint may have none.
+   */
+  source_repo: hubSourceRepoSchema.optional(),
+  /** sha256 of the converted .powerinfer.gguf (`sha256:<hex>` or bare hex), once a release has been produced; later conversions must match it. */
+  checksum: sha256DigestSchema.optional(),
 });
 
 /** How `bench` runs `main` on the converted model: fixed so results compare across runs. */
@@ -306,8 +328,10 @@ export const recipeSchema = z.strictObject({
       seed: z.number().int().min(0).max(2 ** 31).default(0),
     })
     .optional(),
-  model: modelSourceSchema.optional(),
-  predictor: predictorSourceSchema.optional(),
+  /** The original weights: a Hub repo, or `{ path }` for a folder on this machine. */
+  model: z.union([modelSourceSchema, localModelSourceSchema]).optional(),
+  /** The activation predictor: a Hub repo, or `{ path }` for a folder on this machine. */
+  predictor: z.union([predictorSourceSchema, localPredictorSourceSchema]).optional(),
   /** A converted model's activation/ (from the matching GGUF repo); only with model/predictor. */
   activation: activationSourceSchema.optional(),
   /** A ready-made PowerInfer GGUF: exclusive with model/predictor/activation/generate/convert. */
@@ -352,6 +376,7 @@ export const recipeSchema = z.strictObject({
 
 export type Recipe = z.infer<typeof recipeSchema>;
 export type RecipeSource = z.infer<typeof modelSourceSchema>;
+export type PredictorSource = z.infer<typeof predictorSourceSchema>;
 export type ActivationSource = z.infer<typeof activationSourceSchema>;
 export type GgufSource = z.infer<typeof ggufSourceSchema>;
 export type ConvertSettings = z.infer<typeof convertSchema>;
@@ -362,10 +387,16 @@ export type BenchSettings = z.infer<typeof benchSchema>;
 
 export interface LoadedRecipe {
   name: string;
-  /** Absolute path of the recipe file. */
+  /** Absolute path of the recipe file (for a recipe made from --checkpoint: the checkpoint folder). */
   file: string;
   recipe: Recipe;
+  /** Where it came from: the workspace's recipes, the built-in ones, a file given by path, or --checkpoint flags. */
+  origin?: RecipeOrigin;
+  /** How messages and step inputs name it, when not by its file (e.g. "--checkpoint ./ckpt"). */
+  shownAs?: string;
 }
+
+export type RecipeOrigin = "workspace" | "built-in" | "file" | "flags";
 
 export type RecipeSummary =
   | {
@@ -392,6 +423,10 @@ export type RecipeSummary =
       sizeBytes?: number;
       /** Why the pinned engine cannot convert or run it, when it cannot. */
       unsupported?: string;
+      /** The workspace's own recipe, or a built-in one. */
+      origin: "workspace" | "built-in";
+      /** A workspace recipe that has the name of a built-in one (and wins over it). */
+      overrides?: true;
     }
   | {
       ok: false;
@@ -447,6 +482,10 @@ export function recipeSchemaFor(fileName: string) {
         issue(recipe.model ? "predictor" : "model", "required key is missing (a recipe downloads model and predictor, names a ready-made gguf, or has a generate block)");
       }
       if (recipe.activation && !recipe.model) issue("activation", "activation/ is taken for a converted model: only with model and predictor");
+      if (recipe.model && recipe.predictor && isLocalSource(recipe.model) !== isLocalSource(recipe.predictor)) {
+        issue(isLocalSource(recipe.model) ? "predictor" : "model", "model and predictor come from the same kind of place: both Hub repos (repo) or both folders on this machine (path)");
+      }
+      if (recipe.activation && isLocalSource(recipe.model)) issue("activation", "a local checkpoint takes activation/ from its predictor folder: put it there and remove activation");
       if (!recipe.convert) issue("convert", "required key is missing (how the checkpoint is converted: script, outtype)");
     });
 }
@@ -456,6 +495,7 @@ export function recipeKind(recipe: Recipe): RecipeKind {
   if (recipe.unsupported !== undefined || recipe.convert?.unsupported !== undefined) return "unsupported";
   if (recipe.gguf) return "gguf";
   if (recipe.generate) return "generate";
+  if (isLocalSource(recipe.model)) return "local";
   return "convert";
 }
 
@@ -466,10 +506,11 @@ export function unsupportedReason(recipe: Recipe): string | undefined {
 
 /** Every Hub repo the recipe downloads from (for `clean --cache`), in recipe order, without duplicates. */
 export function recipeHubRepos(recipe: Recipe): string[] {
-  return [...new Set([recipe.model?.repo, recipe.predictor?.repo, recipe.activation?.repo, recipe.gguf?.repo].filter((r): r is string => r !== undefined))];
+  const hub = (source: object | undefined) => (source !== undefined && "repo" in source ? (source.repo as string) : undefined);
+  return [...new Set([hub(recipe.model), hub(recipe.predictor), recipe.activation?.repo, recipe.gguf?.repo].filter((r): r is string => r !== undefined))];
 }
 
-/** Names of the `*.yaml` files in the recipe folder, sorted; [] when there is no folder. */
+/** Names of the `*.yaml` files in a recipe folder, sorted; [] when there is no folder. */
 async function recipeNames(root: string): Promise<string[]> {
   const entries = await readdir(join(root, RECIPE_DIR), { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
     if (error.code === "ENOENT" || error.code === "ENOTDIR") return [];
@@ -481,47 +522,100 @@ async function recipeNames(root: string): Promise<string[]> {
     .sort();
 }
 
+/**
+ * The recipe catalogues in the order they win: the workspace's own configs/models/powerinfer/,
+ * then the built-in one shipped with the toolkit. One entry when they are the same folder.
+ */
+function catalogues(root: string): { root: string; origin: "workspace" | "built-in" }[] {
+  const real = (dir: string) => (existsSync(dir) ? realpathSync(dir) : dir);
+  const base = resolve(root);
+  return real(base) === real(PACKAGE_ROOT) ? [{ root: PACKAGE_ROOT, origin: "built-in" }] : [{ root: base, origin: "workspace" }, { root: PACKAGE_ROOT, origin: "built-in" }];
+}
+
+/** Every recipe name, each from the first catalogue that has it. */
+async function catalogue(root: string): Promise<Map<string, { root: string; origin: "workspace" | "built-in"; overrides: boolean }>> {
+  const found = new Map<string, { root: string; origin: "workspace" | "built-in"; overrides: boolean }>();
+  for (const c of catalogues(root)) {
+    for (const name of await recipeNames(c.root)) {
+      const first = found.get(name);
+      if (first) first.overrides = true;
+      else found.set(name, { ...c, overrides: false });
+    }
+  }
+  return new Map([...found].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/** The recipe file `name` resolves to in the workspace or the built-in catalogue, or undefined. */
+export async function findRecipeFile(root: string, name: string): Promise<string | undefined> {
+  const entry = (await catalogue(root)).get(name);
+  return entry ? recipeFile(entry.root, name) : undefined;
+}
+
 async function loadRecipeFile(root: string, name: string): Promise<LoadedRecipe> {
   const file = recipeFile(root, name);
   const recipe: Recipe = await loadYamlConfig(file, recipeSchemaFor(name), displayPath(file, root));
   return { name, file, recipe };
 }
 
+/** A recipe named by its file (`./my-recipe.yaml`, `/abs/x.yml`: the extension says so) rather than by name. */
+export function isRecipePath(nameOrPath: string): boolean {
+  return /\.ya?ml$/.test(nameOrPath);
+}
+
 /**
- * Load `<root>/configs/models/powerinfer/<name>.yaml`. Throws `ConfigError`: E_CONFIG_MISSING
- * (a `RecipeNotFoundError` listing the recipes there are) or E_CONFIG_SYNTAX / E_CONFIG_INVALID
- * with file:line:col and key path for every problem.
+ * A recipe by name: `<root>/configs/models/powerinfer/<name>.yaml`, else the built-in one of
+ * that name (a workspace's recipes extend the catalogue; the same name wins). Or by file
+ * (isRecipePath, relative to the current directory): that file, whose `name` must equal its
+ * file name. Throws `ConfigError`:
+ * E_CONFIG_MISSING (a `RecipeNotFoundError` listing the recipes there are) or
+ * E_CONFIG_SYNTAX / E_CONFIG_INVALID with file:line:col and key path for every problem.
  */
-export async function loadRecipe(root: string, name: string): Promise<LoadedRecipe> {
+export async function loadRecipe(root: string, nameOrPath: string): Promise<LoadedRecipe> {
+  if (isRecipePath(nameOrPath)) return loadRecipeAt(resolve(nameOrPath));
+  const name = nameOrPath;
   const base = resolve(root);
-  const names = await recipeNames(base);
+  const known = await catalogue(base);
+  const entry = known.get(name);
   const validName = recipeNameSchema.safeParse(name).success;
-  if (!validName || !names.includes(name)) {
+  if (!validName || !entry) {
     throw new RecipeNotFoundError(
       name,
-      rankByCloseness(name, names),
+      rankByCloseness(name, [...known.keys()]),
       validName ? displayPath(recipeFile(base, name), base) : RECIPE_DIR,
       validName ? "file not found" : 'not a valid recipe name (lowercase letters and digits with ".", "_" or "-" between them)',
     );
   }
-  return loadRecipeFile(base, name);
+  return { ...(await loadRecipeFile(entry.root, name)), origin: entry.origin };
+}
+
+async function loadRecipeAt(file: string): Promise<LoadedRecipe> {
+  const name = basename(file).replace(/\.ya?ml$/, "");
+  const shown = displayPath(file);
+  if (!existsSync(file)) throw new ConfigError("E_CONFIG_MISSING", [{ file: shown, line: 0, column: 0, path: "", message: "file not found" }], `${shown}: no such recipe file`);
+  if (!recipeNameSchema.safeParse(name).success) {
+    throw new ConfigError("E_CONFIG_INVALID", [{ file: shown, line: 1, column: 1, path: "", message: `the file name "${name}" is not a valid recipe name (lowercase letters and digits with ".", "_" or "-" between them): it names the model`}]);
+  }
+  const recipe: Recipe = await loadYamlConfig(file, recipeSchemaFor(name), shown);
+  return { name, file, recipe, origin: "file" };
 }
 
 /**
- * Every recipe in the folder, sorted by name. A file that does not load is listed with its
- * error instead of failing the listing.
+ * Every recipe of the workspace and the built-in catalogue, sorted by name, each marked with
+ * where it comes from (a workspace recipe with a built-in one's name overrides it). A file
+ * that does not load is listed with its error instead of failing the listing.
  */
 export async function listRecipes(root: string): Promise<RecipeSummary[]> {
-  const base = resolve(root);
-  const names = await recipeNames(base);
+  const known = await catalogue(root);
   return Promise.all(
-    names.map(async (name): Promise<RecipeSummary> => {
+    [...known].map(async ([name, entry]): Promise<RecipeSummary> => {
       try {
-        const { file, recipe } = await loadRecipeFile(base, name);
-        const sizes = (recipe.gguf ? [recipe.gguf.sizeBytes] : [recipe.model?.sizeBytes, recipe.predictor?.sizeBytes]).filter((s): s is number => s !== undefined);
+        const { file, recipe } = await loadRecipeFile(entry.root, name);
+        const hubSize = (source: object | undefined) => (source !== undefined && "sizeBytes" in source ? (source.sizeBytes as number | undefined) : undefined);
+        const sizes = (recipe.gguf ? [recipe.gguf.sizeBytes] : [hubSize(recipe.model), hubSize(recipe.predictor)]).filter((s): s is number => s !== undefined);
         const generated = `generated by ${recipe.generate?.script}`;
-        const gated = [recipe.model, recipe.predictor, recipe.activation, recipe.gguf].some((source) => source?.gated === true);
+        const gated = [recipe.model, recipe.predictor, recipe.activation, recipe.gguf].some((source) => source !== undefined && "gated" in source && source.gated === true);
         const unsupported = unsupportedReason(recipe);
+        const where = (source: Recipe["model"] | Recipe["predictor"]) => (source === undefined ? undefined : isLocalSource(source) ? `local ${source.path}` : source.repo);
         return {
           ok: true,
           name,
@@ -529,17 +623,19 @@ export async function listRecipes(root: string): Promise<RecipeSummary[]> {
           title: recipe.title,
           family: recipe.family,
           kind: recipeKind(recipe),
-          modelRepo: recipe.gguf?.repo ?? recipe.model?.repo ?? (recipe.generate ? generated : "-"),
-          predictorRepo: recipe.gguf ? `in ${recipe.gguf.file}` : (recipe.predictor?.repo ?? (recipe.generate ? generated : "-")),
+          modelRepo: recipe.gguf?.repo ?? where(recipe.model) ?? (recipe.generate ? generated : "-"),
+          predictorRepo: recipe.gguf ? `in ${recipe.gguf.file}` : (where(recipe.predictor) ?? (recipe.generate ? generated : "-")),
           ...(recipe.gguf ? { ggufFile: recipe.gguf.file, ggufType: recipe.gguf.type } : {}),
           ...(recipe.activation ? { activationRepo: recipe.activation.repo } : {}),
           ...(gated ? { gated: true as const } : {}),
           verified: recipe.verified,
           ...(sizes.length > 0 ? { sizeBytes: sizes.reduce((a, b) => a + b, 0) } : {}),
           ...(unsupported !== undefined ? { unsupported } : {}),
+          origin: entry.origin,
+          ...(entry.overrides ? { overrides: true as const } : {}),
         };
       } catch (error) {
-        if (error instanceof ConfigError) return { ok: false, name, file: recipeFile(base, name), error };
+        if (error instanceof ConfigError) return { ok: false, name, file: recipeFile(entry.root, name), error };
         throw error;
       }
     }),

@@ -4,11 +4,9 @@
  * converts: engine powerinfer, model_path powerinfer/<name>/model.powerinfer.gguf.
  */
 import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
 import { basename, extname } from "node:path";
 import stringify from "safe-stable-stringify";
-import { parse } from "yaml";
-import { displayPath, loadYamlConfig } from "../config/load-yaml.js";
+import { displayPath, readYamlDocument, validateYamlDocument, type LoadYamlOptions } from "../config/load-yaml.js";
 import { DEFAULT_GENERATION, policySchema, type Policy } from "./schema.js";
 
 export interface LoadedPolicy {
@@ -21,29 +19,25 @@ export interface LoadedPolicy {
 /** The converted model file of a recipe, relative to the model root. */
 export const recipeModelPath = (name: string) => `powerinfer/${name}/model.powerinfer.gguf`;
 
-export async function loadPolicy(file: string): Promise<LoadedPolicy> {
-  const shown = displayPath(file);
-  let top: unknown = null;
-  try {
-    top = parse(await readFile(file, "utf8"));
-  } catch {
-    // Missing or broken: loadYamlConfig below reports it with the position.
-  }
+export async function loadPolicy(file: string, options: Pick<LoadYamlOptions, "onNote"> = {}): Promise<LoadedPolicy> {
+  const yaml = await readYamlDocument(file, displayPath(file));
+  const top = yaml.data;
   // A recipe (converted, ready-made or generated) rather than a policy: its runtime defaults apply to the model it produces.
   if (top && typeof top === "object" && !("engine" in top) && ["convert", "gguf", "generate", "model", "unsupported"].some((key) => key in top)) {
     const { recipeSchemaFor } = await import("../config/recipe.js");
     const name = basename(file, extname(file));
-    const recipe = await loadYamlConfig(file, recipeSchemaFor(name), shown);
+    const recipe = validateYamlDocument(yaml, recipeSchemaFor(name), options);
+    const { model_version, source_repo, checksum } = recipe.audit;
     const policy: Policy = {
       engine: "powerinfer",
       model_path: recipeModelPath(name),
       generation: recipe.generation,
       runtime: recipe.runtime,
-      audit: { model_version: recipe.audit.model_version, source_repo: recipe.audit.source_repo, ...(recipe.audit.checksum ? { checksum: recipe.audit.checksum } : {}) },
+      audit: { model_version, ...(source_repo ? { source_repo } : {}), ...(checksum ? { checksum } : {}) },
     };
     return { file, policy, kind: "recipe" };
   }
-  return { file, policy: await loadYamlConfig(file, policySchema, shown), kind: "policy" };
+  return { file, policy: validateYamlDocument(yaml, policySchema, options), kind: "policy" };
 }
 
 /** The policy with every default applied, as the hash and `render` see it. */

@@ -4,9 +4,8 @@
  * --strict), and engine-specific rules applied. Pure: the caller supplies the host, the
  * build's capabilities and the model facts.
  */
-import { existsSync, statSync } from "node:fs";
-import { isAbsolute, join, resolve } from "node:path";
 import { PipelineError } from "../core/errors.js";
+import { resolveModelFile } from "./model-file.js";
 import { policyHash, withDefaults } from "./load.js";
 import type { Policy } from "./schema.js";
 import type { HostProfile, RenderedPolicy, ValueSource } from "./types.js";
@@ -16,6 +15,10 @@ export interface RenderOptions {
   host: HostProfile;
   /** Where model_path is resolved (--model-root, AI_TOOLS_MODEL_ROOT, default <workspace>/models). */
   modelRoot: string;
+  /** The workspace root: model_path is also looked up under it (models/powerinfer/<m>/...), and may lie inside it. */
+  workspaceRoot?: string;
+  /** --allow-outside-root: the policy's model_path may name a file outside the model root and the workspace. */
+  allowOutsideRoot?: boolean;
   /** --engine, overriding the policy's engine. */
   engine?: string;
   /** --model: a model file, or a converted model's name (powerinfer/<name>/model.powerinfer.gguf). */
@@ -46,17 +49,18 @@ export function renderPolicy(policy: Policy, options: RenderOptions): RenderedPo
   mark("engine", options.engine ? "flag" : "policy");
   for (const key of Object.keys(full.generation)) mark(`generation.${key}`, key in policy.generation ? "policy" : "default");
 
-  // The model file.
+  // The model file: found, a GGUF, and (named by the policy) inside the model root or workspace.
   let modelPath: string | null = null;
   if (engine !== "openai") {
     const given = options.model ?? policy.model_path;
     if (given === undefined) throw invalid(options.file, "model_path", `engine ${engine} needs a model: set model_path or pass --model`);
-    const candidates = isAbsolute(given) ? [given] : [resolve(given), join(options.modelRoot, given), join(options.modelRoot, "powerinfer", given, "model.powerinfer.gguf")];
-    const found = options.model ? candidates.find((c) => existsSync(c)) : isAbsolute(given) ? given : join(options.modelRoot, given);
-    modelPath = found ?? candidates[1]!;
-    const info = existsSync(modelPath) ? statSync(modelPath) : null;
-    if (!info) throw invalid(options.file, options.model ? "--model" : "model_path", `${modelPath} does not exist (model root ${options.modelRoot}; set --model-root or AI_TOOLS_MODEL_ROOT)`);
-    if (!info.isFile()) throw invalid(options.file, options.model ? "--model" : "model_path", `${modelPath} is not a regular file`);
+    modelPath = resolveModelFile(given, {
+      file: options.file,
+      modelRoot: options.modelRoot,
+      from: options.model ? "flag" : "policy",
+      ...(options.workspaceRoot ? { workspaceRoot: options.workspaceRoot } : {}),
+      ...(options.allowOutsideRoot ? { allowOutsideRoot: true } : {}),
+    });
     mark("model_path", options.model ? "flag" : "policy");
   }
 
@@ -74,27 +78,27 @@ export function renderPolicy(policy: Policy, options: RenderOptions): RenderedPo
   }
 
   // VRAM budget: GPU builds only, and no more than the host has.
-  let vram: number | null = full.runtime.vram_budget_gib ?? null;
+  let vram: number | null = full.runtime.vram_budget_gb ?? null;
   if (vram !== null) {
     const hostVram = Math.max(0, ...options.host.gpus.map((g) => (g.memoryFreeBytes ?? g.memoryTotalBytes) / GiB));
     if (!options.gpuBuild) {
-      clamp("runtime.vram_budget_gib", `the ${engine} build has no GPU support: --vram-budget ${vram} is dropped`);
+      clamp("runtime.vram_budget_gb", `the ${engine} build has no GPU support: --vram-budget ${vram} is dropped`);
       vram = null;
     } else if (options.host.gpus.length === 0) {
-      clamp("runtime.vram_budget_gib", `the host has no GPU: --vram-budget ${vram} is dropped`);
+      clamp("runtime.vram_budget_gb", `the host has no GPU: --vram-budget ${vram} is dropped`);
       vram = null;
     } else if (vram > hostVram) {
-      clamp("runtime.vram_budget_gib", `${vram} GiB exceeds the host's ${hostVram.toFixed(1)} GiB of ${options.host.gpus.some((g) => g.memoryFreeBytes !== null) ? "free " : ""}VRAM: using ${hostVram.toFixed(1)}`);
+      clamp("runtime.vram_budget_gb", `${vram} GiB exceeds the host's ${hostVram.toFixed(1)} GiB of ${options.host.gpus.some((g) => g.memoryFreeBytes !== null) ? "free " : ""}VRAM: using ${hostVram.toFixed(1)}`);
       vram = Math.floor(hostVram * 10) / 10;
-    } else mark("runtime.vram_budget_gib", "policy");
+    } else mark("runtime.vram_budget_gb", "policy");
   }
 
   // GPU layers: dense models on GPU builds; a sparse model fails to load with -ngl > 0.
   let gpuLayers: number | null = full.runtime.gpu_layers ?? null;
   if (gpuLayers !== null) {
     if (modelPath && engine === "powerinfer" && options.sparseModel?.(modelPath)) {
-      mark("runtime.gpu_layers", "host clamp", "sparse PowerInfer models ignore -ngl (their load fails with it on GPU builds): use vram_budget_gib");
-      warnings.push(`runtime.gpu_layers: ${gpuLayers} is not passed: sparse PowerInfer models take vram_budget_gib instead (-ngl makes their load fail on GPU builds)`);
+      mark("runtime.gpu_layers", "host clamp", "sparse PowerInfer models ignore -ngl (their load fails with it on GPU builds): use vram_budget_gb");
+      warnings.push(`runtime.gpu_layers: ${gpuLayers} is not passed: sparse PowerInfer models take vram_budget_gb instead (-ngl makes their load fail on GPU builds)`);
       gpuLayers = null;
     } else if (!options.gpuBuild) {
       clamp("runtime.gpu_layers", `the ${engine} build has no GPU support: -ngl ${gpuLayers} is dropped`);
@@ -116,12 +120,12 @@ export function renderPolicy(policy: Policy, options: RenderOptions): RenderedPo
       top_p: g.top_p!,
       top_k: g.top_k!,
       repeat_penalty: g.repeat_penalty!,
-      n_predict: g.n_predict!,
+      max_tokens: g.max_tokens!,
       ctx_size: g.ctx_size!,
       seed: g.seed!,
       stop: g.stop ?? [],
     },
-    runtime: { threads, vram_budget_gib: vram, gpu_layers: gpuLayers, batch_size: full.runtime.batch_size ?? null },
+    runtime: { threads, vram_budget_gb: vram, gpu_layers: gpuLayers, batch_size: full.runtime.batch_size ?? null },
     ...(policy.openai ? { openai: policy.openai } : {}),
     ...(policy.audit ? { audit: policy.audit } : {}),
     sources,

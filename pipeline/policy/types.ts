@@ -18,8 +18,8 @@ export interface RenderedGeneration {
   top_p: number;
   top_k: number;
   repeat_penalty: number;
-  /** Tokens to generate; -1 = until end of text. */
-  n_predict: number;
+  /** Tokens to generate (`-n`); -1 = until end of text. */
+  max_tokens: number;
   ctx_size: number;
   /** -1 = random. */
   seed: number;
@@ -29,8 +29,8 @@ export interface RenderedGeneration {
 
 export interface RenderedRuntime {
   threads: number;
-  /** GiB of VRAM the engine may use; null = not set (CPU, or the engine's own default). */
-  vram_budget_gib: number | null;
+  /** `--vram-budget`: GiB (2^30 bytes) of VRAM the engine may use; null = not set (CPU, or the engine's own default). */
+  vram_budget_gb: number | null;
   /** Dense models on GPU builds; null = not set. */
   gpu_layers: number | null;
   batch_size: number | null;
@@ -54,7 +54,7 @@ export interface RenderedPolicy {
   generation: RenderedGeneration;
   runtime: RenderedRuntime;
   openai?: OpenAiSettings;
-  audit?: { model_version: string; source_repo: string; checksum?: string };
+  audit?: { model_version: string; source_repo?: string; checksum?: string };
   /** Dotted key -> where its value came from, and why when it was changed. */
   sources: Record<string, { source: ValueSource; note?: string }>;
   /** Clamps and dropped settings, one sentence each. */

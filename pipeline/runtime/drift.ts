@@ -14,6 +14,7 @@ import { compareToManifest } from "../signing/verify.js";
 import { PROVENANCE_FILE, SIGNATURE_FILE } from "../signing/oms.js";
 import { resolvePowerInferBuild } from "../../engines/powerinfer.js";
 import { digestFiles } from "../signing/hash.js";
+import { resolvePolicyFile } from "./prepare.js";
 
 export interface DriftRow {
   subject: "model" | "policy" | "engine" | "registry";
@@ -60,7 +61,7 @@ export async function detectDrift(
       const expected = policyHash(baseline.policy);
       if (expected === rendered.policyHash) rows.push({ subject: "policy", item: "policy hash", expected, actual: rendered.policyHash, status: "ok" });
       else {
-        const current = await loadPolicy(rendered.file);
+        const current = await loadPolicy(resolvePolicyFile(rendered.file, options.root));
         for (const key of changedKeys(withDefaults(baseline.policy), withDefaults(current.policy))) {
           rows.push({ subject: "policy", item: key.path, expected: key.expected, actual: key.actual, status: "drift" });
         }

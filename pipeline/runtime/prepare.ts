@@ -5,8 +5,9 @@
  * `render` and `drift`.
  */
 import { existsSync, readdirSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { PipelineError } from "../core/errors.js";
+import { ENGINE_CONFIG, findRoot, PACKAGE_ROOT } from "../root.js";
 import { loadPolicy, type LoadedPolicy } from "../policy/load.js";
 import { detectHostProfile, loadHostProfile } from "../policy/host.js";
 import { renderPolicy } from "../policy/render.js";
@@ -30,6 +31,9 @@ export interface PrepareOptions {
   binary?: string;
   /** The trust store for a model pulled from a registry (default: the workspace's). */
   trustedKeys?: string;
+  /** --allow-outside-root: the policy's model_path may name a file outside the model root and the workspace. */
+  allowOutsideRoot?: boolean;
+  /** Notes about the policy (an older key spelling accepted); default: stderr, once each. */
   onNote?: (line: string) => void;
 }
 
@@ -39,6 +43,30 @@ export interface Prepared {
   engine: Engine;
   /** When the model came from `oci://…` (--model or model_path): the pull it resolved to. */
   pulled?: import("../registry/transfer.js").PullRecord;
+  /** The workspace the run belongs to (options.root, or the policy file's when the current directory has none). */
+  root: string;
+}
+
+/**
+ * The policy file --config names: as given (relative to the current directory) when it is
+ * there, else under the workspace root, else (a built-in recipe, configs/models/...) under
+ * the package's own folder. Missing everywhere: as given, for the loader to report.
+ */
+export function resolvePolicyFile(given: string, root: string): string {
+  if (isAbsolute(given) || existsSync(given)) return resolve(given);
+  return [join(root, given), join(PACKAGE_ROOT, given)].find((candidate) => existsSync(candidate)) ?? resolve(given);
+}
+
+/**
+ * The workspace: `root` when it is one (AI_TOOLS_ROOT, or a folder with the engine config at
+ * or above the current directory); else the workspace the policy file lies in, so that
+ * `ai-tools run --config /ws/policy.yaml` from elsewhere resolves model_path in /ws.
+ */
+export function workspaceOf(root: string, policyFile: string, env: NodeJS.ProcessEnv): string {
+  if (env.AI_TOOLS_ROOT || existsSync(join(root, ENGINE_CONFIG))) return root;
+  const insidePackage = !relative(PACKAGE_ROOT, policyFile).startsWith("..");
+  const candidate = findRoot({}, dirname(policyFile));
+  return !insidePackage && existsSync(join(candidate, ENGINE_CONFIG)) ? candidate : root;
 }
 
 export function modelRootOf(options: Pick<PrepareOptions, "root" | "env" | "modelRoot">): string {
@@ -52,8 +80,10 @@ export async function resolveHost(root: string, host: string | undefined, env: N
   return loadHostProfile(file);
 }
 
-export async function preparePolicy(options: PrepareOptions): Promise<Prepared> {
-  const loaded = await loadPolicy(options.policyFile);
+export async function preparePolicy(given: PrepareOptions): Promise<Prepared> {
+  const policyFile = resolvePolicyFile(given.policyFile, given.root);
+  const options = { ...given, root: workspaceOf(given.root, policyFile, given.env) };
+  const loaded = await loadPolicy(policyFile, options.onNote ? { onNote: options.onNote } : {});
   const engineName = options.engine ?? loaded.policy.engine;
   const engine = await getEngine(engineName, { env: options.env, root: options.root, ...(options.binary ? { binary: options.binary } : {}) });
   const host = await resolveHost(options.root, options.host, options.env);
@@ -71,13 +101,15 @@ export async function preparePolicy(options: PrepareOptions): Promise<Prepared> 
     file: options.policyFile,
     host,
     modelRoot: modelRootOf(options),
+    workspaceRoot: options.root,
     gpuBuild,
     sparseModel: isSparseModel,
     ...(options.engine ? { engine: options.engine } : {}),
     ...(model ? { model } : {}),
     ...(options.strict ? { strict: true } : {}),
+    ...(options.allowOutsideRoot ? { allowOutsideRoot: true } : {}),
   });
-  return { loaded, rendered, engine, ...(pulled ? { pulled } : {}) };
+  return { loaded, rendered, engine, root: options.root, ...(pulled ? { pulled } : {}) };
 }
 
 /** The pull this reference resolved to before, else a pull now (store, verify, record). */
