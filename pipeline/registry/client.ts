@@ -12,6 +12,8 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, open, rm, stat, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
+import { Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { PipelineError } from "../core/errors.js";
 import { Authorizer, type Access } from "./auth.js";
 import { resolveCredentials, type RegistryCredential, type ResolvedCredential } from "./credentials.js";
@@ -309,12 +311,7 @@ export class RegistryClient {
       throw await this.errorFor(response, what);
     }
     try {
-      for await (const chunk of response.body as AsyncIterable<Buffer>) {
-        await partial.handle.write(chunk, 0, chunk.length, partial.have);
-        partial.hash.update(chunk);
-        partial.have += chunk.length;
-        options.onProgress?.(partial.have, total);
-      }
+      await pipeline(response.body, partialWriter(partial, (have) => options.onProgress?.(have, total)));
     } catch (error) {
       if (signal?.aborted) throw abortError(signal);
       if ((error as NodeJS.ErrnoException).code === "ENOSPC") {
@@ -487,6 +484,52 @@ interface PartialBlob {
   handle: FileHandle;
   have: number;
   hash: ReturnType<typeof createHash>;
+}
+
+/**
+ * Appends to the partial file, batching what arrived while the previous write ran (writev), and
+ * hashes each batch only once it is on disk: the hash always covers exactly the file's bytes,
+ * so a broken transfer resumes from `have` without reading the file again.
+ */
+function partialWriter(partial: PartialBlob, onWritten: (have: number) => void): Writable {
+  let inflight: Promise<void> = Promise.resolve();
+  return new Writable({
+    highWaterMark: 4 * 1024 * 1024,
+    writev(chunks, done) {
+      const buffers = chunks.map((c) => c.chunk as Buffer);
+      inflight = writeAll(partial.handle, buffers, partial.have).then(() => {
+        for (const buffer of buffers) {
+          partial.hash.update(buffer);
+          partial.have += buffer.length;
+        }
+        onWritten(partial.have);
+      });
+      inflight.then(() => done(), done);
+    },
+    // A broken transfer settles the write in flight first: the next attempt starts from `have`.
+    destroy(error, done) {
+      inflight.then(() => done(error), () => done(error));
+    },
+  });
+}
+
+async function writeAll(handle: FileHandle, buffers: Buffer[], position: number): Promise<void> {
+  let pending = buffers;
+  let at = position;
+  while (pending.length > 0) {
+    const { bytesWritten } = await handle.writev(pending, at);
+    at += bytesWritten;
+    let skip = bytesWritten;
+    const rest: Buffer[] = [];
+    for (const buffer of pending) {
+      if (skip >= buffer.length) skip -= buffer.length;
+      else {
+        rest.push(skip > 0 ? buffer.subarray(skip) : buffer);
+        skip = 0;
+      }
+    }
+    pending = rest;
+  }
 }
 
 async function resetPartial(partial: PartialBlob): Promise<void> {
