@@ -12,9 +12,10 @@
  * `Content-Range`, so after any failure the client asks `GET <location>` for the real `Range`
  * and continues from there. A session the registry no longer knows (404) is restarted from
  * byte 0. With a session store, the newest Location survives the process, so a rerun continues
- * the session. Distribution (2.8.2, and 3.x alike) cancels a session whose stored size differs
- * from its signed state, i.e. one cut off in the middle of a PATCH: that one restarts. So an
- * abort lets the PATCH in flight finish (within `abortGraceMs`) and stops between chunks.
+ * the session. Distribution 2.8.2 cancels a session whose stored size differs from its signed
+ * state, i.e. one cut off in the middle of a PATCH: that one restarts (newer Distribution code
+ * checks this only on writes, so its status GET reports the real size and we continue from it).
+ * So an abort lets the PATCH in flight finish (within `abortGraceMs`) and stops between chunks.
  */
 import { Readable } from "node:stream";
 import { PipelineError } from "../core/errors.js";
