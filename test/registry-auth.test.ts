@@ -189,6 +189,15 @@ describe("token auth (Bearer, ES256 token server)", () => {
     await client.close();
   });
 
+  it("parallel requests for the same scopes share one token request", async () => {
+    const client = clientFor(registry, { credentials: { username: USER, password: PASSWORD } });
+    await registry.clearAccessLog();
+    const digests = ["a", "b", "c", "d", "e", "f"].map((x) => digestOf(x));
+    expect(await Promise.all(digests.map((d) => client.statBlob("token/parallel", d)))).toEqual(digests.map(() => null));
+    expect(registry.tokenRequests).toHaveLength(1);
+    await client.close();
+  });
+
   it("a mount asks one token for both repositories' scopes", async () => {
     const client = clientFor(registry, { credentials: { username: USER, password: PASSWORD } });
     const { blob } = await pushSomething(client, "token/source", 8);

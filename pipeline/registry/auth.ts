@@ -15,6 +15,7 @@
 import { RegistryError } from "./errors.js";
 import type { RegistryCredential, ResolvedCredential } from "./credentials.js";
 import {
+  abortError,
   assertTransportAllowed,
   originOf,
   readCapped,
@@ -121,6 +122,7 @@ export function parseTokenResponse(json: unknown): { token: string; expiresInS: 
 export class Authorizer {
   private scheme: Scheme = { kind: "unknown" };
   private readonly tokens = new Map<string, CachedToken>();
+  private readonly fetching = new Map<string, Promise<CachedToken>>();
   private readonly options: AuthorizerOptions;
   private readonly origin: string;
 
@@ -189,12 +191,24 @@ export class Authorizer {
     if (this.scheme.kind !== "bearer") return undefined;
     const scopes = [...new Set([...scopesFor(access), ...(state.challengeScopes ?? [])])].sort();
     const key = `${this.scheme.realm}\n${this.scheme.service ?? ""}\n${scopes.join(" ")}`;
-    const now = (this.options.now ?? Date.now)();
     const cached = this.tokens.get(key);
-    if (!state.fresh && cached && cached.expiresAt > now) return { header: `Bearer ${cached.token}`, source: resolved?.source ?? "anonymous" };
-    const token = await this.fetchToken(this.scheme, scopes, resolved, state.signal);
-    const lifetimeMs = token.expiresInS * 1000;
-    this.tokens.set(key, { token: token.token, expiresAt: now + lifetimeMs - Math.min(30_000, lifetimeMs / 4) });
+    if (!state.fresh && cached && cached.expiresAt > (this.options.now ?? Date.now)()) return { header: `Bearer ${cached.token}`, source: resolved?.source ?? "anonymous" };
+    // Parallel requests needing the same scopes share one token request. It runs without any
+    // one caller's signal (another caller's abort must not fail the rest); each waits on its own.
+    let pending = this.fetching.get(key);
+    if (!pending) {
+      const scheme = this.scheme;
+      pending = this.fetchToken(scheme, scopes, resolved, undefined)
+        .then((token) => {
+          const lifetimeMs = token.expiresInS * 1000;
+          const entry = { token: token.token, expiresAt: (this.options.now ?? Date.now)() + lifetimeMs - Math.min(30_000, lifetimeMs / 4) };
+          this.tokens.set(key, entry);
+          return entry;
+        })
+        .finally(() => this.fetching.delete(key));
+      this.fetching.set(key, pending);
+    }
+    const token = await untilAborted(pending, state.signal);
     return { header: `Bearer ${token.token}`, source: resolved?.source ?? "anonymous" };
   }
 
@@ -275,6 +289,17 @@ export class Authorizer {
       { status, ...(registryCode ? { registryCode } : {}) },
     );
   }
+}
+
+/** `promise`, or the abort of `signal`, whichever comes first. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(abortError(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal));
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 function isRefusal(response: HttpResponse): boolean {
