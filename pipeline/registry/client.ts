@@ -22,6 +22,7 @@ import {
   abortError,
   DEFAULT_RETRY,
   discard,
+  networkError,
   readErrorBody,
   RETRYABLE_STATUS,
   RegistryTransport,
@@ -187,6 +188,24 @@ export class RegistryClient {
     });
   }
 
+  /**
+   * A request whose answer `consume` reads, retried as a whole under one budget: a 429/5xx answer
+   * and a connection that breaks while the body is read both get another attempt.
+   */
+  async exchange<T>(req: HttpRequest & { access: Access; what: string }, consume: (response: HttpResponse) => Promise<T>): Promise<T> {
+    return withRetries(this.retry, req.signal, (e) => this.emit(e), async () => {
+      const response = await this.request({ ...req, retries: false });
+      try {
+        return await consume(response);
+      } catch (error) {
+        response.body.destroy();
+        if (req.signal?.aborted) throw abortError(req.signal);
+        if (error instanceof PipelineError) throw error;
+        throw networkError(error, `${req.what}: reading the answer`);
+      }
+    });
+  }
+
   /** The typed error for an answer that is not what `what` expected. */
   async errorFor(response: HttpResponse, what: string): Promise<RegistryError> {
     const body = await readErrorBody(response);
@@ -284,6 +303,8 @@ export class RegistryClient {
       followRedirects: true,
       access: { repository, actions: ["pull"] },
       what,
+      // The caller retries the whole exchange, resuming from what arrived.
+      retries: false,
       ...(signal ? { signal } : {}),
     });
     let total: number | undefined;
@@ -329,14 +350,14 @@ export class RegistryClient {
     const signal = this.signalFor(options);
     const limit = options.maxBytes ?? MANIFEST_SIZE_LIMIT;
     const what = `blob ${options.name ? `${options.name} (${digest})` : digest} in ${repository}`;
-    return withRetries(this.retry, signal, (e) => this.emit(e), async () => {
-      const response = await this.request({ method: "GET", url: this.transport.url(`/v2/${repository}/blobs/${digest}`), followRedirects: true, access: { repository, actions: ["pull"] }, what, ...(signal ? { signal } : {}) });
+    const request = { method: "GET" as const, url: this.transport.url(`/v2/${repository}/blobs/${digest}`), followRedirects: true, access: { repository, actions: ["pull" as const] }, what, ...(signal ? { signal } : {}) };
+    const bytes = await this.exchange(request, async (response) => {
       if (response.status !== 200) throw await this.errorFor(response, what);
-      const bytes = await readLimited(response, limit, what);
-      const actual = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
-      if (actual !== digest) throw new RegistryError("E_DIGEST_MISMATCH", `${what}: the registry sent bytes whose sha256 is ${actual}, not ${digest}`);
-      return bytes;
+      return readLimited(response, limit, what);
     });
+    const actual = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+    if (actual !== digest) throw new RegistryError("E_DIGEST_MISMATCH", `${what}: the registry sent bytes whose sha256 is ${actual}, not ${digest}`);
+    return bytes;
   }
 
   /**
@@ -349,17 +370,19 @@ export class RegistryClient {
     const signal = this.signalFor(options);
     const accept = options.accept ?? OCI_MANIFEST_TYPES;
     const what = `manifest ${repository}${isDigest(reference) ? "@" : ":"}${reference}`;
-    const response = await this.request({
-      method: "GET",
+    const request = {
+      method: "GET" as const,
       url: this.transport.url(`/v2/${repository}/manifests/${reference}`),
       headers: { accept: accept.join(", ") },
       followRedirects: true,
-      access: { repository, actions: ["pull"] },
+      access: { repository, actions: ["pull" as const] },
       what,
       ...(signal ? { signal } : {}),
+    };
+    const { bytes, response } = await this.exchange(request, async (response) => {
+      if (response.status !== 200) throw await this.errorFor(response, what);
+      return { bytes: await readLimited(response, options.maxBytes ?? MANIFEST_SIZE_LIMIT, what), response };
     });
-    if (response.status !== 200) throw await this.errorFor(response, what);
-    const bytes = await readLimited(response, options.maxBytes ?? MANIFEST_SIZE_LIMIT, what);
     const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
     if (isDigest(reference) && digest !== reference) throw new RegistryError("E_DIGEST_MISMATCH", `${what}: the registry sent a manifest whose sha256 is ${digest}`);
     const announced = response.headers["docker-content-digest"];
