@@ -331,9 +331,12 @@ export class RegistryClient {
     } else {
       throw await this.errorFor(response, what);
     }
+    const writer = partialWriter(partial, (have) => options.onProgress?.(have, total));
     try {
-      await pipeline(response.body, partialWriter(partial, (have) => options.onProgress?.(have, total)));
+      await pipeline(response.body, writer.stream);
     } catch (error) {
+      // The write in flight lands (or fails) before anyone reads `have` again.
+      await writer.idle();
       if (signal?.aborted) throw abortError(signal);
       if ((error as NodeJS.ErrnoException).code === "ENOSPC") {
         throw new PipelineError("E_DISK_FULL", `${what}: the disk holding ${options.file} filled up after ${partial.have} bytes; free space and rerun (the download resumes)`, { cause: error });
@@ -514,9 +517,9 @@ interface PartialBlob {
  * hashes each batch only once it is on disk: the hash always covers exactly the file's bytes,
  * so a broken transfer resumes from `have` without reading the file again.
  */
-function partialWriter(partial: PartialBlob, onWritten: (have: number) => void): Writable {
+function partialWriter(partial: PartialBlob, onWritten: (have: number) => void): { stream: Writable; idle(): Promise<void> } {
   let inflight: Promise<void> = Promise.resolve();
-  return new Writable({
+  const stream = new Writable({
     highWaterMark: 4 * 1024 * 1024,
     writev(chunks, done) {
       const buffers = chunks.map((c) => c.chunk as Buffer);
@@ -529,11 +532,8 @@ function partialWriter(partial: PartialBlob, onWritten: (have: number) => void):
       });
       inflight.then(() => done(), done);
     },
-    // A broken transfer settles the write in flight first: the next attempt starts from `have`.
-    destroy(error, done) {
-      inflight.then(() => done(error), () => done(error));
-    },
   });
+  return { stream, idle: () => inflight.catch(() => undefined) };
 }
 
 async function writeAll(handle: FileHandle, buffers: Buffer[], position: number): Promise<void> {
