@@ -1,7 +1,7 @@
 // Benchmark: the registry transport moving one large blob (a one-layer OCI artifact) to and
 // from a local CNCF Distribution 2.8.2, next to skopeo 1.9.3 moving the same artifact in the
-// same run. Each measurement starts a fresh registry (no blob is already there). Prints a
-// Markdown table of medians.
+// same run. Each push goes to a fresh registry (no blob is already there); pulls share one.
+// Prints a Markdown table of medians.
 //
 // Usage: npx tsx bench/registry-transfer.ts [--size-mib 1024] [--runs 3]
 import { execFile } from "node:child_process";
@@ -74,7 +74,7 @@ async function ourPull(host: string, dir: string): Promise<void> {
   const client = new RegistryClient({ registry: host, credentials: null });
   await client.getManifest("bench/model", "v1");
   await client.getBlob("bench/model", configDigest, { file: join(dir, "config") });
-  await client.getBlob("bench/model", layerDigest, { file: join(dir, "layer") });
+  await client.getBlob("bench/model", layerDigest, { file: join(dir, "layer"), size });
   await client.close();
 }
 
@@ -93,18 +93,34 @@ async function measure(name: string, body: (host: string) => Promise<void>, prep
 }
 
 const skopeoPush = (host: string) => run("skopeo", ["copy", "--quiet", "--dest-tls-verify=false", `oci:${layout}:v1`, `docker://${host}/bench/model:v1`]).then(() => undefined);
+// Pushes: a fresh (empty) registry each time, the contenders interleaved.
 for (let i = 0; i < runs; i++) {
   await measure("push: skopeo copy oci: -> docker://", skopeoPush);
   await measure("push: ai-tools, one PUT", (host) => ourPush(host, { monolithicLimit: Infinity }));
   await measure("push: ai-tools, 64 MiB PATCH chunks (default)", (host) => ourPush(host, {}));
   await measure("push: ai-tools, 16 MiB PATCH chunks", (host) => ourPush(host, { chunkSize: 16 * MiB, monolithicLimit: 0 }));
-  const pullDir = () => mkdtempSync(join(work, "pull-"));
-  await measure("pull: skopeo copy docker:// -> oci:", (host) => run("skopeo", ["copy", "--quiet", "--src-tls-verify=false", `docker://${host}/bench/model:v1`, `oci:${pullDir()}:v1`]).then(() => undefined), skopeoPush);
-  await measure("pull: ai-tools getBlob (sha256 checked)", (host) => ourPull(host, pullDir()), skopeoPush);
-  for (const dir of (await run("sh", ["-c", `ls -d ${work}/pull-*`]).catch(() => ({ stdout: "" }))).stdout.split("\n").filter(Boolean)) rmSync(dir, { recursive: true, force: true });
+}
+// Pulls: one registry holding the artifact (pushed by skopeo), each pull into a fresh folder.
+{
+  const registry = await startRegistry();
+  await skopeoPush(registry.host);
+  const pulls: [string, (dir: string) => Promise<void>][] = [
+    ["pull: skopeo copy docker:// -> oci:", (dir) => run("skopeo", ["copy", "--quiet", "--src-tls-verify=false", `docker://${registry.host}/bench/model:v1`, `oci:${dir}:v1`]).then(() => undefined)],
+    ["pull: ai-tools getBlob (sha256 checked)", (dir) => ourPull(registry.host, dir)],
+  ];
+  for (let i = 0; i < runs; i++) {
+    for (const [name, pull] of pulls) {
+      const dir = mkdtempSync(join(work, "pull-"));
+      const started = performance.now();
+      await pull(dir);
+      timings.set(name, [...(timings.get(name) ?? []), performance.now() - started]);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  await registry.close();
 }
 
-console.log(`${sizeMiB} MiB layer, ${runs} runs each (median), fresh registry per run, ${cpus().length} cores, Node ${process.versions.node}\n`);
+console.log(`${sizeMiB} MiB layer, ${runs} runs each (median), a fresh registry per push, ${cpus().length} cores, Node ${process.versions.node}\n`);
 console.log("| transfer | median | MiB/s | vs skopeo |");
 console.log("| --- | ---: | ---: | ---: |");
 for (const [name, values] of timings) {

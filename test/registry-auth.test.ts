@@ -239,7 +239,9 @@ describe("transport security", () => {
   it("TLS with a private CA: trusted with the CA option, E_REGISTRY_UNREACHABLE without it", async () => {
     const registry = await startRegistry({ tls: true });
     try {
-      const trusted = clientFor(registry, { plainHttp: false, ca: registry.caPem!, credentials: null });
+      const caFile = join(mkdtempSync(join(tmpdir(), "ai-tools-ca-")), "ca.crt");
+      writeFileSync(caFile, registry.caPem!);
+      const trusted = clientFor(registry, { plainHttp: false, caFile, credentials: null });
       await pushSomething(trusted, "tls/model", 10);
       await trusted.close();
       const untrusted = clientFor(registry, { plainHttp: false, credentials: null });
@@ -247,6 +249,7 @@ describe("transport security", () => {
       expect(error).toMatchObject({ code: "E_REGISTRY_UNREACHABLE" });
       expect((error as Error).message).toMatch(/TLS failed/);
       await untrusted.close();
+      expect(() => clientFor(registry, { plainHttp: false, caFile: "/nonexistent/ca.crt" })).toThrow(expect.objectContaining({ code: "E_CONFIG_MISSING", message: expect.stringContaining("/nonexistent/ca.crt") }));
     } finally {
       await registry.close();
     }

@@ -6,7 +6,7 @@
  * after the registry stored the chunk (the client must ask for the real offset).
  */
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -102,6 +102,20 @@ describe("retries", () => {
     expect(ranges).toHaveLength(2);
     expect(ranges[0]).toBeUndefined();
     expect(Number(/^bytes=(\d+)-$/.exec(ranges[1] ?? "")?.[1])).toBeGreaterThan(0);
+  });
+
+  it("a blob body longer than the manifest says is refused as it arrives, and nothing is kept", async () => {
+    const blob = randomBytesFrom(25, 1024 * 1024);
+    const server = await fake((req, res) => {
+      // No Content-Length: the client cannot refuse up front.
+      res.writeHead(200, { "content-type": "application/octet-stream" });
+      res.write(blob);
+      res.end(Buffer.alloc(4096));
+    });
+    const file = join(mkdtempSync(join(tmpdir(), "ai-tools-pull-")), "blob");
+    await expect(client(server).getBlob("a/b", digestOf(blob), { file, size: blob.length, name: "model.gguf" })).rejects.toMatchObject({ code: "E_DIGEST_MISMATCH", message: expect.stringContaining("model.gguf") });
+    expect(existsSync(file)).toBe(false);
+    expect(server.requests).toHaveLength(1);
   });
 
   it("a 4xx is not retried", async () => {

@@ -148,8 +148,10 @@ export class Authorizer {
     const refusal = await readErrorBody(response);
     this.learn(challenges);
     const challengeScopes = challenges.find((c) => c.scheme === "bearer")?.params.scope?.split(" ").filter(Boolean) ?? [];
-    const second = await this.authorization(access, { fresh: true, challengeScopes, signal: req.signal });
+    const second = await this.authorization(access, { fresh: true, refused: first?.header, challengeScopes, signal: req.signal });
     if (!second) throw await this.refused(access, response.status, refusal.code, undefined);
+    // The same credentials again would only be refused again.
+    if (second.header === first?.header) throw await this.refused(access, response.status, refusal.code, second.source);
     const retried = await this.options.transport.send(withAuthorization(req, second.header));
     if (!isRefusal(retried) || originOf(retried.url) !== this.origin) return retried;
     const again = await readErrorBody(retried);
@@ -169,7 +171,7 @@ export class Authorizer {
   /** The header for `access`: undefined when none is due (an open registry, or nothing learnt yet). */
   private async authorization(
     access: Access,
-    state: { fresh: boolean; challengeScopes?: string[]; signal: AbortSignal | undefined },
+    state: { fresh: boolean; refused?: string | undefined; challengeScopes?: string[]; signal: AbortSignal | undefined },
   ): Promise<{ header: string; source: string } | undefined> {
     if (this.scheme.kind === "unknown" && !state.fresh) {
       // Until a registry asks, only a static bearer token goes out (it is meant for this registry).
@@ -192,7 +194,9 @@ export class Authorizer {
     const scopes = [...new Set([...scopesFor(access), ...(state.challengeScopes ?? [])])].sort();
     const key = `${this.scheme.realm}\n${this.scheme.service ?? ""}\n${scopes.join(" ")}`;
     const cached = this.tokens.get(key);
-    if (!state.fresh && cached && cached.expiresAt > (this.options.now ?? Date.now)()) return { header: `Bearer ${cached.token}`, source: resolved?.source ?? "anonymous" };
+    // A fresh attempt still takes a cached token that is not the one just refused (a parallel
+    // request fetched it meanwhile).
+    if (cached && cached.expiresAt > (this.options.now ?? Date.now)() && `Bearer ${cached.token}` !== state.refused) return { header: `Bearer ${cached.token}`, source: resolved?.source ?? "anonymous" };
     // Parallel requests needing the same scopes share one token request. It runs without any
     // one caller's signal (another caller's abort must not fail the rest); each waits on its own.
     let pending = this.fetching.get(key);
