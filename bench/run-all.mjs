@@ -3,7 +3,7 @@
 // to its peer's from the same run, as a Markdown table. Converts the demo model first (the engine
 // benchmarks need it). `--quick` uses fewer runs and smaller files (a smoke run, not for the README).
 //
-// Usage: pnpm bench [--quick] [name ...]     names: noop-engine convert-overhead run-overhead bench-overhead hash verify download gguf-parse metrics-summary
+// Usage: pnpm bench [--quick] [name ...]     names: noop-engine convert-overhead run-overhead bench-overhead hash verify download gguf-parse registry-transfer metrics-summary
 import { spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,6 +23,7 @@ const BENCHES = [
   { name: "verify", argv: [...tsx, "bench/verify.ts", ...(quick ? ["--size-mib", "128", "--runs", "2"] : ["--runs", "3"])], peer: "sha256sum -c SHA256SUMS" },
   { name: "download", argv: [...tsx, "bench/download.ts"], peer: "curl" },
   { name: "gguf-parse", argv: [...tsx, "bench/gguf-parse.ts"], peer: "(absolute numbers)" },
+  { name: "registry-transfer", argv: [...tsx, "bench/registry-transfer.ts", ...(quick ? ["--size-mib", "64", "--runs", "1"] : ["--runs", "5"])], peer: "skopeo copy" },
   { name: "metrics-summary", argv: [...tsx, "bench/metrics-summary.ts", ...(quick ? ["--lines", "20000"] : [])], peer: "naive Node, jq -s" },
 ];
 
