@@ -3,7 +3,7 @@
 // to its peer's from the same run, as a Markdown table. Converts the demo model first (the engine
 // benchmarks need it). `--quick` uses fewer runs and smaller files (a smoke run, not for the README).
 //
-// Usage: pnpm bench [--quick] [name ...]     names: noop-engine convert-overhead run-overhead bench-overhead hash verify local-checkpoint download gguf-parse metrics-summary oci-transfer oci-tar
+// Usage: pnpm bench [--quick] [name ...]     names: noop-engine convert-overhead run-overhead bench-overhead hash verify local-checkpoint download gguf-parse registry-transfer metrics-summary oci-transfer oci-tar
 import { spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -24,6 +24,7 @@ const BENCHES = [
   { name: "local-checkpoint", argv: [...tsx, "bench/local-checkpoint.ts", ...(quick ? ["--size-mib", "128", "--runs", "2"] : [])], peer: "sha256sum" },
   { name: "download", argv: [...tsx, "bench/download.ts"], peer: "curl" },
   { name: "gguf-parse", argv: [...tsx, "bench/gguf-parse.ts"], peer: "(absolute numbers)" },
+  { name: "registry-transfer", argv: [...tsx, "bench/registry-transfer.ts", ...(quick ? ["--size-mib", "64", "--runs", "1"] : ["--runs", "5"])], peer: "skopeo copy" },
   { name: "metrics-summary", argv: [...tsx, "bench/metrics-summary.ts", ...(quick ? ["--lines", "20000"] : [])], peer: "naive Node, jq -s" },
   { name: "oci-transfer", argv: [...tsx, "bench/oci-transfer.ts", ...(quick ? ["--size-mib", "64", "--runs", "1"] : [])], peer: "skopeo copy" },
   { name: "oci-tar", argv: [...tsx, "bench/oci-tar.ts", ...(quick ? ["--runs", "3"] : ["--runs", "21"])], peer: "GNU tar --sort=name --mtime=@0" },

@@ -189,6 +189,15 @@ describe("token auth (Bearer, ES256 token server)", () => {
     await client.close();
   });
 
+  it("parallel requests for the same scopes share one token request", async () => {
+    const client = clientFor(registry, { credentials: { username: USER, password: PASSWORD } });
+    await registry.clearAccessLog();
+    const digests = ["a", "b", "c", "d", "e", "f"].map((x) => digestOf(x));
+    expect(await Promise.all(digests.map((d) => client.statBlob("token/parallel", d)))).toEqual(digests.map(() => null));
+    expect(registry.tokenRequests).toHaveLength(1);
+    await client.close();
+  });
+
   it("a mount asks one token for both repositories' scopes", async () => {
     const client = clientFor(registry, { credentials: { username: USER, password: PASSWORD } });
     const { blob } = await pushSomething(client, "token/source", 8);
@@ -230,7 +239,9 @@ describe("transport security", () => {
   it("TLS with a private CA: trusted with the CA option, E_REGISTRY_UNREACHABLE without it", async () => {
     const registry = await startRegistry({ tls: true });
     try {
-      const trusted = clientFor(registry, { plainHttp: false, ca: registry.caPem!, credentials: null });
+      const caFile = join(mkdtempSync(join(tmpdir(), "ai-tools-ca-")), "ca.crt");
+      writeFileSync(caFile, registry.caPem!);
+      const trusted = clientFor(registry, { plainHttp: false, caFile, credentials: null });
       await pushSomething(trusted, "tls/model", 10);
       await trusted.close();
       const untrusted = clientFor(registry, { plainHttp: false, credentials: null });
@@ -238,6 +249,7 @@ describe("transport security", () => {
       expect(error).toMatchObject({ code: "E_REGISTRY_UNREACHABLE" });
       expect((error as Error).message).toMatch(/TLS failed/);
       await untrusted.close();
+      expect(() => clientFor(registry, { plainHttp: false, caFile: "/nonexistent/ca.crt" })).toThrow(expect.objectContaining({ code: "E_CONFIG_MISSING", message: expect.stringContaining("/nonexistent/ca.crt") }));
     } finally {
       await registry.close();
     }

@@ -113,6 +113,19 @@ describe("blobs", () => {
     expect((await registry.accessLog()).map((r) => `${r.method} ${r.status}`)).toEqual(["GET 206"]);
   });
 
+  it("a large blob with its size given is hashed off the main thread, also when resumed", async () => {
+    const blob = fileBlob(randomBytesFrom(13, 20 * MiB + 7));
+    await client.uploadBlob("models/large", blob);
+    const file = join(tmp(), "blob.partial");
+    expect(await client.getBlob("models/large", blob.digest, { file, size: blob.size })).toEqual({ digest: blob.digest, size: blob.size, resumedFrom: 0 });
+    expect(readFileSync(file).equals(blob.bytes)).toBe(true);
+    writeFileSync(file, blob.bytes.subarray(0, 17 * MiB + 3));
+    expect(await client.getBlob("models/large", blob.digest, { file, size: blob.size })).toEqual({ digest: blob.digest, size: blob.size, resumedFrom: 17 * MiB + 3 });
+    expect(readFileSync(file).equals(blob.bytes)).toBe(true);
+    // A size that is not the blob's is refused before its bytes are taken.
+    await expect(client.getBlob("models/large", blob.digest, { file: join(tmp(), "x"), size: blob.size - 1 })).rejects.toMatchObject({ code: "E_DIGEST_MISMATCH" });
+  });
+
   it("a partial file with wrong bytes is fetched again from zero; a complete one needs no body", async () => {
     const blob = fileBlob(randomBytesFrom(7, 512 * 1024));
     await client.uploadBlob("models/resume", blob);

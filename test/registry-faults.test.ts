@@ -6,7 +6,7 @@
  * after the registry stored the chunk (the client must ask for the real offset).
  */
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -76,6 +76,46 @@ describe("retries", () => {
     const host = server.host;
     await server.close();
     await expect(new RegistryClient({ registry: host, credentials: null, retry: { attempts: 2, baseDelayMs: 1 } }).ping()).rejects.toMatchObject({ code: "E_REGISTRY_UNREACHABLE", message: expect.stringContaining("ECONNREFUSED") });
+  });
+
+  it("a connection broken in the middle of a manifest is retried; in the middle of a blob, resumed with Range", async () => {
+    const manifest = Buffer.from(json({ schemaVersion: 2, mediaType: OCI_MANIFEST, layers: [], annotations: { pad: "x".repeat(200_000) } }));
+    const blob = randomBytesFrom(24, 3 * 1024 * 1024);
+    let cut = 0;
+    const server = await fake((req, res, raw) => {
+      const body = req.path.includes("/manifests/") ? manifest : blob;
+      const start = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? "")?.[1] ?? 0);
+      res.writeHead(start ? 206 : 200, { "content-type": req.path.includes("/manifests/") ? OCI_MANIFEST : "application/octet-stream", "content-length": String(body.length - start), ...(start ? { "content-range": `bytes ${start}-${body.length - 1}/${body.length}` } : {}) });
+      if (cut++ % 2 === 0) {
+        // Half the bytes, then the connection drops.
+        res.write(body.subarray(start, start + Math.floor((body.length - start) / 2)), () => setTimeout(() => resetConnection(raw), 20));
+        return;
+      }
+      res.end(body.subarray(start));
+    });
+    const c = client(server);
+    expect((await c.getManifest("a/b", "v1")).bytes.equals(manifest)).toBe(true);
+    const file = join(mkdtempSync(join(tmpdir(), "ai-tools-pull-")), "blob");
+    expect(await c.getBlob("a/b", digestOf(blob), { file })).toMatchObject({ size: blob.length, resumedFrom: 0 });
+    expect(readFileSync(file).equals(blob)).toBe(true);
+    const ranges = server.requests.filter((r) => r.path.includes("/blobs/")).map((r) => r.headers.range);
+    expect(ranges).toHaveLength(2);
+    expect(ranges[0]).toBeUndefined();
+    expect(Number(/^bytes=(\d+)-$/.exec(ranges[1] ?? "")?.[1])).toBeGreaterThan(0);
+  });
+
+  it("a blob body longer than the manifest says is refused as it arrives, and nothing is kept", async () => {
+    const blob = randomBytesFrom(25, 1024 * 1024);
+    const server = await fake((req, res) => {
+      // No Content-Length: the client cannot refuse up front.
+      res.writeHead(200, { "content-type": "application/octet-stream" });
+      res.write(blob);
+      res.end(Buffer.alloc(4096));
+    });
+    const file = join(mkdtempSync(join(tmpdir(), "ai-tools-pull-")), "blob");
+    await expect(client(server).getBlob("a/b", digestOf(blob), { file, size: blob.length, name: "model.gguf" })).rejects.toMatchObject({ code: "E_DIGEST_MISMATCH", message: expect.stringContaining("model.gguf") });
+    expect(existsSync(file)).toBe(false);
+    expect(server.requests).toHaveLength(1);
   });
 
   it("a 4xx is not retried", async () => {

@@ -1,9 +1,10 @@
 /**
  * Interrupted uploads against the real registry (Distribution 2.8.2 with `http.secret`, so
- * its upload state tokens survive a restart): a process killed between chunks continues its
- * session on the rerun; a registry restarted during an upload is ridden out; a registry
- * killed in the middle of a PATCH loses the session (2.8.2 cancels a session whose stored
- * size differs from its signed state), and the rerun starts it again cleanly.
+ * its upload state tokens survive a restart): an upload interrupted mid-chunk lets that chunk
+ * finish and continues its session on the rerun; a registry down for a moment during an upload
+ * is ridden out; a chunk cut off in the middle (no grace, or the registry killed) loses the
+ * session (2.8.2 cancels a session whose stored size differs from its signed state), and the
+ * rerun starts it again cleanly.
  */
 import { mkdtempSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -52,18 +53,25 @@ async function pulled(client: RegistryClient, repository: string, digest: string
 }
 
 describe("interrupted uploads", () => {
-  it("a process killed after 3 of 6 chunks continues the session on the rerun, after a registry restart", async () => {
+  it("interrupted in the middle of a chunk: that chunk finishes, and the rerun continues the session after a registry restart", async () => {
     const registry = await registryForTest();
     const blob = fileBlob(randomBytesFrom(31, 6 * MiB));
     const storeFile = join(mkdtempSync(join(tmpdir(), "ai-tools-ws-")), "build", "state", "registry-uploads.json");
-    const killed = new AbortController();
-    // The first POST's session is recorded too (set #1); chunks 1-3 are sets #2-#4.
+    const interrupt = new AbortController();
     const first = clientFor(registry);
     const failure = await first
-      .uploadBlob("models/resume", blob, { chunkSize: MiB, monolithicLimit: 0, sessions: storeWithHook(new FileUploadSessionStore(storeFile), 4, () => killed.abort()), signal: killed.signal })
+      .uploadBlob("models/resume", blob, {
+        chunkSize: MiB,
+        monolithicLimit: 0,
+        sessions: new FileUploadSessionStore(storeFile),
+        signal: interrupt.signal,
+        // Ctrl-C while the third chunk is on its way.
+        onProgress: (sent) => sent >= 2.5 * MiB && interrupt.abort(),
+      })
       .catch((e: unknown) => e);
     expect(failure).toMatchObject({ code: "E_ABORTED" });
     expect(statSync(storeFile).mode & 0o777).toBe(0o600);
+    expect(Object.values(JSON.parse(readFileSync(storeFile, "utf8")).sessions)).toMatchObject([{ offset: 3 * MiB }]);
     await registry.kill();
     await registry.restart();
     await registry.clearAccessLog();
@@ -77,6 +85,20 @@ describe("interrupted uploads", () => {
     expect((await pulled(rerun, "models/resume", blob.digest)).equals(blob.bytes)).toBe(true);
     // Done: the session is forgotten.
     expect(JSON.parse(readFileSync(storeFile, "utf8")).sessions).toEqual({});
+  });
+
+  it("with no grace an abort cuts the chunk at once; 2.8.2 then cancels the session and the rerun starts over", async () => {
+    const registry = await registryForTest();
+    const blob = fileBlob(randomBytesFrom(34, 4 * MiB));
+    const storeFile = join(mkdtempSync(join(tmpdir(), "ai-tools-ws-")), "uploads.json");
+    const interrupt = new AbortController();
+    const failure = await clientFor(registry)
+      .uploadBlob("models/cut-now", blob, { chunkSize: 2 * MiB, monolithicLimit: 0, abortGraceMs: 0, sessions: new FileUploadSessionStore(storeFile), signal: interrupt.signal, onProgress: (sent) => sent >= 3 * MiB && interrupt.abort() })
+      .catch((e: unknown) => e);
+    expect(failure).toMatchObject({ code: "E_ABORTED" });
+    const result = await clientFor(registry).uploadBlob("models/cut-now", blob, { chunkSize: 2 * MiB, monolithicLimit: 0, sessions: new FileUploadSessionStore(storeFile) });
+    expect(result).toMatchObject({ outcome: "uploaded", resumedFrom: 0, bytesSent: 4 * MiB });
+    expect((await pulled(clientFor(registry), "models/cut-now", blob.digest)).equals(blob.bytes)).toBe(true);
   });
 
   it("a registry down for a moment during the upload is ridden out: the client asks for the offset and goes on", async () => {

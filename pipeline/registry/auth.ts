@@ -15,6 +15,7 @@
 import { RegistryError } from "./errors.js";
 import type { RegistryCredential, ResolvedCredential } from "./credentials.js";
 import {
+  abortError,
   assertTransportAllowed,
   originOf,
   readCapped,
@@ -121,6 +122,7 @@ export function parseTokenResponse(json: unknown): { token: string; expiresInS: 
 export class Authorizer {
   private scheme: Scheme = { kind: "unknown" };
   private readonly tokens = new Map<string, CachedToken>();
+  private readonly fetching = new Map<string, Promise<CachedToken>>();
   private readonly options: AuthorizerOptions;
   private readonly origin: string;
 
@@ -146,8 +148,10 @@ export class Authorizer {
     const refusal = await readErrorBody(response);
     this.learn(challenges);
     const challengeScopes = challenges.find((c) => c.scheme === "bearer")?.params.scope?.split(" ").filter(Boolean) ?? [];
-    const second = await this.authorization(access, { fresh: true, challengeScopes, signal: req.signal });
+    const second = await this.authorization(access, { fresh: true, refused: first?.header, challengeScopes, signal: req.signal });
     if (!second) throw await this.refused(access, response.status, refusal.code, undefined);
+    // The same credentials again would only be refused again.
+    if (second.header === first?.header) throw await this.refused(access, response.status, refusal.code, second.source);
     const retried = await this.options.transport.send(withAuthorization(req, second.header));
     if (!isRefusal(retried) || originOf(retried.url) !== this.origin) return retried;
     const again = await readErrorBody(retried);
@@ -167,7 +171,7 @@ export class Authorizer {
   /** The header for `access`: undefined when none is due (an open registry, or nothing learnt yet). */
   private async authorization(
     access: Access,
-    state: { fresh: boolean; challengeScopes?: string[]; signal: AbortSignal | undefined },
+    state: { fresh: boolean; refused?: string | undefined; challengeScopes?: string[]; signal: AbortSignal | undefined },
   ): Promise<{ header: string; source: string } | undefined> {
     if (this.scheme.kind === "unknown" && !state.fresh) {
       // Until a registry asks, only a static bearer token goes out (it is meant for this registry).
@@ -189,12 +193,26 @@ export class Authorizer {
     if (this.scheme.kind !== "bearer") return undefined;
     const scopes = [...new Set([...scopesFor(access), ...(state.challengeScopes ?? [])])].sort();
     const key = `${this.scheme.realm}\n${this.scheme.service ?? ""}\n${scopes.join(" ")}`;
-    const now = (this.options.now ?? Date.now)();
     const cached = this.tokens.get(key);
-    if (!state.fresh && cached && cached.expiresAt > now) return { header: `Bearer ${cached.token}`, source: resolved?.source ?? "anonymous" };
-    const token = await this.fetchToken(this.scheme, scopes, resolved, state.signal);
-    const lifetimeMs = token.expiresInS * 1000;
-    this.tokens.set(key, { token: token.token, expiresAt: now + lifetimeMs - Math.min(30_000, lifetimeMs / 4) });
+    // A fresh attempt still takes a cached token that is not the one just refused (a parallel
+    // request fetched it meanwhile).
+    if (cached && cached.expiresAt > (this.options.now ?? Date.now)() && `Bearer ${cached.token}` !== state.refused) return { header: `Bearer ${cached.token}`, source: resolved?.source ?? "anonymous" };
+    // Parallel requests needing the same scopes share one token request. It runs without any
+    // one caller's signal (another caller's abort must not fail the rest); each waits on its own.
+    let pending = this.fetching.get(key);
+    if (!pending) {
+      const scheme = this.scheme;
+      pending = this.fetchToken(scheme, scopes, resolved, undefined)
+        .then((token) => {
+          const lifetimeMs = token.expiresInS * 1000;
+          const entry = { token: token.token, expiresAt: (this.options.now ?? Date.now)() + lifetimeMs - Math.min(30_000, lifetimeMs / 4) };
+          this.tokens.set(key, entry);
+          return entry;
+        })
+        .finally(() => this.fetching.delete(key));
+      this.fetching.set(key, pending);
+    }
+    const token = await untilAborted(pending, state.signal);
     return { header: `Bearer ${token.token}`, source: resolved?.source ?? "anonymous" };
   }
 
@@ -275,6 +293,17 @@ export class Authorizer {
       { status, ...(registryCode ? { registryCode } : {}) },
     );
   }
+}
+
+/** `promise`, or the abort of `signal`, whichever comes first. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(abortError(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal));
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 function isRefusal(response: HttpResponse): boolean {

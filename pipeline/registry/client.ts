@@ -9,17 +9,21 @@
  * oversized manifests, E_REGISTRY_AUTH after one fresh authentication attempt.
  */
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { createReadStream, readFileSync } from "node:fs";
 import { mkdir, open, rm, stat, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
+import { Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { PipelineError } from "../core/errors.js";
 import { Authorizer, type Access } from "./auth.js";
+import { sha256Sink, type Sha256Sink } from "./hasher.js";
 import { resolveCredentials, type RegistryCredential, type ResolvedCredential } from "./credentials.js";
 import { RegistryError } from "./errors.js";
 import {
   abortError,
   DEFAULT_RETRY,
   discard,
+  networkError,
   readErrorBody,
   RETRYABLE_STATUS,
   RegistryTransport,
@@ -32,7 +36,7 @@ import {
   type RegistryEvent,
   type RetryPolicy,
 } from "./http.js";
-import { assertDigest, assertRepository, isDigest, type RegistryReference } from "./reference.js";
+import { assertDigest, assertRepository, isDigest, normalizeRegistryHost, type RegistryReference } from "./reference.js";
 import { MANIFEST_SIZE_LIMIT, OCI_MANIFEST_TYPES, type Descriptor } from "./types.js";
 import { addReferrerToFallbackIndex, listReferrers, type AddReferrerResult, type ReferrerList } from "./referrers.js";
 import { mountBlob, uploadBlob, type BlobSource, type MountResult, type UploadOptions, type UploadResult } from "./upload.js";
@@ -50,6 +54,8 @@ export interface RegistryClientOptions {
   insecure?: boolean;
   /** PEM CA certificate(s) to trust besides the system's (a private registry CA). */
   ca?: string | Buffer;
+  /** The same, from a file (read once, here). */
+  caFile?: string;
   retry?: Partial<RetryPolicy>;
   /** No byte for this long = a stalled exchange, retried. Default 120 s. */
   stallTimeoutMs?: number;
@@ -85,6 +91,11 @@ export interface GetBlobOptions extends CallOptions {
   offset?: number;
   /** Named in errors (`model.gguf`), beside the digest. */
   name?: string;
+  /**
+   * The size the manifest lists: more bytes are refused, and a large blob is hashed on another
+   * thread (pass it: without it the hash runs inline, about half the speed on a fast link).
+   */
+  size?: number;
   onProgress?: (received: number, total: number | undefined) => void;
 }
 
@@ -113,13 +124,21 @@ export class RegistryClient {
 
   constructor(options: RegistryClientOptions) {
     this.options = options;
-    this.registry = options.registry;
+    this.registry = normalizeRegistryHost(options.registry);
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
+    let ca = options.ca;
+    if (options.caFile) {
+      try {
+        ca = Buffer.concat([...(ca ? [Buffer.from(ca), Buffer.from("\n")] : []), readFileSync(options.caFile)]);
+      } catch (error) {
+        throw new PipelineError("E_CONFIG_MISSING", `the registry CA file ${options.caFile} could not be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+      }
+    }
     this.transport = new RegistryTransport({
-      registry: options.registry,
+      registry: this.registry,
       ...(options.plainHttp !== undefined ? { plainHttp: options.plainHttp } : {}),
       ...(options.insecure !== undefined ? { insecure: options.insecure } : {}),
-      ...(options.ca !== undefined ? { ca: options.ca } : {}),
+      ...(ca !== undefined ? { ca } : {}),
       ...(options.stallTimeoutMs !== undefined ? { stallTimeoutMs: options.stallTimeoutMs } : {}),
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
     });
@@ -185,6 +204,24 @@ export class RegistryClient {
     });
   }
 
+  /**
+   * A request whose answer `consume` reads, retried as a whole under one budget: a 429/5xx answer
+   * and a connection that breaks while the body is read both get another attempt.
+   */
+  async exchange<T>(req: HttpRequest & { access: Access; what: string }, consume: (response: HttpResponse) => Promise<T>): Promise<T> {
+    return withRetries(this.retry, req.signal, (e) => this.emit(e), async () => {
+      const response = await this.request({ ...req, retries: false });
+      try {
+        return await consume(response);
+      } catch (error) {
+        response.body.destroy();
+        if (req.signal?.aborted) throw abortError(req.signal);
+        if (error instanceof PipelineError) throw error;
+        throw networkError(error, `${req.what}: reading the answer`);
+      }
+    });
+  }
+
   /** The typed error for an answer that is not what `what` expected. */
   async errorFor(response: HttpResponse, what: string): Promise<RegistryError> {
     const body = await readErrorBody(response);
@@ -247,16 +284,23 @@ export class RegistryClient {
       if (error.code === "ENOENT") return open(options.file, "w+");
       throw error;
     });
+    const partial: PartialBlob = { handle, have: 0, hash: sha256Sink(options.size) };
     try {
       const onDisk = (await handle.stat()).size;
-      const partial: PartialBlob = { handle, have: Math.min(options.offset ?? onDisk, onDisk), hash: createHash("sha256") };
+      partial.have = Math.min(options.offset ?? onDisk, onDisk, options.size ?? Infinity);
       if (partial.have < onDisk) await handle.truncate(partial.have);
       if (partial.have > 0) await hashFilePrefix(options.file, partial.have, partial.hash);
       const resumedFrom = partial.have;
       let fromZero = partial.have === 0;
       for (;;) {
-        await withRetries(this.retry, signal, (e) => this.emit(e), () => this.fetchBlobInto(repository, digest, what, partial, options, signal));
-        const actual = `sha256:${partial.hash.digest("hex")}`;
+        try {
+          await withRetries(this.retry, signal, (e) => this.emit(e), () => this.fetchBlobInto(repository, digest, what, partial, options, signal));
+        } catch (error) {
+          // Bytes that are not the blob are not kept, not even to resume from.
+          if (error instanceof RegistryError && error.code === "E_DIGEST_MISMATCH") await discardFile(handle, options.file);
+          throw error;
+        }
+        const actual = await partial.hash.digest();
         if (actual === digest) return { digest, size: partial.have, resumedFrom };
         if (!fromZero) {
           // The bytes kept from before may be the bad ones: fetch everything once more.
@@ -264,12 +308,12 @@ export class RegistryClient {
           await resetPartial(partial);
           continue;
         }
-        await handle.close().catch(() => undefined);
-        await rm(options.file, { force: true });
+        await discardFile(handle, options.file);
         throw new RegistryError("E_DIGEST_MISMATCH", `${what}: the registry sent bytes whose sha256 is ${actual}, not ${digest}. The registry's copy is damaged (or was replaced); nothing was kept.`);
       }
     } finally {
       await handle.close().catch(() => undefined);
+      await partial.hash.close();
     }
   }
 
@@ -282,6 +326,8 @@ export class RegistryClient {
       followRedirects: true,
       access: { repository, actions: ["pull"] },
       what,
+      // The caller retries the whole exchange, resuming from what arrived.
+      retries: false,
       ...(signal ? { signal } : {}),
     });
     let total: number | undefined;
@@ -308,18 +354,21 @@ export class RegistryClient {
     } else {
       throw await this.errorFor(response, what);
     }
+    if (options.size !== undefined && total !== undefined && total !== options.size) {
+      await discard(response);
+      throw new RegistryError("E_DIGEST_MISMATCH", `${what}: the registry offers ${total} bytes, the manifest lists ${options.size}`);
+    }
+    const writer = partialWriter(partial, options.size, (have) => options.onProgress?.(have, total));
     try {
-      for await (const chunk of response.body as AsyncIterable<Buffer>) {
-        await partial.handle.write(chunk, 0, chunk.length, partial.have);
-        partial.hash.update(chunk);
-        partial.have += chunk.length;
-        options.onProgress?.(partial.have, total);
-      }
+      await pipeline(response.body, writer.stream);
     } catch (error) {
+      // The write in flight lands (or fails) before anyone reads `have` again.
+      await writer.idle();
       if (signal?.aborted) throw abortError(signal);
       if ((error as NodeJS.ErrnoException).code === "ENOSPC") {
         throw new PipelineError("E_DISK_FULL", `${what}: the disk holding ${options.file} filled up after ${partial.have} bytes; free space and rerun (the download resumes)`, { cause: error });
       }
+      if (error instanceof PipelineError) throw new RegistryError((error as RegistryError).code, `${what}: ${error.message}`, { cause: error });
       throw new TransientRegistryError("E_REGISTRY_UNREACHABLE", `${what}: the connection broke after ${partial.have} bytes (${(error as Error).message})`, { cause: error });
     }
     if (total !== undefined && partial.have < total) throw new TransientRegistryError("E_REGISTRY_UNREACHABLE", `${what}: the body ended after ${partial.have} of ${total} bytes`, {});
@@ -332,14 +381,14 @@ export class RegistryClient {
     const signal = this.signalFor(options);
     const limit = options.maxBytes ?? MANIFEST_SIZE_LIMIT;
     const what = `blob ${options.name ? `${options.name} (${digest})` : digest} in ${repository}`;
-    return withRetries(this.retry, signal, (e) => this.emit(e), async () => {
-      const response = await this.request({ method: "GET", url: this.transport.url(`/v2/${repository}/blobs/${digest}`), followRedirects: true, access: { repository, actions: ["pull"] }, what, ...(signal ? { signal } : {}) });
+    const request = { method: "GET" as const, url: this.transport.url(`/v2/${repository}/blobs/${digest}`), followRedirects: true, access: { repository, actions: ["pull" as const] }, what, ...(signal ? { signal } : {}) };
+    const bytes = await this.exchange(request, async (response) => {
       if (response.status !== 200) throw await this.errorFor(response, what);
-      const bytes = await readLimited(response, limit, what);
-      const actual = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
-      if (actual !== digest) throw new RegistryError("E_DIGEST_MISMATCH", `${what}: the registry sent bytes whose sha256 is ${actual}, not ${digest}`);
-      return bytes;
+      return readLimited(response, limit, what);
     });
+    const actual = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+    if (actual !== digest) throw new RegistryError("E_DIGEST_MISMATCH", `${what}: the registry sent bytes whose sha256 is ${actual}, not ${digest}`);
+    return bytes;
   }
 
   /**
@@ -352,17 +401,19 @@ export class RegistryClient {
     const signal = this.signalFor(options);
     const accept = options.accept ?? OCI_MANIFEST_TYPES;
     const what = `manifest ${repository}${isDigest(reference) ? "@" : ":"}${reference}`;
-    const response = await this.request({
-      method: "GET",
+    const request = {
+      method: "GET" as const,
       url: this.transport.url(`/v2/${repository}/manifests/${reference}`),
       headers: { accept: accept.join(", ") },
       followRedirects: true,
-      access: { repository, actions: ["pull"] },
+      access: { repository, actions: ["pull" as const] },
       what,
       ...(signal ? { signal } : {}),
+    };
+    const { bytes, response } = await this.exchange(request, async (response) => {
+      if (response.status !== 200) throw await this.errorFor(response, what);
+      return { bytes: await readLimited(response, options.maxBytes ?? MANIFEST_SIZE_LIMIT, what), response };
     });
-    if (response.status !== 200) throw await this.errorFor(response, what);
-    const bytes = await readLimited(response, options.maxBytes ?? MANIFEST_SIZE_LIMIT, what);
     const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
     if (isDigest(reference) && digest !== reference) throw new RegistryError("E_DIGEST_MISMATCH", `${what}: the registry sent a manifest whose sha256 is ${digest}`);
     const announced = response.headers["docker-content-digest"];
@@ -486,17 +537,68 @@ async function readLimited(response: HttpResponse, limit: number, what: string):
 interface PartialBlob {
   handle: FileHandle;
   have: number;
-  hash: ReturnType<typeof createHash>;
+  hash: Sha256Sink;
+}
+
+/**
+ * Appends to the partial file, batching what arrived while the previous write ran (writev), and
+ * hashes each batch only once it is on disk: the hash always covers exactly the file's bytes,
+ * so a broken transfer resumes from `have` without reading the file again.
+ */
+function partialWriter(partial: PartialBlob, limit: number | undefined, onWritten: (have: number) => void): { stream: Writable; idle(): Promise<void> } {
+  let inflight: Promise<void> = Promise.resolve();
+  const stream = new Writable({
+    highWaterMark: 4 * 1024 * 1024,
+    writev(chunks, done) {
+      const buffers = chunks.map((c) => c.chunk as Buffer);
+      const length = buffers.reduce((sum, b) => sum + b.length, 0);
+      if (limit !== undefined && partial.have + length > limit) {
+        done(new RegistryError("E_DIGEST_MISMATCH", `the registry sent more than the ${limit} bytes the manifest lists`));
+        return;
+      }
+      inflight = writeAll(partial.handle, buffers, partial.have).then(async () => {
+        await partial.hash.update(buffers);
+        partial.have += length;
+        onWritten(partial.have);
+      });
+      inflight.then(() => done(), done);
+    },
+  });
+  return { stream, idle: () => inflight.catch(() => undefined) };
+}
+
+async function writeAll(handle: FileHandle, buffers: Buffer[], position: number): Promise<void> {
+  let pending = buffers;
+  let at = position;
+  while (pending.length > 0) {
+    const { bytesWritten } = await handle.writev(pending, at);
+    at += bytesWritten;
+    let skip = bytesWritten;
+    const rest: Buffer[] = [];
+    for (const buffer of pending) {
+      if (skip >= buffer.length) skip -= buffer.length;
+      else {
+        rest.push(skip > 0 ? buffer.subarray(skip) : buffer);
+        skip = 0;
+      }
+    }
+    pending = rest;
+  }
+}
+
+async function discardFile(handle: FileHandle, path: string): Promise<void> {
+  await handle.close().catch(() => undefined);
+  await rm(path, { force: true });
 }
 
 async function resetPartial(partial: PartialBlob): Promise<void> {
   await partial.handle.truncate(0);
   partial.have = 0;
-  partial.hash = createHash("sha256");
+  partial.hash.reset();
 }
 
-async function hashFilePrefix(path: string, length: number, hash: ReturnType<typeof createHash>): Promise<void> {
+async function hashFilePrefix(path: string, length: number, hash: Sha256Sink): Promise<void> {
   if ((await stat(path)).size < length) throw new RegistryError("E_REGISTRY_BAD_RESPONSE", `${path} is shorter than the ${length} bytes to resume from`);
-  for await (const chunk of createReadStream(path, { start: 0, end: length - 1, highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  for await (const chunk of createReadStream(path, { start: 0, end: length - 1, highWaterMark: 1 << 20 })) await hash.update([chunk as Buffer]);
 }
 

@@ -300,6 +300,8 @@ export class RegistryTransport {
           body,
           dispatcher: this.dispatcher,
           signal: req.signal ?? null,
+          // Fewer, larger chunks for blob bodies (the default is 64 KiB).
+          highWaterMark: 1024 * 1024,
         });
       } catch (error) {
         if (req.signal?.aborted) throw abortError(req.signal);

@@ -64,26 +64,27 @@ export function nextLink(link: string | undefined, base: string): string | undef
 }
 
 async function readIndexPage(client: RegistryClient, repository: string, url: string, what: string, signal: AbortSignal | undefined): Promise<{ index: Record<string, unknown>; next: string | undefined } | "unsupported"> {
-  const response = await client.request({ method: "GET", url, headers: { accept: OCI_INDEX }, followRedirects: true, access: { repository, actions: ["pull"] }, what, ...(signal ? { signal } : {}) });
-  if (response.status === 404) {
-    await discard(response);
-    return "unsupported";
-  }
-  if (response.status !== 200) throw await client.errorFor(response, what);
-  if (Number(response.headers["content-length"]) > MANIFEST_SIZE_LIMIT) {
-    response.body.destroy();
-    throw new RegistryError("E_REGISTRY_LIMIT", `${what}: a page over ${MANIFEST_SIZE_LIMIT} bytes`);
-  }
-  const bytes = await readCapped(response.body, MANIFEST_SIZE_LIMIT + 1);
-  if (bytes.length > MANIFEST_SIZE_LIMIT) throw new RegistryError("E_REGISTRY_LIMIT", `${what}: a page over ${MANIFEST_SIZE_LIMIT} bytes`);
+  const request = { method: "GET" as const, url, headers: { accept: OCI_INDEX }, followRedirects: true, access: { repository, actions: ["pull" as const] }, what, ...(signal ? { signal } : {}) };
+  const answer = await client.exchange(request, async (response) => {
+    if (response.status === 404) {
+      await discard(response);
+      return "unsupported" as const;
+    }
+    if (response.status !== 200) throw await client.errorFor(response, what);
+    if (Number(response.headers["content-length"]) > MANIFEST_SIZE_LIMIT) throw new RegistryError("E_REGISTRY_LIMIT", `${what}: a page over ${MANIFEST_SIZE_LIMIT} bytes`);
+    const bytes = await readCapped(response.body, MANIFEST_SIZE_LIMIT + 1);
+    if (bytes.length > MANIFEST_SIZE_LIMIT) throw new RegistryError("E_REGISTRY_LIMIT", `${what}: a page over ${MANIFEST_SIZE_LIMIT} bytes`);
+    return { bytes, link: response.headers.link };
+  });
+  if (answer === "unsupported") return answer;
   let index: unknown;
   try {
-    index = JSON.parse(bytes.toString("utf8"));
+    index = JSON.parse(answer.bytes.toString("utf8"));
   } catch {
     throw new RegistryError("E_REGISTRY_BAD_RESPONSE", `${what}: not JSON`);
   }
   if (typeof index !== "object" || index === null || Array.isArray(index)) throw new RegistryError("E_REGISTRY_BAD_RESPONSE", `${what}: not an image index`);
-  return { index: index as Record<string, unknown>, next: nextLink(response.headers.link, url) };
+  return { index: index as Record<string, unknown>, next: nextLink(answer.link, url) };
 }
 
 /** The artifact type of a listed referrer, fetching its manifest when the entry does not say. */

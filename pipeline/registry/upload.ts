@@ -11,9 +11,11 @@
  * Recovery never trusts our own idea of what arrived: Distribution 2.8.2 ignores
  * `Content-Range`, so after any failure the client asks `GET <location>` for the real `Range`
  * and continues from there. A session the registry no longer knows (404) is restarted from
- * byte 0. With a session store, the newest Location survives the process: a rerun after a
- * kill continues the session. (2.8.2 cancels a session whose stored size differs from its
- * signed state, i.e. one cut off in the middle of a PATCH: that one restarts.)
+ * byte 0. With a session store, the newest Location survives the process, so a rerun continues
+ * the session. Distribution 2.8.2 cancels a session whose stored size differs from its signed
+ * state, i.e. one cut off in the middle of a PATCH: that one restarts (newer Distribution code
+ * checks this only on writes, so its status GET reports the real size and we continue from it).
+ * So an abort lets the PATCH in flight finish (within `abortGraceMs`) and stops between chunks.
  */
 import { Readable } from "node:stream";
 import { PipelineError } from "../core/errors.js";
@@ -59,6 +61,11 @@ export interface UploadOptions extends CallOptions {
   session?: UploadSession;
   /** Do not HEAD first (the caller just did). */
   skipExistenceCheck?: boolean;
+  /**
+   * On abort, how long the PATCH in flight may take to finish (default 15 s), so its session
+   * stays continuable; then it is cut. A monolithic PUT is cut at once (it has no session to keep).
+   */
+  abortGraceMs?: number;
 }
 
 export interface UploadResult {
@@ -72,6 +79,26 @@ export interface UploadResult {
 }
 
 export const DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024;
+export const DEFAULT_ABORT_GRACE_MS = 15_000;
+
+/** A signal that follows `signal` only `graceMs` after it fired (undefined: nothing to follow). */
+function graceful(signal: AbortSignal | undefined, graceMs: number): { signal: AbortSignal | undefined; dispose(): void } {
+  if (!signal) return { signal: undefined, dispose: () => undefined };
+  const delayed = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const fire = () => {
+    timer = setTimeout(() => delayed.abort(signal.reason), graceMs);
+  };
+  if (signal.aborted) fire();
+  else signal.addEventListener("abort", fire, { once: true });
+  return {
+    signal: delayed.signal,
+    dispose: () => {
+      signal.removeEventListener("abort", fire);
+      if (timer) clearTimeout(timer);
+    },
+  };
+}
 export const DEFAULT_MONOLITHIC_LIMIT = 64 * 1024 * 1024;
 const UPLOAD_SESSION_GONE = new Set(["BLOB_UPLOAD_UNKNOWN", "BLOB_UPLOAD_INVALID"]);
 
@@ -222,18 +249,27 @@ export async function uploadBlob(client: RegistryClient, repository: string, blo
     } else {
       const chunk = Math.max(chunkSize, current.minChunkLength ?? 0);
       while (current.offset < blob.size) {
+        if (signal?.aborted) throw abortError(signal);
         const start = current.offset;
         const end = Math.min(blob.size, start + chunk);
-        const response = await client.request({
-          method: "PATCH",
-          url: current.location,
-          headers: { "content-type": "application/octet-stream", "content-range": `${start}-${end - 1}`, "content-length": String(end - start) },
-          body: bodyOf(blob, start, end, label, onBytes),
-          access: { repository, actions: ["pull", "push"] },
-          what,
-          retries: false,
-          ...(signal ? { signal } : {}),
-        });
+        // An abort lets the chunk in flight finish (up to abortGraceMs): Distribution cancels a
+        // session cut off mid-chunk, but one stopped between chunks continues on the rerun.
+        const chunkSignal = graceful(signal, options.abortGraceMs ?? DEFAULT_ABORT_GRACE_MS);
+        let response: HttpResponse;
+        try {
+          response = await client.request({
+            method: "PATCH",
+            url: current.location,
+            headers: { "content-type": "application/octet-stream", "content-range": `${start}-${end - 1}`, "content-length": String(end - start) },
+            body: bodyOf(blob, start, end, label, onBytes),
+            access: { repository, actions: ["pull", "push"] },
+            what,
+            retries: false,
+            ...(chunkSignal.signal ? { signal: chunkSignal.signal } : {}),
+          });
+        } finally {
+          chunkSignal.dispose();
+        }
         if (response.status !== 202) throw await client.errorFor(response, `${what}: bytes ${start}-${end - 1}`);
         await discard(response);
         const next = sessionFrom(response, current.location, end, what);
