@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { HAS_PROC, isProcessAlive, processStartTime, runCommand, withChildGroupTracker } from "../pipeline/core/process.js";
 import { acquireRunLock, type LockHolder } from "../pipeline/core/run-lock.js";
 import { waitFor } from "./helpers/wait.js";
+import { PROJECT_ROOT } from "./helpers/workspace.js";
 
 let dir: string;
 beforeEach(async () => {
@@ -17,6 +18,41 @@ afterEach(async () => {
 });
 
 describe("run lock", () => {
+  it("has one holder at a time when processes race for it (a lock file is never seen half-written)", async () => {
+    // Created empty and filled afterwards, a racing waiter read it as a dead holder's and took it over:
+    // two holders, and a put-back of a released record deadlocked everyone (seen with 16 store pulls).
+    const lock = join(dir, "race.lock");
+    const log = join(dir, "holders.log");
+    const script = `
+      import { acquireRunLock } from ${JSON.stringify(join(PROJECT_ROOT, "pipeline/core/run-lock.ts"))};
+      import { appendFileSync } from "node:fs";
+      const [lock, log] = process.argv.slice(1);
+      for (let i = 0; i < 40; i++) {
+        const release = await acquireRunLock(lock, { pollMs: 1 });
+        appendFileSync(log, "+\\n");
+        await new Promise((r) => setTimeout(r, 2));
+        appendFileSync(log, "-\\n");
+        await release();
+      }
+    `;
+    const children = Array.from({ length: 6 }, () => spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script, lock, log], { cwd: PROJECT_ROOT, stdio: "inherit" }));
+    // A deadlock (the old failure) must not leave the children running after the test's timeout.
+    const stop = setTimeout(() => children.forEach((c) => c.kill("SIGKILL")), 50_000);
+    try {
+      expect(await Promise.all(children.map((c) => new Promise((resolve) => c.once("exit", resolve))))).toEqual(Array(6).fill(0));
+    } finally {
+      clearTimeout(stop);
+    }
+    let holders = 0;
+    let most = 0;
+    for (const line of readFileSync(log, "utf8").trim().split("\n")) {
+      holders += line === "+" ? 1 : -1;
+      most = Math.max(most, holders);
+    }
+    expect(most).toBe(1);
+    expect(readFileSync(log, "utf8").trim().split("\n")).toHaveLength(6 * 40 * 2);
+  }, 60_000);
+
   it("makes a second holder wait until the first releases, telling who holds it", async () => {
     const path = join(dir, "build.running");
     const release = await acquireRunLock(path);

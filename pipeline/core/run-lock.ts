@@ -21,7 +21,7 @@
 import { randomBytes } from "node:crypto";
 import { renameSync, rmSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { link, mkdir, open, readFile, rename, rm } from "node:fs/promises";
+import { link, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { AbortedError, PipelineError } from "./errors.js";
 import { removeTemporariesOf } from "./files.js";
@@ -80,7 +80,7 @@ async function readHolder(path: string): Promise<LockHolder | null> {
   try {
     return JSON.parse(text) as LockHolder;
   } catch {
-    // A holder that died between creating and filling the file.
+    // Not a holder record: a corrupt file, or one an older version created empty and died before filling.
     return { pid: -1, host: hostname(), command: "(unreadable lock)", since: "", nonce: "" };
   }
 }
@@ -98,14 +98,21 @@ export async function acquireRunLock(path: string, options: AcquireOptions = {})
   let announced = false;
   for (;;) {
     if (options.signal?.aborted) throw new AbortedError();
+    // Published whole: written to a temporary, then linked into place (link fails when the path
+    // exists). Created empty and filled afterwards, a waiter could read it in between, take it
+    // for a dead holder's unreadable lock and take it over while its holder goes on: two holders.
+    const temp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
+    await writeFile(temp, JSON.stringify(me) + "\n");
+    let linked = false;
     try {
-      const handle = await open(path, "wx");
-      await handle.writeFile(JSON.stringify(me) + "\n");
-      await handle.close();
-      return holding(path, me);
+      await link(temp, path);
+      linked = true;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    } finally {
+      await rm(temp, { force: true });
     }
+    if (linked) return holding(path, me);
     const holder = await readHolder(path);
     if (!holder) continue; // released between our open and read
     const sameHost = holder.host === me.host;
