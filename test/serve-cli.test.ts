@@ -5,44 +5,18 @@
  * The fixture server logs every sampled token (FIXTURE_SERVER_EVENTS), so the tests see
  * what the engine did, not only what the front said.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { join } from "node:path";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI, makeWorkspace, type TestWorkspace } from "./helpers/workspace.js";
+import { serveCli, type Served } from "./helpers/serve.js";
+import { makeWorkspace, type TestWorkspace } from "./helpers/workspace.js";
 
 const pythonReady = spawnSync("/usr/bin/python3", ["-c", "import numpy, sentencepiece; assert int(numpy.__version__.split('.')[0]) < 2"]).status === 0;
 const MODEL = "tiny-relu-llama";
 const POLICY = `models/powerinfer/${MODEL}/policy.yaml`;
-
-interface Served {
-  child: ChildProcess;
-  /** http://127.0.0.1:PORT */
-  base: string;
-  enginePid: number;
-  stderr(): string;
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-/** `ai-tools serve` on a free port, once it says where it serves. */
-async function serve(ws: TestWorkspace, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Served> {
-  const child = spawn(process.execPath, [CLI, "serve", "--port", "0", ...args], { cwd: ws.root, env: { ...ws.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  let stderr = "";
-  child.stdout!.resume();
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("close", (code, signal) => resolve({ code, signal })));
-  const ready = await new Promise<RegExpExecArray | null>((resolve) => {
-    child.stderr!.on("data", (d) => {
-      stderr += d;
-      const match = /^serving \S+ at (http:\/\/[\d.]+:\d+)\/v1 .*pid (\d+)\)$/m.exec(stderr);
-      if (match) resolve(match);
-    });
-    void exit.then(() => resolve(null));
-  });
-  if (!ready) throw new Error(`serve did not start:\n${stderr}`);
-  return { child, base: ready[1]!, enginePid: Number(ready[2]), stderr: () => stderr, exit };
-}
 
 const events = (file: string) => (existsSync(file) ? readFileSync(file, "utf8").trim().split("\n") : []);
 const alive = (pid: number) => {
@@ -67,7 +41,7 @@ describe.skipIf(!pythonReady)("ai-tools serve (needs /usr/bin/python3 with numpy
     expect(converted.code, converted.stdout + converted.stderr).toBe(0);
     // The demo model's policy with a longer limit, so that a generation can outlast a client.
     writeFileSync(join(ws.root, "serve-policy.yaml"), readFileSync(join(ws.root, POLICY), "utf8").replace("n_predict: 16", "n_predict: 400").replace("ctx_size: 256", "ctx_size: 512"));
-    server = await serve(ws, ["--config", "serve-policy.yaml", "--queue", "4", "--metrics-log", "build/serve-metrics.jsonl"], {
+    server = await serveCli(ws, ["--config", "serve-policy.yaml", "--queue", "4", "--metrics-log", "build/serve-metrics.jsonl"], {
       FIXTURE_SERVER_TOKEN_DELAY_MS: "15",
       FIXTURE_SERVER_EVENTS: eventsFile(),
     });
@@ -286,7 +260,7 @@ describe.skipIf(!pythonReady)("ai-tools serve (needs /usr/bin/python3 with numpy
 
   it("with --api-key-env, /v1 needs the key (never printed); /healthz and /metrics do not; the engine dying ends serve with exit 1", async () => {
     const key = "serve-test-key-7c1d";
-    const keyed = await serve(ws, ["--config", POLICY, "--api-key-env", "SERVE_TEST_KEY"], { SERVE_TEST_KEY: key });
+    const keyed = await serveCli(ws, ["--config", POLICY, "--api-key-env", "SERVE_TEST_KEY"], { SERVE_TEST_KEY: key });
     try {
       const wrong = new OpenAI({ baseURL: `${keyed.base}/v1`, apiKey: "not-the-key", maxRetries: 0 });
       await expect(wrong.models.list()).rejects.toMatchObject({ status: 401, code: "invalid_api_key" });
@@ -309,7 +283,7 @@ describe.skipIf(!pythonReady)("ai-tools serve (needs /usr/bin/python3 with numpy
   });
 
   it("SIGTERM with a request in flight: it finishes, then the engine's process group is stopped and serve exits 0", async () => {
-    const stopping = await serve(ws, ["--config", POLICY], { FIXTURE_SERVER_TOKEN_DELAY_MS: "60" });
+    const stopping = await serveCli(ws, ["--config", POLICY], { FIXTURE_SERVER_TOKEN_DELAY_MS: "60" });
     const local = new OpenAI({ baseURL: `${stopping.base}/v1`, apiKey: "unused", maxRetries: 0 });
     const stream = await local.completions.create({ model: MODEL, prompt: "Once", max_tokens: 10, seed: 4, stream: true });
     let pieces = 0;
