@@ -128,6 +128,20 @@ describe.skipIf(!pythonReady)("ai-tools serve (needs /usr/bin/python3 with numpy
     expect(events(eventsFile()).filter((l) => / end /.test(l)).at(-1)).toMatch(/end limit tokens_predicted 3$/);
   });
 
+  it("fits each request to the slot's context (512): the engine counts long prompts; one that fills it is refused", async () => {
+    // " the" is one token of the fixture's vocabulary: 490 of them plus the BOS.
+    const long = await fetch(`${server.base}/v1/completions`, { method: "POST", body: JSON.stringify({ model: MODEL, prompt: " the".repeat(490), max_tokens: 100, seed: 2 }) });
+    expect(long.status).toBe(200);
+    expect(long.headers.get("x-ai-tools-max-tokens")).toBe("19 (what the context leaves after the prompt)");
+    expect(events(eventsFile()).filter((l) => / start /.test(l)).at(-1)).toMatch(/n_predict 19$/);
+    expect(((await long.json()) as { usage: { prompt_tokens: number; completion_tokens: number } }).usage).toMatchObject({ prompt_tokens: 491 });
+    await expect(client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: " the".repeat(600) }] })).rejects.toMatchObject({
+      status: 400,
+      code: "context_length_exceeded",
+      param: "messages",
+    });
+  });
+
   it("stop sequences: the text ends before the first one, streamed or not", async () => {
     const pieces: string[] = [];
     for await (const chunk of await client.completions.create({ model: MODEL, prompt: "Once", max_tokens: 12, seed: 21, stream: true })) pieces.push(chunk.choices[0]?.text ?? "");

@@ -8,11 +8,21 @@ import { AdmissionQueue, QueueFullError } from "../pipeline/serve/admission.js";
 import { detectChatTemplate, renderChat, DEFAULT_SYSTEM } from "../pipeline/serve/chat-template.js";
 import { parseEngineEvent } from "../pipeline/serve/engine-client.js";
 import { engineServerArgv } from "../pipeline/serve/engine-server.js";
-import { ApiError, parseChatRequest, parseCompletionRequest, planEngineRequest, streamChunk, usageChunk, newIdentity } from "../pipeline/serve/openai-protocol.js";
+import { ApiError, fitToContext, parseChatRequest, parseCompletionRequest, planEngineRequest, promptTokensAtMost, streamChunk, usageChunk, newIdentity } from "../pipeline/serve/openai-protocol.js";
 import { servedModelName } from "../pipeline/serve/serve.js";
 import type { RenderedGeneration, RenderedPolicy } from "../pipeline/policy/types.js";
 
 const generation: RenderedGeneration = { temperature: 0.8, top_p: 0.9, top_k: 40, repeat_penalty: 1.1, n_predict: 16, ctx_size: 256, seed: -1, stop: [] };
+
+const refused = (fn: () => unknown) => {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ApiError);
+    return error as ApiError;
+  }
+  throw new Error("not refused");
+};
 
 describe("chat templates", () => {
   it("recognises ChatML and Llama 2 templates by their markers; anything else, or none, is plain", () => {
@@ -58,16 +68,6 @@ describe("OpenAI requests", () => {
     expect(parseCompletionRequest({ model: "m", prompt: [5, 6] }).prompt).toEqual([5, 6]);
   });
 
-  const refused = (fn: () => unknown) => {
-    try {
-      fn();
-    } catch (error) {
-      expect(error).toBeInstanceOf(ApiError);
-      return error as ApiError;
-    }
-    throw new Error("not refused");
-  };
-
   it("refuses what it cannot honour with a 400 naming the parameter", () => {
     expect(refused(() => parseCompletionRequest({ model: "m", prompt: ["a", "b"] }))).toMatchObject({ status: 400, param: "prompt" });
     expect(refused(() => parseCompletionRequest({ model: "m", prompt: "" }))).toMatchObject({ param: "prompt" });
@@ -98,6 +98,16 @@ describe("OpenAI requests", () => {
       expect(planEngineRequest(parseCompletionRequest({ model: "m", prompt: "x" }), { ...generation, n_predict })).toMatchObject({ maxTokens: null, body: { n_predict: -1 } });
     }
     expect(planEngineRequest(parseCompletionRequest({ model: "m", prompt: "x" }), { ...generation, seed: 42 }).body.seed).toBe(42);
+  });
+
+  it("fits the request to a slot's context: a prompt that fills it is refused, the answer stops short of its end", () => {
+    const plan = planEngineRequest(parseCompletionRequest({ model: "m", prompt: "x", max_tokens: 100 }), { ...generation, n_predict: -1 });
+    expect(fitToContext(plan, 200, 256, "prompt")).toMatchObject({ maxTokens: 54, contextLimited: true, body: { n_predict: 54 } });
+    expect(fitToContext({ ...plan, maxTokens: 10 }, 200, 256, "prompt")).toMatchObject({ maxTokens: 10 });
+    expect(refused(() => fitToContext(plan, 255, 256, "messages"))).toMatchObject({ status: 400, param: "messages", code: "context_length_exceeded" });
+    // The bound that spares asking the engine: never below the engine's count (one token per byte at most, plus space and BOS).
+    expect(promptTokensAtMost("héllo")).toBe(8);
+    expect(promptTokensAtMost([1, 2, 3])).toBe(3);
   });
 
   it("stream chunks have the API's shapes; usage chunks have no choices", () => {

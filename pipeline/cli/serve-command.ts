@@ -62,9 +62,9 @@ export async function runServe(options: CliOptions, io: CommandIo, signal: Abort
   });
   io.err(
     `serving ${handle.model} at ${handle.url}/v1 (chat template ${handle.template.name}: ${handle.template.reason}; ` +
-      `${options.parallel ?? 1} slot(s), queue ${options.queue ?? DEFAULT_QUEUE}${options.apiKeyEnv ? `, API key from $${options.apiKeyEnv}` : ""}; engine ${handle.engineUrl})`,
+      `${options.parallel ?? 1} slot(s), queue ${options.queue ?? DEFAULT_QUEUE}${options.apiKeyEnv ? `, API key from $${options.apiKeyEnv}` : ""}; engine ${handle.engineUrl}, pid ${handle.enginePid})`,
   );
-  if (options.json) io.out(JSON.stringify({ v: EVENT_SCHEMA_VERSION, time: new Date().toISOString(), event: "serve-ready", url: `${handle.url}/v1`, model: handle.model, engine: handle.engineUrl }) + "\n");
+  if (options.json) io.out(JSON.stringify({ v: EVENT_SCHEMA_VERSION, time: new Date().toISOString(), event: "serve-ready", url: `${handle.url}/v1`, model: handle.model, engine: handle.engineUrl, enginePid: handle.enginePid }) + "\n");
 
   const stopRequested = new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener("abort", () => resolve(), { once: true })));
   try {

@@ -87,6 +87,26 @@ export function parseEngineEvent(data: string): EngineEvent {
   };
 }
 
+/** The engine's token count of `text` (POST /tokenize; without the BOS a prompt gets). */
+export async function countTokens(baseUrl: string, text: string, signal: AbortSignal): Promise<number> {
+  const url = `${baseUrl}/tokenize`;
+  const payload = Buffer.from(JSON.stringify({ content: text }), "utf8");
+  const body = await new Promise<string>((resolve, reject) => {
+    const req = httpRequest(url, { method: "POST", agent: false, signal, headers: { "content-type": "application/json", "content-length": payload.length } }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => (text += d));
+      res.on("end", () => (res.statusCode === 200 ? resolve(text) : reject(new EngineError("E_ENGINE_HTTP", `${url} answered HTTP ${res.statusCode}: ${text.slice(0, 200)}`))));
+      res.on("error", reject);
+    });
+    req.on("error", (error) => reject(signal.aborted ? new EngineError("E_ENGINE_ABORTED", `the request to ${url} was stopped`) : new EngineError("E_ENGINE_UNAVAILABLE", `cannot reach the engine server at ${url} (${(error as NodeJS.ErrnoException).code ?? error.message})`)));
+    req.end(payload);
+  });
+  const tokens = (JSON.parse(body) as { tokens?: unknown }).tokens;
+  if (!Array.isArray(tokens)) throw new EngineError("E_ENGINE_FAILED", `${url} answered without a token list: ${body.slice(0, 120)}`);
+  return tokens.length;
+}
+
 /** The engine's events for one request, as they arrive. Breaking out of the loop closes the connection (and so stops the engine). */
 export async function* streamCompletion(baseUrl: string, body: EngineCompletionBody, options: StreamOptions): AsyncGenerator<EngineEvent> {
   const url = `${baseUrl}/completion`;

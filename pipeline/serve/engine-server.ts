@@ -35,6 +35,7 @@ export function engineServerArgv(spec: EngineServerSpec, port: number): string[]
   return [
     spec.binary,
     "-m", policy.modelPath!,
+    // 0: the model's training context (then split between the slots).
     "-c", String(policy.generation.ctx_size * parallel),
     "-t", String(r.threads),
     ...(r.batch_size !== null ? ["-b", String(r.batch_size)] : []),

@@ -31,6 +31,8 @@ import {
   parseChatRequest,
   parseCompletionRequest,
   planEngineRequest,
+  fitToContext,
+  promptTokensAtMost,
   streamChunk,
   usageChunk,
   usageOf,
@@ -44,6 +46,8 @@ import { PROMETHEUS_CONTENT_TYPE, type ServeMetrics } from "./serve-metrics.js";
 export interface FrontEngine {
   /** The engine's events for one request; closing the iterator closes the request. */
   stream(body: EngineCompletionBody, signal: AbortSignal): AsyncGenerator<EngineEvent>;
+  /** The engine's token count of a text (no BOS). */
+  countTokens(text: string, signal: AbortSignal): Promise<number>;
 }
 
 /** How one generation request ended, for its metrics record. */
@@ -64,6 +68,8 @@ export interface FrontOptions {
   model: { id: string; created: number };
   /** The policy's generation settings: defaults, and the max_tokens limit (n_predict). */
   generation: RenderedGeneration;
+  /** Tokens of context each request gets (an engine slot's); null: unknown, not checked. */
+  slotContext: number | null;
   template: ChatTemplateName;
   /** Required as `Authorization: Bearer <key>` on /v1/ when set. */
   apiKey: string | null;
@@ -170,7 +176,7 @@ export async function startFront(options: FrontOptions): Promise<Front> {
       res.setHeader("retry-after", "1");
       return sendError(res, new ApiError(503, "the engine is not ready", "server_error", null, "engine_not_ready"));
     }
-    const plan = planEngineRequest(request, options.generation);
+    let plan = planEngineRequest(request, options.generation);
     const prompt = typeof request.prompt === "string" ? request.prompt : "";
     const controller = new AbortController();
     const onClose = () => {
@@ -183,6 +189,12 @@ export async function startFront(options: FrontOptions): Promise<Front> {
     let status = 200;
     const done = (outcome: Omit<RequestOutcome, "kind" | "prompt" | "output" | "status">) => options.onRequestEnd?.({ kind, prompt, output, status, ...outcome });
     try {
+      // Prompt and answer must fit the slot's context: counted by the engine unless the text is short enough to be sure.
+      const context = options.slotContext;
+      if (context !== null && !(plan.maxTokens !== null && promptTokensAtMost(request.prompt) + plan.maxTokens + 2 <= context)) {
+        const tokens = typeof request.prompt === "string" ? (await current.countTokens(request.prompt, controller.signal)) + 1 : request.prompt.length;
+        plan = fitToContext(plan, tokens, context, kind === "chat" ? "messages" : "prompt");
+      }
       try {
         release = await options.queue.acquire(controller.signal);
       } catch (error) {
@@ -196,7 +208,10 @@ export async function startFront(options: FrontOptions): Promise<Front> {
         throw error;
       }
       const id = newIdentity(kind, options.model.id);
-      const clamped = plan.clampedFrom !== null ? { "x-ai-tools-max-tokens": `${plan.maxTokens} (asked ${plan.clampedFrom}; the policy's n_predict)` } : {};
+      const clamped =
+        plan.contextLimited ? { "x-ai-tools-max-tokens": `${plan.maxTokens} (what the context leaves after the prompt)` }
+        : plan.clampedFrom !== null ? { "x-ai-tools-max-tokens": `${plan.maxTokens} (asked ${plan.clampedFrom}; the policy's n_predict)` }
+        : {};
       if (request.stream) {
         res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", ...clamped });
         if (kind === "chat") await send(res, streamChunk(kind, id, { role: "assistant", content: "" }, request.includeUsage));
@@ -243,6 +258,11 @@ export async function startFront(options: FrontOptions): Promise<Front> {
       });
       options.log?.(`${req.method} ${req.url} 200 ${completionTokens} tokens in ${((endedAt - arrived) / 1000).toFixed(2)} s (${finishReason})`);
     } catch (error) {
+      if (error instanceof ApiError) {
+        status = error.status;
+        sendError(res, error);
+        return;
+      }
       if (controller.signal.reason instanceof ClientGoneError) {
         status = 499;
         done({ metrics: null, error: new EngineError("E_ENGINE_ABORTED", "the client closed the connection") });

@@ -211,6 +211,8 @@ export interface EnginePlan {
   maxTokens: number | null;
   /** The max_tokens asked for, when the policy's n_predict lowered it. */
   clampedFrom: number | null;
+  /** maxTokens was lowered to what the context leaves after the prompt. */
+  contextLimited?: boolean;
 }
 
 /**
@@ -241,6 +243,30 @@ export function planEngineRequest(request: GenerationRequest, policy: RenderedGe
     ...(s.logit_bias ? { logit_bias: s.logit_bias } : {}),
   };
   return { body, maxTokens, clampedFrom: asked !== null && limit !== null && asked > limit ? asked : null };
+}
+
+/**
+ * Prompt tokens at most, without asking the engine: every token of the engine's tokenizer covers
+ * at least one byte of the text, plus the space it puts in front and the BOS.
+ */
+export function promptTokensAtMost(prompt: string | number[]): number {
+  return typeof prompt === "string" ? Buffer.byteLength(prompt, "utf8") + 2 : prompt.length;
+}
+
+/**
+ * The engine request fitted to a slot's context: a prompt that fills it is refused (the engine
+ * would cut it silently), and n_predict stops short of the end of the context, where the engine
+ * would start shifting it (at this commit its loop can die doing that, leaving requests
+ * unanswered). `promptTokens` is the engine's count (or promptTokensAtMost when that is enough).
+ */
+export function fitToContext(plan: EnginePlan, promptTokens: number, slotContext: number, param: "prompt" | "messages"): EnginePlan {
+  // The engine samples one token past its limit; one more of margin.
+  const room = slotContext - promptTokens - 2;
+  if (room < 1) {
+    throw new ApiError(400, `This model's context is ${slotContext} tokens per request (ctx_size); the prompt has ${promptTokens}, leaving no room to generate.`, "invalid_request_error", param, "context_length_exceeded");
+  }
+  if (plan.maxTokens !== null && plan.maxTokens <= room) return plan;
+  return { ...plan, body: { ...plan.body, n_predict: room }, maxTokens: room, contextLimited: true };
 }
 
 // ---------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import { appendMetricsRecord, buildMetricsRecord } from "../metrics/record.js";
 import { checkModelIntegrity, preparePolicy } from "../runtime/prepare.js";
 import { AdmissionQueue } from "./admission.js";
 import { detectChatTemplate, type ChatTemplateName } from "./chat-template.js";
-import { streamCompletion } from "./engine-client.js";
+import { countTokens, streamCompletion } from "./engine-client.js";
 import { startEngineServer, type EngineExit, type RunningEngine } from "./engine-server.js";
 import { startFront, type RequestOutcome } from "./front.js";
 import { ServeMetrics } from "./serve-metrics.js";
@@ -57,6 +57,7 @@ export interface ServeHandle {
   /** http://host:port; the API is under /v1. */
   url: string;
   engineUrl: string;
+  enginePid: number;
   engineArgv: string[];
   model: string;
   template: { name: ChatTemplateName; reason: string };
@@ -107,9 +108,14 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
   for (const note of notes) log(`note: ${note}`);
 
   const modelPath = rendered.modelPath!;
+  const header = await readGgufHeader(modelPath);
+  const chatTemplate = header.kv.get("tokenizer.chat_template");
   const template = options.chatTemplate
     ? { name: options.chatTemplate, reason: "--chat-template" }
-    : detectChatTemplate(await readChatTemplate(modelPath));
+    : detectChatTemplate(typeof chatTemplate === "string" ? chatTemplate : undefined);
+  // ctx_size 0: the model's training context, split between the slots.
+  const trained = header.kv.get(`${String(header.kv.get("general.architecture"))}.context_length`);
+  const slotContext = rendered.generation.ctx_size > 0 ? rendered.generation.ctx_size : typeof trained === "number" ? Math.floor(trained / options.parallel) : null;
   const model = { id: servedModelName(modelPath), created: Math.floor((await stat(modelPath)).mtimeMs / 1000) };
   const metrics = new ServeMetrics();
   const queue = new AdmissionQueue(options.parallel, options.queue);
@@ -144,6 +150,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     port: options.listen.port,
     model,
     generation: rendered.generation,
+    slotContext,
     template: template.name,
     apiKey,
     queue,
@@ -182,7 +189,10 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
   engineVersion = () => engine.version;
   peakRss = () => engine.peakRssBytes();
   const idleTimeoutMs = options.engineIdleTimeoutMs ?? 10 * 60_000;
-  front.setEngine({ stream: (body, signal) => streamCompletion(engine.url, body, { signal, idleTimeoutMs }) });
+  front.setEngine({
+    stream: (body, signal) => streamCompletion(engine.url, body, { signal, idleTimeoutMs }),
+    countTokens: (text, signal) => countTokens(engine.url, text, signal),
+  });
 
   const engineExited = engine.exited.then((exit: EngineExit): Promise<never> => {
     // Stopped by close(): nothing to report, ever.
@@ -199,6 +209,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
   return {
     url: front.url,
     engineUrl: engine.url,
+    enginePid: engine.pid,
     engineArgv: engine.argv,
     model: model.id,
     template,
@@ -213,9 +224,3 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
   };
 }
 
-/** tokenizer.chat_template from the model's GGUF header, if it has one. */
-async function readChatTemplate(modelPath: string): Promise<string | undefined> {
-  const header = await readGgufHeader(modelPath);
-  const value = header.kv.get("tokenizer.chat_template");
-  return typeof value === "string" ? value : undefined;
-}
