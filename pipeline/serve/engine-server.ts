@@ -179,7 +179,19 @@ async function startOnce(spec: EngineServerSpec, port: number, accepted: Set<str
   }
   // Ready: from now on only stop() ends it (the caller drains requests first).
   options.signal?.removeEventListener("abort", stopOnAbort);
-  return { url, pid, argv, get version() { return version; }, dropped, exited, peakRssBytes: () => peakRss(pid), stop };
+  return {
+    url,
+    pid,
+    argv,
+    // Read when asked: the start-up line may come after the port answers.
+    get version() {
+      return version;
+    },
+    dropped,
+    exited,
+    peakRssBytes: () => peakRss(pid),
+    stop,
+  };
 }
 
 function firstError(lines: readonly string[]): string {

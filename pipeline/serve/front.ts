@@ -21,7 +21,7 @@ import { EngineError, type RequestMetrics } from "../../engines/types.js";
 import type { RenderedGeneration } from "../policy/types.js";
 import { QueueFullError, type AdmissionQueue } from "./admission.js";
 import type { ChatTemplateName } from "./chat-template.js";
-import { EngineBusyError, type EngineEvent, type EngineFinal } from "./engine-client.js";
+import { EngineBusyError, type EngineEvent } from "./engine-client.js";
 import {
   ApiError,
   completeResponse,
@@ -37,6 +37,7 @@ import {
   usageChunk,
   usageOf,
   type EngineCompletionBody,
+  type EnginePlan,
   type FinishReason,
   type GenerationRequest,
   type RequestKind,
@@ -216,23 +217,10 @@ export async function startFront(options: FrontOptions): Promise<Front> {
         res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", ...clamped });
         if (kind === "chat") await send(res, streamChunk(kind, id, { role: "assistant", content: "" }, request.includeUsage));
       }
-      let events = 0;
-      let firstAt: number | null = null;
-      let final: EngineFinal | null = null;
-      for await (const event of engineEvents(current, plan.body, controller.signal)) {
-        if (event.kind === "final") {
-          final = event.final;
-          break;
-        }
-        // Past max_tokens: the engine's extra token(s), dropped (see above).
-        if (plan.maxTokens !== null && ++events > plan.maxTokens) continue;
-        if (event.content === "") continue;
-        firstAt ??= performance.now();
-        output += event.content;
-        if (request.stream) await send(res, streamChunk(kind, id, { content: event.content }, request.includeUsage));
-      }
-      if (final === null) throw new EngineError("E_ENGINE_FAILED", "the engine's stream ended without its final event");
-      const cut = plan.maxTokens !== null && events > plan.maxTokens;
+      const { final, firstAt, cut } = await relay(current, plan, controller.signal, (content) => {
+        output += content;
+        return request.stream ? send(res, streamChunk(kind, id, { content }, request.includeUsage)) : undefined;
+      });
       const finishReason: FinishReason = !cut && (final.stoppedWord || final.stoppedEos) ? "stop" : "length";
       const completionTokens = plan.maxTokens !== null ? Math.min(final.tokensPredicted, plan.maxTokens) : final.tokensPredicted;
       const usage = usageOf(final.tokensEvaluated, completionTokens);
@@ -284,6 +272,22 @@ export async function startFront(options: FrontOptions): Promise<Front> {
       requests.delete(controller);
       if (requests.size === 0) drained?.();
     }
+  }
+
+  /**
+   * The engine's text for one request, passed to `onText` piece by piece, up to max_tokens (the
+   * engine's extra tokens are dropped); then its final event, and whether tokens were dropped.
+   */
+  async function relay(current: FrontEngine, plan: EnginePlan, signal: AbortSignal, onText: (text: string) => Promise<void> | undefined) {
+    let events = 0;
+    let firstAt: number | null = null;
+    for await (const event of engineEvents(current, plan.body, signal)) {
+      if (event.kind === "final") return { final: event.final, firstAt, cut: plan.maxTokens !== null && events > plan.maxTokens };
+      if ((plan.maxTokens !== null && ++events > plan.maxTokens) || event.content === "") continue;
+      firstAt ??= performance.now();
+      await onText(event.content);
+    }
+    throw new EngineError("E_ENGINE_FAILED", "the engine's stream ended without its final event");
   }
 
   /** The engine's events; an engine that reports no free slot (a slot just freed, not yet released) is asked again. */
