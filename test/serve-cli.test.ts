@@ -319,6 +319,11 @@ describe.skipIf(!pythonReady)("ai-tools serve (needs /usr/bin/python3 with numpy
     const crashed = await ws.cli(["serve", "--config", POLICY, "--port", "0"], { FIXTURE_SERVER_EXIT: "3" });
     expect(crashed.code).toBe(1);
     expect(crashed.stderr).toContain("error [E_ENGINE_FAILED]: the engine server exited with code 3 before it was ready");
+    // A broken policy fails before anything is built.
+    const missing = await ws.cli(["serve", "--config", "no-such-policy.yaml", "--port", "0"]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("error [E_CONFIG_MISSING]: no-such-policy.yaml");
+    expect(missing.stderr).not.toContain("running serve");
     const taken = await ws.cli(["serve", "--config", POLICY, "--port", new URL(server.base).port]);
     expect(taken.code).toBe(2);
     expect(taken.stderr).toMatch(/127\.0\.0\.1:\d+ is already in use: pass another --port/);

@@ -17,7 +17,13 @@ const DEFAULT_QUEUE = 16;
 const SHUTDOWN_GRACE_MS = 60_000;
 
 export async function runServe(options: CliOptions, io: CommandIo, signal: AbortSignal): Promise<number> {
-  const [{ startServe }, { resolvePowerInferBuild }] = await Promise.all([import("../serve/serve.js"), import("../../engines/powerinfer.js")]);
+  const [{ startServe }, { resolvePowerInferBuild }, { loadPolicy }] = await Promise.all([
+    import("../serve/serve.js"),
+    import("../../engines/powerinfer.js"),
+    import("../policy/load.js"),
+  ]);
+  // A broken policy fails now, not after minutes of building.
+  await loadPolicy(options.config!);
   let server: { path: string; gpu: boolean; commit: string | null };
   if (options.binary) {
     const given = resolvePowerInferBuild({ binary: options.binary, env: io.env });
