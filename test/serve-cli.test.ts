@@ -11,7 +11,9 @@ import { request as httpRequest } from "node:http";
 import { join } from "node:path";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { gv, powerInferModelSpec, writeGguf } from "./helpers/gguf-writer.js";
 import { serveCli, type Served } from "./helpers/serve.js";
+import { isAlive, waitFor } from "./helpers/wait.js";
 import { makeWorkspace, type TestWorkspace } from "./helpers/workspace.js";
 
 const pythonReady = spawnSync("/usr/bin/python3", ["-c", "import numpy, sentencepiece; assert int(numpy.__version__.split('.')[0]) < 2"]).status === 0;
@@ -19,14 +21,6 @@ const MODEL = "tiny-relu-llama";
 const POLICY = `models/powerinfer/${MODEL}/policy.yaml`;
 
 const events = (file: string) => (existsSync(file) ? readFileSync(file, "utf8").trim().split("\n") : []);
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe.skipIf(!pythonReady)("ai-tools serve (needs /usr/bin/python3 with numpy<2 and sentencepiece for the demo model)", () => {
   let ws: TestWorkspace;
@@ -262,8 +256,10 @@ describe.skipIf(!pythonReady)("ai-tools serve (needs /usr/bin/python3 with numpy
     expect(series("ai_tools_generation_tokens_per_second_count")).toBeGreaterThan(5);
     expect(text).toMatch(/^# TYPE ai_tools_serve_requests_waiting gauge$/m);
     expect(text).toMatch(/^ai_tools_serve_engine_up 1$/m);
-    const lines = readFileSync(metricsLog(), "utf8").trim().split("\n").map((l) => JSON.parse(l));
-    expect(lines.length).toBe(series("ai_tools_requests_total"));
+    const read = () => readFileSync(metricsLog(), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    // Each line is appended once its answer is out: the last ones may still be on their way.
+    await waitFor(() => read().length === series("ai_tools_requests_total"), "one metrics line per request", 5000);
+    const lines = read();
     expect(lines.find((l) => l.exitStatus === "E_ENGINE_ABORTED")).toBeDefined();
     const ok = lines.find((l) => l.exitStatus === "ok")!;
     expect(ok).toMatchObject({ model: { name: MODEL, version: "0" }, engine: { name: "powerinfer", commit: ws.commit }, metrics: { source: "engine" } });
@@ -296,6 +292,27 @@ describe.skipIf(!pythonReady)("ai-tools serve (needs /usr/bin/python3 with numpy
     }
   });
 
+  it("uses the GGUF's chat template (ChatML here), and --log-prompts keeps the rendered prompt in the metrics log", async () => {
+    const spec = powerInferModelSpec({ name: "chatty" });
+    writeGguf(join(ws.root, "chatty.powerinfer.gguf"), { ...spec, kv: [...spec.kv!, ["tokenizer.chat_template", gv.str("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}")]] });
+    writeFileSync(join(ws.root, "chatty.yaml"), "engine: powerinfer\nmodel_path: chatty.powerinfer.gguf\ngeneration: { n_predict: 8 }\n");
+    const chatty = await serveCli(ws, ["--config", "chatty.yaml", "--model-root", ws.root, "--log-prompts", "--metrics-log", "build/chatty.jsonl"]);
+    try {
+      expect(chatty.stderr()).toContain("chat template chatml: tokenizer.chat_template uses <|im_start|> (ChatML)");
+      const local = new OpenAI({ baseURL: `${chatty.base}/v1`, apiKey: "unused", maxRetries: 0 });
+      expect((await local.models.list()).data[0]!.id).toBe("chatty");
+      await local.chat.completions.create({ model: "chatty", messages: [{ role: "user", content: "Hi" }], max_tokens: 2 });
+      // Appended once the answer is out.
+      await waitFor(() => existsSync(join(ws.root, "build", "chatty.jsonl")), "the metrics line", 5000);
+      const record = JSON.parse(readFileSync(join(ws.root, "build", "chatty.jsonl"), "utf8").trim());
+      expect(record.prompt).toBe("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+      expect(record.model).toMatchObject({ name: "chatty", version: null });
+    } finally {
+      chatty.child.kill("SIGTERM");
+      expect((await chatty.exit).code).toBe(0);
+    }
+  });
+
   it("SIGTERM with a request in flight: it finishes, then the engine's process group is stopped and serve exits 0", async () => {
     const stopping = await serveCli(ws, ["--config", POLICY], { FIXTURE_SERVER_TOKEN_DELAY_MS: "60" });
     const local = new OpenAI({ baseURL: `${stopping.base}/v1`, apiKey: "unused", maxRetries: 0 });
@@ -311,7 +328,7 @@ describe.skipIf(!pythonReady)("ai-tools serve (needs /usr/bin/python3 with numpy
     const exit = await stopping.exit;
     expect(exit.code, stopping.stderr()).toBe(0);
     expect(stopping.stderr()).toContain("shutting down: finishing 1 request(s)");
-    expect(alive(stopping.enginePid)).toBe(false);
+    expect(isAlive(stopping.enginePid)).toBe(false);
     await expect(fetch(`${stopping.base}/healthz`)).rejects.toThrow();
   });
 
