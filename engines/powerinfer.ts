@@ -131,23 +131,30 @@ export async function acceptedFlags(binary: string, env: NodeJS.ProcessEnv): Pro
   return flags;
 }
 
-/** main's argv for a request. Sparse models never get -ngl: on GPU builds their load fails with it. */
-export function powerInferArgv(binary: string, prompt: string, policy: RenderedPolicy, sparse: boolean): string[] {
+/** The GPU flags `main` and `server` share. Sparse models never get -ngl: on GPU builds their load fails with it. */
+export function gpuArgs(policy: RenderedPolicy, sparse: boolean): string[] {
   const r = policy.runtime;
+  return [
+    ...(r.vram_budget_gb !== null ? ["--vram-budget", String(r.vram_budget_gb)] : []),
+    ...(r.gpu_layers !== null && !sparse ? ["-ngl", String(r.gpu_layers)] : []),
+  ];
+}
+
+/** main's argv for a request. */
+export function powerInferArgv(binary: string, prompt: string, policy: RenderedPolicy, sparse: boolean): string[] {
   return [
     binary,
     "-m", policy.modelPath!,
     "-p", prompt,
     ...commonGenerationArgs(policy),
-    ...(r.vram_budget_gb !== null ? ["--vram-budget", String(r.vram_budget_gb)] : []),
-    ...(r.gpu_layers !== null && !sparse ? ["-ngl", String(r.gpu_layers)] : []),
+    ...gpuArgs(policy, sparse),
     // Without it main writes main.log into the working directory on every run.
     "--log-disable",
   ];
 }
 
-/** Flags of powerInferArgv that take no value. */
-const NO_VALUE = new Set(["--log-disable"]);
+/** Flags of powerInferArgv (and the server's argv) that take no value. */
+const NO_VALUE = new Set(["--log-disable", "-cb"]);
 
 /** Drops flag/value pairs the binary does not list, saying which (argv as powerInferArgv builds it: flag, value, ...). */
 export function filterArgv(argv: readonly string[], accepted: Set<string>): { argv: string[]; dropped: string[] } {
@@ -183,6 +190,20 @@ export function isSparseModel(path: string): boolean {
   }
 }
 
+/**
+ * The policy as this build runs it. GPU builds of sparse models: the host class's precomputed
+ * split put where the engine looks for it, with a budget it accepts (`notes` say what was done).
+ */
+export async function policyForBuild(policy: RenderedPolicy, gpu: boolean, env: NodeJS.ProcessEnv): Promise<{ policy: RenderedPolicy; sparse: boolean; notes: string[] }> {
+  const sparse = isSparseModel(policy.modelPath!);
+  if (!gpu || !sparse) return { policy, sparse, notes: [] };
+  const { placeGpuIndex } = await import("../pipeline/runtime/gpu-index.js");
+  const outcome = await placeGpuIndex(policy, env);
+  const notes = outcome.note ? [outcome.note] : [];
+  if (!outcome.placed) return { policy, sparse, notes };
+  return { policy: { ...policy, modelPath: outcome.placed.modelPath, runtime: { ...policy.runtime, vram_budget_gb: outcome.placed.vramBudgetGib } }, sparse, notes };
+}
+
 export function createPowerInferEngine(options: PowerInferEngineOptions = {}): Engine {
   const env = options.env ?? process.env;
   return {
@@ -207,17 +228,7 @@ export function createPowerInferEngine(options: PowerInferEngineOptions = {}): E
     async generate(prompt: string, policy: RenderedPolicy, request: GenerateOptions = {}): Promise<GenerateResult> {
       const build = resolvePowerInferBuild(options);
       if ("missing" in build) throw new EngineError("E_ENGINE_UNAVAILABLE", `powerinfer: ${build.missing}`);
-      const sparse = isSparseModel(policy.modelPath!);
-      // GPU builds: the host class's precomputed split, where the engine looks for it, with a budget it accepts.
-      const notes: string[] = [];
-      let effective = policy;
-      if (build.gpu && sparse) {
-        const { placeGpuIndex } = await import("../pipeline/runtime/gpu-index.js");
-        const outcome = await placeGpuIndex(policy, env);
-        if (outcome.note) notes.push(outcome.note);
-        if (outcome.placed) effective = { ...policy, modelPath: outcome.placed.modelPath, runtime: { ...policy.runtime, vram_budget_gb: outcome.placed.vramBudgetGib } };
-        else if (outcome.modelPath) effective = { ...policy, modelPath: outcome.modelPath };
-      }
+      const { policy: effective, sparse, notes } = await policyForBuild(policy, build.gpu, env);
       const { argv, dropped } = filterArgv(powerInferArgv(build.binary, prompt, effective, sparse), await acceptedFlags(build.binary, env));
       const warnings = [...notes, ...dropped.map((flag) => `${build.binary} does not accept ${flag}: not passed`)];
       return runMain(argv, prompt, { env, timeoutMs: options.timeoutMs ?? 30 * 60_000, ...request }, warnings);

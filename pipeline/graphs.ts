@@ -7,6 +7,7 @@ import type { Graph, TaskDefinition } from "./core/graph.js";
 import type { EngineSettings, Workspace } from "./workspace.js";
 import { upstreamTask } from "../tasks/upstream.js";
 import { buildTask } from "../tasks/build.js";
+import { buildServerTask } from "../tasks/build-server.js";
 
 export function engineTasks(workspace: Workspace, settings: EngineSettings): TaskDefinition[] {
   return [upstreamTask(workspace, settings), buildTask(workspace, settings)];
@@ -14,4 +15,9 @@ export function engineTasks(workspace: Workspace, settings: EngineSettings): Tas
 
 export function engineGraph(workspace: Workspace, settings: EngineSettings): Graph {
   return { name: "engine", tasks: engineTasks(workspace, settings) };
+}
+
+/** The engine graph plus its HTTP server, which `ai-tools serve` builds on demand. */
+export function serveGraph(workspace: Workspace, settings: EngineSettings): Graph {
+  return { name: "serve", tasks: [...engineTasks(workspace, settings), buildServerTask(workspace, settings)] };
 }

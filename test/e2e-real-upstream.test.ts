@@ -7,7 +7,9 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import OpenAI from "openai";
 import { afterAll, describe, expect, it } from "vitest";
+import { serveCli } from "./helpers/serve.js";
 import { makeWorkspace, PROJECT_ROOT, type TestWorkspace } from "./helpers/workspace.js";
 
 const url = process.env.AI_TOOLS_E2E_POWERINFER_URL;
@@ -67,6 +69,30 @@ describe.skipIf(!url)("real upstream (opt-in: AI_TOOLS_E2E_POWERINFER_URL names 
     expect(record.metrics.generationTokensPerSecond).toBeGreaterThan(0);
     const drift = await ws.cli(["drift", "--config", "models/powerinfer/tiny-relu-llama/policy.yaml"]);
     expect(drift.code, drift.stdout).toBe(0);
+  });
+
+  it("serve builds the real engine's server target and answers the openai client, streamed and not", { timeout: 900_000 }, async () => {
+    const served = await serveCli(ws, ["--config", "models/powerinfer/tiny-relu-llama/policy.yaml", "--backend", "cpu"], { AI_TOOLS_POWERINFER_URL: url! });
+    try {
+      expect(served.stderr()).toContain("[build-server] run:");
+      const client = new OpenAI({ baseURL: `${served.base}/v1`, apiKey: "unused", maxRetries: 0 });
+      const chat = await client.chat.completions.create({ model: "tiny-relu-llama", messages: [{ role: "user", content: "Once upon a time" }], max_tokens: 8, seed: 1 });
+      expect(chat.choices[0]!.message.content!.length).toBeGreaterThan(0);
+      // At most max_tokens (the engine samples more), fewer if the random model ends its text first.
+      expect(chat.usage!.completion_tokens).toBeGreaterThan(0);
+      expect(chat.usage!.completion_tokens).toBeLessThanOrEqual(8);
+      let usage;
+      let text = "";
+      for await (const chunk of await client.completions.create({ model: "tiny-relu-llama", prompt: "Once upon a time", max_tokens: 2, stream: true, stream_options: { include_usage: true } })) {
+        text += chunk.choices[0]?.text ?? "";
+        usage = chunk.usage ?? usage;
+      }
+      expect(text.length).toBeGreaterThan(0);
+      expect((usage as { completion_tokens: number } | undefined)?.completion_tokens).toBeLessThanOrEqual(2);
+    } finally {
+      served.child.kill("SIGTERM");
+      expect((await served.exit).code).toBe(0);
+    }
   });
 
   const torchPython = ["python3", "/usr/bin/python3"].find((py) => spawnSync(py, ["-c", "import torch, cvxopt, numpy; assert int(numpy.__version__.split('.')[0]) < 2"]).status === 0);

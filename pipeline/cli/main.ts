@@ -57,6 +57,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 
   if (["run", "render", "drift", "engines", "schemas", "metrics"].includes(options.command)) return runtimeCommand(options);
+  if (options.command === "serve") return serveCommand(options);
 
   const controller = new AbortController();
   let interrupts = 0;
@@ -286,6 +287,24 @@ async function runtimeCommand(options: CliOptions): Promise<number> {
       err(`\n${error.message}`);
       return EXIT.interrupted;
     }
+    return reportError(error, options.json);
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+/** serve: the first SIGINT/SIGTERM drains and stops; a second exits at once (process.ts's exit hook kills the engine's group). */
+async function serveCommand(options: CliOptions): Promise<number> {
+  const { runServe } = await import("./serve-command.js");
+  const controller = new AbortController();
+  const onSignal = () => (controller.signal.aborted ? process.exit(EXIT.interrupted) : controller.abort());
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    return await runServe(options, { out, err, env: process.env, root: findRoot(process.env) }, controller.signal);
+  } catch (error) {
+    if (controller.signal.aborted && isPipelineError(error) && error.code === "E_ABORTED") return EXIT.interrupted;
     return reportError(error, options.json);
   } finally {
     process.off("SIGINT", onSignal);

@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import { UsageError } from "../core/errors.js";
 import { BACKENDS, type Backend } from "../config/backends.js";
 
-export const COMMANDS = ["engine", "convert", "download", "bench", "models", "inspect", "doctor", "setup-python", "plan", "status", "keygen", "sign", "verify", "run", "render", "drift", "engines", "schemas", "metrics", "clean", "release"] as const;
+export const COMMANDS = ["engine", "convert", "download", "bench", "models", "inspect", "doctor", "setup-python", "plan", "status", "keygen", "sign", "verify", "run", "render", "drift", "engines", "schemas", "metrics", "clean", "release", "serve"] as const;
 export type CommandName = (typeof COMMANDS)[number];
 /** Task ids that `--force <task>` accepts without `=`. */
 export const TASK_IDS = ["upstream", "build", "download", "checkpoint", "generate", "convert", "quantize", "bench", "sign"] as const;
@@ -82,6 +82,13 @@ export interface CliOptions {
   /** convert/download --checkpoint DIR --predictor DIR --name NAME: a checkpoint on disk, no recipe file (model = the name). */
   checkpoint?: string;
   predictor?: string;
+  /** serve: --host (the address to listen on), --port, --api-key-env, --queue, --parallel, --chat-template. */
+  listenHost?: string;
+  port?: number;
+  apiKeyEnv?: string;
+  queue?: number;
+  parallel?: number;
+  chatTemplate?: "plain" | "chatml" | "llama-2";
 }
 
 export const USAGE = `Usage: pnpm pipeline <command> [options]
@@ -103,6 +110,8 @@ Commands:
   status [model]          each step: fresh, stale (why) or missing
   run --config <policy>   generate with an engine: text streams to stdout, diagnostics to stderr
       [--engine e] [--model m] [--prompt text | --prompt-file f | stdin]
+  serve --config <policy> [--host H] [--port P]   an OpenAI-compatible HTTP API (/v1) over PowerInfer's
+                          own server, built on demand; also /healthz and /metrics
   render --config <policy> [--host h]   the policy as it would run here: every value and its source
   drift --config <policy> the model, policy and engine build against what was signed (exit 3 on drift)
   engines                 registered engines: available, version, how they run
@@ -174,7 +183,12 @@ Options:
   --binary <path>         (run) the engine executable (env AI_TOOLS_POWERINFER_BIN)
   --metrics-log <file>    (run) append one JSON line per request (env AI_TOOLS_METRICS_LOG)
   --prom-textfile <file>  (run) also write the metrics as a node_exporter textfile
-  --log-prompts           (run) store prompt and output in the metrics log (off: only their lengths)
+  --log-prompts           (run, serve) store prompt and output in the metrics log (off: only their lengths)
+  --host <addr> / --port <n>   (serve) where to listen (default 127.0.0.1:8000; port 0: a free one)
+  --api-key-env <NAME>    (serve) require the key in this env variable (Authorization: Bearer <key>)
+  --queue <n>             (serve) requests that may wait for the engine (default 16); more get 503
+  --parallel <n>          (serve) requests the engine generates at once (its slots; default 1)
+  --chat-template <t>     (serve) plain | chatml | llama-2 (default: from the model's GGUF, else plain)
   -h, --help              this text
   -V, --version           the version
 
@@ -266,6 +280,11 @@ export function parseCli(argv: readonly string[]): CliOptions {
         checkpoint: { type: "string" },
         predictor: { type: "string" },
         name: { type: "string" },
+        port: { type: "string" },
+        "api-key-env": { type: "string" },
+        queue: { type: "string" },
+        parallel: { type: "string" },
+        "chat-template": { type: "string" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
       },
@@ -410,6 +429,10 @@ export function parseCli(argv: readonly string[]): CliOptions {
   } else if (target === "run" || target === "render" || target === "drift") {
     if (targetParams.length > 0) throw new UsageError(`${target} takes options only (the prompt goes in --prompt); got "${targetParams.join(" ")}"`);
     if (!options.config) throw new UsageError(`${target} needs --config <policy.yaml> (a policy, or a model recipe)`);
+  } else if (target === "serve") {
+    if (targetParams.length > 0) throw new UsageError(`serve takes options only; got "${targetParams.join(" ")}"`);
+    if (!options.config) throw new UsageError("serve needs --config <policy.yaml> (a policy, or a model recipe)");
+    parseServeOptions(options, values);
   } else if (target === "metrics") {
     if (targetParams[0] !== "summary" || targetParams.length !== 2) throw new UsageError("metrics needs a subcommand: metrics summary <metrics.jsonl>");
     options.metricsFile = targetParams[1]!;
@@ -423,6 +446,29 @@ export function parseCli(argv: readonly string[]): CliOptions {
     throw new UsageError(`${target} takes no arguments; got "${targetParams.join(" ")}"`);
   }
   return options;
+}
+
+/** serve's flags; --host there is the address to listen on, not a host profile. */
+function parseServeOptions(options: CliOptions, values: Record<string, string | boolean | string[] | undefined>): void {
+  if (options.host !== undefined) options.listenHost = options.host;
+  delete options.host;
+  if (typeof values.port === "string") {
+    const port = Number(values.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be a port number from 0 to 65535; got "${values.port}"`);
+    options.port = port;
+  }
+  if (typeof values.queue === "string") {
+    const queue = Number(values.queue);
+    if (!Number.isInteger(queue) || queue < 0 || queue > 100_000) throw new UsageError(`--queue must be an integer from 0 to 100000; got "${values.queue}"`);
+    options.queue = queue;
+  }
+  if (typeof values.parallel === "string") options.parallel = positiveInteger("--parallel", values.parallel, 256);
+  if (typeof values["api-key-env"] === "string") options.apiKeyEnv = values["api-key-env"];
+  const template = values["chat-template"];
+  if (typeof template === "string") {
+    if (template !== "plain" && template !== "chatml" && template !== "llama-2") throw new UsageError(`--chat-template must be plain, chatml or llama-2; got "${template}"`);
+    options.chatTemplate = template;
+  }
 }
 
 function positiveInteger(flag: string, text: string, max: number): number {
