@@ -200,7 +200,8 @@ export async function policyForBuild(policy: RenderedPolicy, gpu: boolean, env: 
   const { placeGpuIndex } = await import("../pipeline/runtime/gpu-index.js");
   const outcome = await placeGpuIndex(policy, env);
   const notes = outcome.note ? [outcome.note] : [];
-  if (!outcome.placed) return { policy, sparse, notes };
+  // No signed index for this host: a private folder without the stray unsigned one, when there was one.
+  if (!outcome.placed) return { policy: outcome.modelPath ? { ...policy, modelPath: outcome.modelPath } : policy, sparse, notes };
   return { policy: { ...policy, modelPath: outcome.placed.modelPath, runtime: { ...policy.runtime, vram_budget_gb: outcome.placed.vramBudgetGib } }, sparse, notes };
 }
 

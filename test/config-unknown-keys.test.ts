@@ -39,7 +39,7 @@ interface Case {
 const POLICY = `engine: powerinfer
 model_path: powerinfer/tiny/model.powerinfer.gguf
 generation:
-  n_predict: 16
+  max_tokens: 16
 runtime:
   threads: 2
 audit:
@@ -66,7 +66,7 @@ convert:
 gpuSplit:
   hosts: [gpu-box]
 generation:
-  n_predict: 16
+  max_tokens: 16
 runtime:
   threads: auto
 bench:
@@ -147,7 +147,7 @@ function expectUnknownKey(error: ConfigError, file: string, c: Case): void {
 describe("the policy", () => {
   const cases: (Case & { base: string })[] = [
     { section: "top level", base: POLICY, after: 0, indent: 0, at: "1:1", path: "bogus_key", known: "model_path" },
-    { section: "generation", base: POLICY, after: 3, indent: 2, at: "4:3", path: "generation.bogus_key", known: "n_predict" },
+    { section: "generation", base: POLICY, after: 3, indent: 2, at: "4:3", path: "generation.bogus_key", known: "max_tokens" },
     { section: "runtime", base: POLICY, after: 5, indent: 2, at: "6:3", path: "runtime.bogus_key", known: "threads" },
     { section: "audit", base: POLICY, after: 7, indent: 2, at: "8:3", path: "audit.bogus_key", known: "source_repo" },
     { section: "openai", base: OPENAI_POLICY, after: 2, indent: 2, at: "3:3", path: "openai.bogus_key", known: "base_url" },

@@ -46,7 +46,7 @@ describe("config errors", () => {
     const text = valid.replace("  native: false", "  nativ: false");
     const [problem] = problems(text);
     const line = text.split("\n").findIndex((l) => l.includes("nativ:")) + 1;
-    expect(problem).toBe(`${line}:3 build.nativ: unknown key "nativ"; expected one of: backend, buildType, native, targets, cmakeFlags, timeoutMinutes, presets`);
+    expect(problem).toBe(`${line}:3 build.nativ: unknown key "nativ"; expected one of: backend, buildType, native, targets, cmakeFlags, timeoutMinutes, cache, presets`);
   });
 
   it("reports every wrong type at once", () => {

@@ -195,6 +195,9 @@ describe("pull", () => {
     const dir = join(work, "publisher", "models", "powerinfer", "tiny-c");
     mkdirSync(dir, { recursive: true });
     await makeSignedModel(dir, { key });
+    // A file no other test model has: the registry stores blobs once, by digest, for every repository.
+    writeFileSync(join(dir, "bench.json"), JSON.stringify({ evalTokensPerSecond: 99.5, only: "corrupt-test" }) + "\n");
+    await signModelDirectory(dir, { privateKey: key.privateKey, provenance: testProvenance(), subjectName: MODEL_ID });
     const pushed = await push(dir, `oci://${registry.host}/corrupt/tiny-c:v1`);
     const bench = pushed.blobs.find((b) => b.name === "bench.json")!;
     const path = registry.blobDataPath(bench.digest);

@@ -34,7 +34,7 @@ describe.skipIf(!pythonReady)("ai-tools serve (needs /usr/bin/python3 with numpy
     const converted = await ws.cli(["convert", MODEL]);
     expect(converted.code, converted.stdout + converted.stderr).toBe(0);
     // The demo model's policy with a longer limit, so that a generation can outlast a client.
-    writeFileSync(join(ws.root, "serve-policy.yaml"), readFileSync(join(ws.root, POLICY), "utf8").replace("n_predict: 16", "n_predict: 400").replace("ctx_size: 256", "ctx_size: 512"));
+    writeFileSync(join(ws.root, "serve-policy.yaml"), readFileSync(join(ws.root, POLICY), "utf8").replace("max_tokens: 16", "max_tokens: 400").replace("ctx_size: 256", "ctx_size: 512"));
     server = await serveCli(ws, ["--config", "serve-policy.yaml", "--queue", "4", "--metrics-log", "build/serve-metrics.jsonl"], {
       FIXTURE_SERVER_TOKEN_DELAY_MS: "15",
       FIXTURE_SERVER_EVENTS: eventsFile(),
@@ -99,10 +99,10 @@ describe.skipIf(!pythonReady)("ai-tools serve (needs /usr/bin/python3 with numpy
     expect(text).toBe(choice.text);
   });
 
-  it("clamps max_tokens to the policy's n_predict and enforces it exactly, though the engine overshoots", async () => {
+  it("clamps max_tokens to the policy's max_tokens and enforces it exactly, though the engine overshoots", async () => {
     const asked = await fetch(`${server.base}/v1/completions`, { method: "POST", body: JSON.stringify({ model: MODEL, prompt: "Once", max_tokens: 100000, seed: 5 }) });
     expect(asked.status).toBe(200);
-    expect(asked.headers.get("x-ai-tools-max-tokens")).toBe("400 (asked 100000; the policy's n_predict)");
+    expect(asked.headers.get("x-ai-tools-max-tokens")).toBe("400 (asked 100000; the policy's max_tokens)");
     // The engine was asked for the policy's limit (it then stopped at its end of text).
     expect(events(eventsFile()).filter((l) => / start /.test(l)).at(-1)).toMatch(/n_predict 400$/);
     const body = (await asked.json()) as { choices: { finish_reason: string }[]; usage: { completion_tokens: number } };

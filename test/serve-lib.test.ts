@@ -147,7 +147,7 @@ describe("the engine's side", () => {
     const policy = {
       modelPath: "/m/model.powerinfer.gguf",
       generation,
-      runtime: { threads: 2, vram_budget_gib: 4, gpu_layers: 10, batch_size: 64 },
+      runtime: { threads: 2, vram_budget_gb: 4, gpu_layers: 10, batch_size: 64 },
     } as unknown as RenderedPolicy;
     expect(engineServerArgv({ binary: "/b/server", policy, sparse: true, parallel: 4 }, 4321)).toEqual([
       "/b/server", "-m", "/m/model.powerinfer.gguf", "-c", "1024", "-t", "2", "-b", "64", "--vram-budget", "4",

@@ -23,7 +23,8 @@ function prepareOptions(options: CliOptions, io: CommandIo) {
     ...(options.binary ? { binary: options.binary } : {}),
     strict: options.strict,
     ...(options.trustedKeys ? { trustedKeys: options.trustedKeys } : {}),
-    onNote: (line: string) => io.err(`note: ${line}`),
+    // Once each: drift and run prepare the policy more than once.
+    onNote: onceEach((line: string) => io.err(`note: ${line}`)),
     ...(options.allowOutsideRoot ? { allowOutsideRoot: true } : {}),
   };
 }
@@ -175,3 +176,12 @@ export async function runSchemas(_options: CliOptions, io: CommandIo): Promise<n
   return 0;
 }
 
+
+function onceEach(print: (line: string) => void): (line: string) => void {
+  const seen = new Set<string>();
+  return (line) => {
+    if (seen.has(line)) return;
+    seen.add(line);
+    print(line);
+  };
+}
