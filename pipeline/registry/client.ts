@@ -167,7 +167,7 @@ export class RegistryClient {
     return pending;
   }
 
-  /** The client's signal and the call's, as one. */
+  /** The client's signal and the call's, as one. (Plumbing for upload.ts and referrers.ts, like request, exchange, errorFor.) */
   signalFor(call: CallOptions | undefined): AbortSignal | undefined {
     const signals = [this.options.signal, call?.signal].filter((s): s is AbortSignal => s !== undefined);
     return signals.length <= 1 ? signals[0] : AbortSignal.any(signals);
