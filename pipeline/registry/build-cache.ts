@@ -167,7 +167,7 @@ export async function pullBuild(options: PullBuildOptions): Promise<{ record: Ca
   await mkdir(temp, { recursive: true });
   try {
     for (const { path, layer } of layers) {
-      await client.getBlob(reference.repository, layer.digest, { file: join(temp, path), name: path, offset: 0, ...call });
+      await client.getBlob(reference.repository, layer.digest, { file: join(temp, path), name: path, offset: 0, size: layer.size, ...call });
     }
     // The signature over every file, against the workspace's trusted keys (E_UNKNOWN_KEY, E_DIGEST_MISMATCH...).
     const verified = await verifyModel(temp, { trustedKeys: options.trustedKeys, provenance: "skip" });

@@ -153,6 +153,7 @@ async function ingest(options: PullOptions, name: string, digest: string, size: 
       const got = await client.getBlob(reference.repository, digest, {
         file: partial,
         name,
+        size,
         ...(options.signal ? { signal: options.signal } : {}),
         onProgress: (received, total) => options.onProgress?.({ kind: "blob", name, digest, received, total }),
       });
