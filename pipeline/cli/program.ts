@@ -1,0 +1,176 @@
+/**
+ * argv -> the command to run and its parsed arguments and flags, through commander: the
+ * program is built from the registry (commands/index.ts), so help pages, flag checks and
+ * usage errors all come from the command definitions. Parsing runs nothing (tests parse
+ * the workflows' and editor tasks' command lines with it).
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Command, CommanderError } from "commander";
+import { UsageError } from "../core/errors.js";
+import { PACKAGE_ROOT } from "../root.js";
+import { COMMAND_GROUPS, type CliCommand, type Invocation } from "./command.js";
+import * as registry from "./commands/index.js";
+import { EXIT_MEANINGS } from "./exit.js";
+import { isEnvReadByLibrary } from "./flags.js";
+
+export type ParsedCli =
+  /** A command to run. */
+  | { kind: "command"; command: CliCommand; invocation: Invocation<Record<string, unknown>> }
+  /** --help, --version: the text to print (exit 0). */
+  | { kind: "output"; text: string };
+
+/**
+ * @param name how the user called the CLI, for help pages and hints ("ai-tools", "pnpm pipeline").
+ * @throws UsageError (E_USAGE) naming the flag or argument and the help page to read.
+ */
+export function parseCli(argv: readonly string[], name = "ai-tools"): ParsedCli {
+  // pnpm passes a literal "--" first for `pnpm pipeline -- x`; npm needs it. No command: the overview.
+  const args = argv[0] === "--" ? argv.slice(1) : [...argv];
+  if (args.length === 0) args.push("--help");
+  const { program, byName, owners } = buildProgram(name);
+  const printed: string[] = [];
+  let invoked: { cli: CliCommand; leaf: Command } | undefined;
+  forEachCommand(program, (command, path) => {
+    command.exitOverride((error) => {
+      throw error.exitCode === 0 ? error : usageError(error, command, path, name, owners);
+    });
+    command.configureOutput({ writeOut: (text) => printed.push(text), writeErr: (text) => printed.push(text), outputError: () => undefined });
+    if (command.commands.length === 0 && path.length > 0) {
+      const cli = byName.get(path[0]!)!;
+      command.action(() => {
+        invoked = { cli, leaf: command };
+      });
+    }
+  });
+  try {
+    program.parse(placeOptionalValues(program, args), { from: "user" });
+  } catch (error) {
+    if (error instanceof CommanderError && error.exitCode === 0) return { kind: "output", text: printed.join("") };
+    throw error;
+  }
+  const { cli, leaf } = invoked!;
+  const options: Record<string, unknown> = { ...leaf.opts() };
+  for (const option of leaf.options) {
+    if (isEnvReadByLibrary(option) && leaf.getOptionValueSource(option.attributeName()) === "env") delete options[option.attributeName()];
+  }
+  return { kind: "command", command: cli, invocation: { path: pathOf(leaf), args: (leaf.processedArgs as (string | undefined)[]).filter((a) => a !== undefined), options } };
+}
+
+/** The commands' names, in help order. */
+export function commandNames(): string[] {
+  return buildProgram("ai-tools").program.commands.map((c) => c.name());
+}
+
+interface Program {
+  program: Command;
+  byName: Map<string, CliCommand>;
+  /** Which commands declare each flag: `convert --prompt` says that `run` takes it. */
+  owners: Map<string, Set<string>>;
+}
+
+function buildProgram(name: string): Program {
+  const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string; description: string };
+  const program = new Command(name)
+    .description(pkg.description)
+    .version(`ai-tools ${pkg.version}`, "-V, --version", "the version")
+    .helpOption("-h, --help", "this page (`<command> --help`: the command's page)")
+    .addHelpText("after", `\nExit codes: ${Object.entries(EXIT_MEANINGS).map(([code, meaning]) => `${code} ${meaning}`).join(", ")}.`);
+  // In help order: by group, then by name.
+  const defined = Object.values(registry).map((cli: CliCommand) => ({ cli, command: cli.define() }));
+  defined.sort((a, b) => COMMAND_GROUPS.indexOf(a.cli.group) - COMMAND_GROUPS.indexOf(b.cli.group) || a.command.name().localeCompare(b.command.name()));
+  for (const { cli, command } of defined) program.addCommand(command.helpGroup(`${cli.group}:`));
+  program.commandsGroup(`${COMMAND_GROUPS.at(-1)}:`).helpCommand("help [command]", "a command's page (same as <command> --help)");
+  const owners = new Map<string, Set<string>>();
+  forEachCommand(program, (command, path) => {
+    if (path.length > 0) command.helpOption("-h, --help", "this page");
+    for (const option of command.options) for (const flag of [option.long, option.short]) if (flag) owners.set(flag, (owners.get(flag) ?? new Set()).add(path.join(" ")));
+  });
+  return { program, byName: new Map(defined.map(({ cli, command }) => [command.name(), cli])), owners };
+}
+
+function forEachCommand(command: Command, visit: (command: Command, path: string[]) => void, path: string[] = []): void {
+  visit(command, path);
+  for (const sub of command.commands) forEachCommand(sub, visit, [...path, sub.name()]);
+}
+
+function pathOf(command: Command): string[] {
+  const path: string[] = [];
+  for (let c: Command | null = command; c?.parent; c = c.parent) path.unshift(c.name());
+  return path;
+}
+
+/**
+ * `--force [task]` takes the next word as its task only when the command would otherwise
+ * get an argument too many: `convert m --force build` and `convert --force build m` force
+ * build, `convert --force m` forces every step of m. Commander alone always takes the word,
+ * so a bare flag that must not take it moves behind the arguments.
+ */
+function placeOptionalValues(program: Command, args: string[]): string[] {
+  let leaf = program;
+  let start = 0;
+  while (start < args.length) {
+    const sub = leaf.commands.find((c) => c.name() === args[start]);
+    if (!sub) break;
+    leaf = sub;
+    start++;
+  }
+  const find = (arg: string) => leaf.options.find((o) => o.long === arg || o.short === arg);
+  const positional = new Set<number>();
+  const bare: number[] = [];
+  for (let i = start; i < args.length && args[i] !== "--"; i++) {
+    const option = find(args[i]!);
+    if (option?.optional) bare.push(i);
+    else if (option?.required) i++;
+    else if (!args[i]!.startsWith("-")) positional.add(i);
+  }
+  // Words beyond the command's arguments: the first ones after a bare flag are its values.
+  let spare = positional.size - leaf.registeredArguments.length;
+  const moved: number[] = [];
+  for (const i of bare) {
+    if (!positional.has(i + 1)) continue;
+    if (spare > 0) spare--;
+    else moved.push(i);
+  }
+  if (moved.length === 0) return args;
+  const end = args.includes("--") ? args.indexOf("--") : args.length;
+  const kept = args.slice(0, end).filter((_, i) => !moved.includes(i));
+  return [...kept, ...moved.map((i) => args[i]!), ...args.slice(end)];
+}
+
+/** Commander's complaint as one line that names the flag or argument and the help page to read. */
+function usageError(error: CommanderError, command: Command, path: string[], name: string, owners: Map<string, Set<string>>): UsageError {
+  const where = path.join(" ");
+  const help = `See \`${[name, ...path].join(" ")} --help\`.`;
+  const plain = error.message.replace(/^error: /, "").replace(/\s*\n\s*/g, " ").replace(/\.$/, "");
+  const quoted = /'([^']+)'/.exec(error.message)?.[1];
+  switch (error.code) {
+    case "commander.unknownCommand": {
+      const suggestion = /\(Did you mean (\S+)\?\)/.exec(error.message)?.[1];
+      const names = command.commands.map((c) => c.name()).filter((n) => n !== "help");
+      return new UsageError(`unknown command "${command.args[0]}"${suggestion ? ` (did you mean ${suggestion}?)` : ""}; commands are ${names.join(", ")}. ${help}`);
+    }
+    case "commander.unknownOption": {
+      const flag = quoted!.split("=")[0]!;
+      const elsewhere = [...(owners.get(flag) ?? [])].filter((p) => p !== where);
+      const suggestion = /\(Did you mean (\S+)\?\)/.exec(error.message)?.[1];
+      const hint = elsewhere.length > 0 ? ` (${elsewhere.slice(0, 4).join(", ")}${elsewhere.length > 4 ? ", ..." : ""} ${elsewhere.length === 1 ? "takes" : "take"} it${where ? "" : ", after the command"})` : suggestion ? ` (did you mean ${suggestion}?)` : "";
+      return new UsageError(`${where ? `${where} does not take` : "unknown option"} ${flag}${hint}. ${help}`);
+    }
+    case "commander.missingArgument": {
+      const argument = command.registeredArguments.find((a) => a.name() === quoted);
+      return new UsageError(`${where} needs <${quoted}>${argument?.description ? `: ${argument.description}` : ""}. ${help}`);
+    }
+    case "commander.excessArguments": {
+      const expected = command.registeredArguments.length;
+      return new UsageError(`${where} takes ${expected === 0 ? "no arguments" : `${expected} argument${expected === 1 ? "" : "s"}`}; got "${command.args.join(" ")}". ${help}`);
+    }
+    case "commander.missingMandatoryOptionValue":
+      return new UsageError(`${where} needs ${quoted}. ${help}`);
+    case "commander.help":
+      // A command with subcommands, given none.
+      return new UsageError(`${where} needs a command: ${command.commands.map((c) => c.name()).join(", ")}. ${help}`);
+    default:
+      return new UsageError(`${where ? `${where}: ` : ""}${plain}. ${help}`);
+  }
+}
