@@ -6,7 +6,7 @@
 import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import type { Command } from "commander";
+import { Command } from "commander";
 import { describe, expect, it } from "vitest";
 import * as registry from "../pipeline/cli/commands/index.js";
 import { commandNames, parseCli } from "../pipeline/cli/program.js";
@@ -30,10 +30,7 @@ function definitions(): { path: string[]; command: Command }[] {
     all.push({ path, command });
     for (const sub of command.commands) visit(sub, [...path, sub.name()]);
   };
-  for (const cli of Object.values(registry)) {
-    const command = cli.define();
-    visit(command, [command.name()]);
-  }
+  for (const cli of Object.values(registry)) visit(cli.define(new Command(cli.name)), [cli.name]);
   return all;
 }
 

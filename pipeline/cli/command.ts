@@ -9,10 +9,15 @@ import type { CliIo } from "./output.js";
 
 // `any` by default: the registry holds commands whose flags differ; each module types its own.
 export interface CliCommand<Options = any> {
+  /** What the user types. */
+  name: string;
   /** Where `--help` lists it. */
   group: CommandGroup;
-  /** A new commander Command with everything declared but no action (plan builds its targets twice). */
-  define(): Command;
+  /**
+   * Declares everything on `command` (a new commander Command of this name) but no action, and
+   * returns it. `planning`: defined as a target of `plan` (no --dry-run: it is implied).
+   */
+  define(command: Command, context?: { planning?: boolean }): Command;
   /** Does the work; the exit status comes back. Errors thrown here are reported by main. */
   run(invocation: Invocation<Options>, io: CliIo): Promise<number>;
 }

@@ -45,3 +45,11 @@ export function printEvent(io: Pick<CliIo, "out">, payload: CommandEventPayload)
 export function shownPath(root: string, path: string): string {
   return path.startsWith(root + "/") ? path.slice(root.length + 1) : path;
 }
+
+/** Decimal units, as the tables print them: 460.9 kB, 1.34 GB. */
+export function formatBytes(bytes: number): string {
+  if (bytes >= 1e9) return `${(bytes / 1e9).toFixed(2)} GB`;
+  if (bytes >= 1e6) return `${(bytes / 1e6).toFixed(1)} MB`;
+  if (bytes >= 1e3) return `${(bytes / 1e3).toFixed(1)} kB`;
+  return `${bytes} B`;
+}

@@ -28,16 +28,19 @@ export function parseCli(argv: readonly string[], name = "ai-tools"): ParsedCli 
   // pnpm passes a literal "--" first for `pnpm pipeline -- x`; npm needs it. No command: the overview.
   const args = argv[0] === "--" ? argv.slice(1) : [...argv];
   if (args.length === 0) args.push("--help");
-  const { program, byName, owners } = buildProgram(name);
+  // Only the command the line names is defined (commander is slow cold: defining all of them
+  // costs more start-up than the rest of `--version`); the overview and errors need them all.
+  const named = COMMANDS.find((c) => c.name === args[0]);
+  const program = buildProgram(name, named ? [named] : args.length === 1 && ["--version", "-V"].includes(args[0]!) ? [] : COMMANDS);
   const printed: string[] = [];
   let invoked: { cli: CliCommand; leaf: Command } | undefined;
   forEachCommand(program, (command, path) => {
     command.exitOverride((error) => {
-      throw error.exitCode === 0 ? error : usageError(error, command, path, name, owners);
+      throw error.exitCode === 0 ? error : usageError(error, command, path, name);
     });
     command.configureOutput({ writeOut: (text) => printed.push(text), writeErr: (text) => printed.push(text), outputError: () => undefined });
     if (command.commands.length === 0 && path.length > 0) {
-      const cli = byName.get(path[0]!)!;
+      const cli = COMMANDS.find((c) => c.name === path[0])!;
       command.action(() => {
         invoked = { cli, leaf: command };
       });
@@ -57,36 +60,38 @@ export function parseCli(argv: readonly string[], name = "ai-tools"): ParsedCli 
   return { kind: "command", command: cli, invocation: { path: pathOf(leaf), args: (leaf.processedArgs as (string | undefined)[]).filter((a) => a !== undefined), options } };
 }
 
+/** Every command, in help order: by group, then by name (code-unit order: localeCompare would load ICU's collator at start-up). */
+const COMMANDS: readonly CliCommand[] = (Object.values(registry) as CliCommand[]).sort(
+  (a, b) => COMMAND_GROUPS.indexOf(a.group) - COMMAND_GROUPS.indexOf(b.group) || (a.name < b.name ? -1 : 1),
+);
+
 /** The commands' names, in help order. */
 export function commandNames(): string[] {
-  return buildProgram("ai-tools").program.commands.map((c) => c.name());
+  return COMMANDS.map((c) => c.name);
 }
 
-interface Program {
-  program: Command;
-  byName: Map<string, CliCommand>;
-  /** Which commands declare each flag: `convert --prompt` says that `run` takes it. */
-  owners: Map<string, Set<string>>;
-}
-
-function buildProgram(name: string): Program {
+function buildProgram(name: string, commands: readonly CliCommand[]): Command {
   const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string; description: string };
   const program = new Command(name)
     .description(pkg.description)
     .version(`ai-tools ${pkg.version}`, "-V, --version", "the version")
     .helpOption("-h, --help", "this page (`<command> --help`: the command's page)")
     .addHelpText("after", `\nExit codes: ${Object.entries(EXIT_MEANINGS).map(([code, meaning]) => `${code} ${meaning}`).join(", ")}.`);
-  // In help order: by group, then by name.
-  const defined = Object.values(registry).map((cli: CliCommand) => ({ cli, command: cli.define() }));
-  defined.sort((a, b) => COMMAND_GROUPS.indexOf(a.cli.group) - COMMAND_GROUPS.indexOf(b.cli.group) || a.command.name().localeCompare(b.command.name()));
-  for (const { cli, command } of defined) program.addCommand(command.helpGroup(`${cli.group}:`));
+  for (const cli of commands) program.addCommand(cli.define(new Command(cli.name)).helpGroup(`${cli.group}:`));
   program.commandsGroup(`${COMMAND_GROUPS.at(-1)}:`).helpCommand("help [command]", "a command's page (same as <command> --help)");
-  const owners = new Map<string, Set<string>>();
   forEachCommand(program, (command, path) => {
     if (path.length > 0) command.helpOption("-h, --help", "this page");
-    for (const option of command.options) for (const flag of [option.long, option.short]) if (flag) owners.set(flag, (owners.get(flag) ?? new Set()).add(path.join(" ")));
   });
-  return { program, byName: new Map(defined.map(({ cli, command }) => [command.name(), cli])), owners };
+  return program;
+}
+
+/** Which commands declare `flag`: `convert --prompt` says that `run` takes it. */
+function commandsTaking(flag: string): string[] {
+  const owners: string[] = [];
+  forEachCommand(buildProgram("ai-tools", COMMANDS), (command, path) => {
+    if (command.options.some((o) => o.long === flag || o.short === flag)) owners.push(path.join(" "));
+  });
+  return owners;
 }
 
 function forEachCommand(command: Command, visit: (command: Command, path: string[]) => void, path: string[] = []): void {
@@ -139,7 +144,7 @@ function placeOptionalValues(program: Command, args: string[]): string[] {
 }
 
 /** Commander's complaint as one line that names the flag or argument and the help page to read. */
-function usageError(error: CommanderError, command: Command, path: string[], name: string, owners: Map<string, Set<string>>): UsageError {
+function usageError(error: CommanderError, command: Command, path: string[], name: string): UsageError {
   const where = path.join(" ");
   const help = `See \`${[name, ...path].join(" ")} --help\`.`;
   const plain = error.message.replace(/^error: /, "").replace(/\s*\n\s*/g, " ").replace(/\.$/, "");
@@ -147,12 +152,11 @@ function usageError(error: CommanderError, command: Command, path: string[], nam
   switch (error.code) {
     case "commander.unknownCommand": {
       const suggestion = /\(Did you mean (\S+)\?\)/.exec(error.message)?.[1];
-      const names = command.commands.map((c) => c.name()).filter((n) => n !== "help");
-      return new UsageError(`unknown command "${command.args[0]}"${suggestion ? ` (did you mean ${suggestion}?)` : ""}; commands are ${names.join(", ")}. ${help}`);
+      return new UsageError(`unknown command "${command.args[0]}"${suggestion ? ` (did you mean ${suggestion}?)` : ""}; commands are ${commandNames().join(", ")}. ${help}`);
     }
     case "commander.unknownOption": {
       const flag = quoted!.split("=")[0]!;
-      const elsewhere = [...(owners.get(flag) ?? [])].filter((p) => p !== where);
+      const elsewhere = commandsTaking(flag).filter((p) => p !== where);
       const suggestion = /\(Did you mean (\S+)\?\)/.exec(error.message)?.[1];
       const hint = elsewhere.length > 0 ? ` (${elsewhere.slice(0, 4).join(", ")}${elsewhere.length > 4 ? ", ..." : ""} ${elsewhere.length === 1 ? "takes" : "take"} it${where ? "" : ", after the command"})` : suggestion ? ` (did you mean ${suggestion}?)` : "";
       return new UsageError(`${where ? `${where} does not take` : "unknown option"} ${flag}${hint}. ${help}`);

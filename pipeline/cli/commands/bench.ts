@@ -4,7 +4,6 @@
  * real regression).
  */
 import { join } from "node:path";
-import { Command } from "commander";
 import type { CliCommand } from "../command.js";
 import { EXIT, exitForOutcome } from "../exit.js";
 import { buildFlags, conversionFlags, gateFlags, graphFlags, keyFlags, transferFlags, type GateFlags } from "../flags.js";
@@ -13,16 +12,13 @@ import { printEvent, type CliIo } from "../output.js";
 
 export type BenchFlags = RunFlags & GateFlags;
 
-export function defineBench(options: { planning?: boolean } = {}): Command {
-  const command = new Command("bench")
-    .description("measure the converted model again (bench.json); --compare old.json gates against an earlier result")
-    .argument("<model>", "a model recipe (see `models`)");
-  return gateFlags(keyFlags(conversionFlags(transferFlags(buildFlags(graphFlags(command, options)))), "; else build/keys/development.key"));
-}
-
 export const bench: CliCommand<BenchFlags> = {
+  name: "bench",
   group: "Build and convert",
-  define: () => defineBench(),
+  define(command, context) {
+    command.description("measure the converted model again (bench.json); --compare old.json gates against an earlier result").argument("<model>", "a model recipe (see `models`)");
+    return gateFlags(keyFlags(conversionFlags(transferFlags(buildFlags(graphFlags(command, context)))), "; else build/keys/development.key"));
+  },
   async run({ args: [model], options }, io) {
     // The point is a fresh number, even when nothing changed.
     const force = options.force === true ? true : [...(options.force ?? []), "bench"];

@@ -1,9 +1,8 @@
 /** `clean [model]`: temporaries, stale engine builds and bench logs [and the model's outputs]; --cache: partial Hub downloads [and the model's Hub repos]. */
-import { Command } from "commander";
 import type { CliCommand } from "../command.js";
 import { EXIT } from "../exit.js";
 import { recipeRoot } from "../graph-run.js";
-import { printEvent, shownPath } from "../output.js";
+import { formatBytes, printEvent, shownPath } from "../output.js";
 
 interface CleanFlags {
   cache?: boolean;
@@ -12,16 +11,17 @@ interface CleanFlags {
 }
 
 export const clean: CliCommand<CleanFlags> = {
+  name: "clean",
   group: "Workspace",
-  define: () =>
-    new Command("clean")
+  define: (command) =>
+    command
       .description("remove temporaries, stale engine builds and bench logs [and the model's outputs]")
       .argument("[model]", "also this model's outputs (models/powerinfer/<model>/, its step records)")
       .option("--cache", "the Hugging Face cache too: partial downloads [and the model's Hub repos]")
       .option("--dry-run", "say what would be removed, remove nothing")
       .option("--json", "one clean event on stdout"),
   async run({ args: [model], options }, io) {
-    const [{ planClean, executeClean, formatBytes }, { hubSettings }] = await Promise.all([import("../../clean.js"), import("../../hub/env.js")]);
+    const [{ planClean, executeClean }, { hubSettings }] = await Promise.all([import("../../clean.js"), import("../../hub/env.js")]);
     let modelRepos: string[] = [];
     if (model !== undefined && options.cache) {
       const { loadRecipe, recipeHubRepos } = await import("../../config/recipe.js");

@@ -1,13 +1,13 @@
 /** `doctor`: every tool the pipeline needs: found (version, path), or how to install it. */
-import { Command } from "commander";
 import type { CliCommand } from "../command.js";
 import { EXIT } from "../exit.js";
 import { jsonFlag } from "../flags.js";
 import { printEvent } from "../output.js";
 
 export const doctor: CliCommand<{ json?: boolean }> = {
+  name: "doctor",
   group: "Workspace",
-  define: () => jsonFlag(new Command("doctor").description("every tool the pipeline needs: found, or how to install it (exit 1 when a required one is missing)"), "one doctor event per tool on stdout"),
+  define: (command) => jsonFlag(command.description("every tool the pipeline needs: found, or how to install it (exit 1 when a required one is missing)"), "one doctor event per tool on stdout"),
   async run({ options }, io) {
     const [{ runDoctor }, { openWorkspace }] = await Promise.all([import("../../doctor.js"), import("../../workspace.js")]);
     const rows = await runDoctor(openWorkspace(io.root, io.env));

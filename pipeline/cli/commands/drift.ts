@@ -1,13 +1,13 @@
 /** `drift --config <policy>`: the model, policy and engine build against what was signed (exit 3 on drift). */
-import { Command } from "commander";
 import type { CliCommand } from "../command.js";
 import { EXIT } from "../exit.js";
 import { jsonFlag, policyFlags, prepareOptionsOf, type PolicyFlags } from "../flags.js";
 import { printEvent } from "../output.js";
 
 export const drift: CliCommand<PolicyFlags & { json?: boolean }> = {
+  name: "drift",
   group: "Run models",
-  define: () => jsonFlag(policyFlags(new Command("drift").description("the model, policy and engine build against what was signed (exit 3 on drift)")), "one drift event on stdout"),
+  define: (command) => jsonFlag(policyFlags(command.description("the model, policy and engine build against what was signed (exit 3 on drift)")), "one drift event on stdout"),
   async run({ options }, io) {
     const [{ preparePolicy }, { detectDrift }] = await Promise.all([import("../../runtime/prepare.js"), import("../../runtime/drift.js")]);
     const { rendered } = await preparePolicy(prepareOptionsOf(options, io.root, io.env));

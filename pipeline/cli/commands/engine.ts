@@ -1,5 +1,4 @@
 /** `engine`: fetch and build PowerInfer as configured; fresh steps are skipped. */
-import { Command } from "commander";
 import type { CliCommand } from "../command.js";
 import { exitForOutcome } from "../exit.js";
 import { buildFlags, graphFlags, type BuildFlags, type GraphFlags } from "../flags.js";
@@ -7,15 +6,10 @@ import { runGraph } from "../graph-run.js";
 
 export type EngineFlags = GraphFlags & BuildFlags;
 
-/** Also a target of `plan` (planning: no --dry-run, it is implied). */
-export function defineEngine(options: { planning?: boolean } = {}): Command {
-  const command = new Command("engine").description("fetch and build PowerInfer as configured; fresh steps are skipped");
-  return buildFlags(graphFlags(command, options));
-}
-
 export const engine: CliCommand<EngineFlags> = {
+  name: "engine",
   group: "Build and convert",
-  define: () => defineEngine(),
+  define: (command, context) => buildFlags(graphFlags(command.description("fetch and build PowerInfer as configured; fresh steps are skipped"), context)),
   async run({ options }, io) {
     const { outcome } = await runGraph({ graph: "engine", flags: options }, io);
     return exitForOutcome(outcome);

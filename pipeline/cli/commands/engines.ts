@@ -1,13 +1,13 @@
 /** `engines`: the registered engines: available or not, version, how they would run. */
-import { Command } from "commander";
 import type { CliCommand } from "../command.js";
 import { EXIT } from "../exit.js";
 import { binaryFlag, jsonFlag } from "../flags.js";
 import { printEvent } from "../output.js";
 
 export const engines: CliCommand<{ binary?: string; json?: boolean }> = {
+  name: "engines",
   group: "Run models",
-  define: () => jsonFlag(new Command("engines").description("registered engines: available, version, how they run").addOption(binaryFlag()), "one engine event per engine on stdout"),
+  define: (command) => jsonFlag(command.description("registered engines: available, version, how they run").addOption(binaryFlag()), "one engine event per engine on stdout"),
   async run({ options }, io) {
     const { engineNames, getEngine } = await import("../../../engines/registry.js");
     for (const name of engineNames()) {

@@ -1,15 +1,15 @@
 /** `inspect <file>`: a GGUF / .powerinfer.gguf / .gpuidx header summary. */
-import { Command } from "commander";
 import type { CliCommand } from "../command.js";
 import { EXIT } from "../exit.js";
 import { jsonFlag } from "../flags.js";
 import { printEvent } from "../output.js";
 
 export const inspect: CliCommand<{ json?: boolean }> = {
+  name: "inspect",
   group: "Workspace",
-  define: () =>
+  define: (command) =>
     jsonFlag(
-      new Command("inspect").description("a GGUF / .powerinfer.gguf header summary").argument("<file>", "a GGUF file (.gguf, .powerinfer.gguf, .gpuidx)"),
+      command.description("a GGUF / .powerinfer.gguf header summary").argument("<file>", "a GGUF file (.gguf, .powerinfer.gguf, .gpuidx)"),
       "the summary as one gguf-summary event on stdout",
     ),
   async run({ args: [file], options }, io) {

@@ -1,6 +1,6 @@
 /** `keygen --out <prefix>`: an ECDSA P-256 signing key, <prefix>.key (mode 0600) and <prefix>.pub. */
 import { relative, resolve } from "node:path";
-import { Command, Option } from "commander";
+import { Option } from "commander";
 import type { CliCommand } from "../command.js";
 import { EXIT } from "../exit.js";
 import { printEvent } from "../output.js";
@@ -12,9 +12,10 @@ interface KeygenFlags {
 }
 
 export const keygen: CliCommand<KeygenFlags> = {
+  name: "keygen",
   group: "Sign and verify",
-  define: () =>
-    new Command("keygen")
+  define: (command) =>
+    command
       .description("an ECDSA P-256 signing key: <prefix>.key (mode 0600; encrypted with env AI_TOOLS_SIGNING_KEY_PASSPHRASE when set) and <prefix>.pub")
       .addOption(new Option("--out <prefix>", "where to write the key pair, e.g. keys/release").makeOptionMandatory())
       .option("--force", "replace an existing key pair")

@@ -6,10 +6,11 @@ import { jsonFlag } from "../flags.js";
 import { printEvent } from "../output.js";
 
 export const metrics: CliCommand<{ json?: boolean }> = {
+  name: "metrics",
   group: "Run models",
-  define() {
+  define(command) {
     const summary = new Command("summary").description("p50/p95/p99 per model from a metrics log").argument("<log>", "a metrics log (JSON lines, from run --metrics-log)");
-    return new Command("metrics").description("metrics logs: summary <log>").addCommand(jsonFlag(summary, "one metrics-summary event on stdout"));
+    return command.description("metrics logs: summary <log>").addCommand(jsonFlag(summary, "one metrics-summary event on stdout"));
   },
   async run({ args: [log], options }, io) {
     const { summarizeMetricsLog, formatSummaryTable } = await import("../../metrics/summary.js");

@@ -1,5 +1,4 @@
 /** `models`: the model recipes (configs/models/powerinfer/), with what each needs and whether it runs. */
-import { Command } from "commander";
 import type { CliCommand } from "../command.js";
 import { EXIT } from "../exit.js";
 import { jsonFlag } from "../flags.js";
@@ -7,8 +6,9 @@ import { recipeRoot } from "../graph-run.js";
 import { printEvent } from "../output.js";
 
 export const models: CliCommand<{ json?: boolean }> = {
+  name: "models",
   group: "Workspace",
-  define: () => jsonFlag(new Command("models").description("the model recipes (configs/models/powerinfer/)"), "one model event per recipe on stdout"),
+  define: (command) => jsonFlag(command.description("the model recipes (configs/models/powerinfer/)"), "one model event per recipe on stdout"),
   async run({ options }, io) {
     const { listRecipes } = await import("../../config/recipe.js");
     const recipes = await listRecipes(await recipeRoot(io.root));

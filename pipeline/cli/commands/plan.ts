@@ -3,17 +3,18 @@ import { Command } from "commander";
 import type { CliCommand } from "../command.js";
 import { exitForOutcome } from "../exit.js";
 import { runGraph, type RunFlags } from "../graph-run.js";
-import { defineBench } from "./bench.js";
-import { defineConvert } from "./convert.js";
-import { defineDownload } from "./download.js";
-import { defineEngine } from "./engine.js";
+import { bench } from "./bench.js";
+import { convert } from "./convert.js";
+import { download } from "./download.js";
+import { engine } from "./engine.js";
 
 export const plan: CliCommand<RunFlags> = {
+  name: "plan",
   group: "Build and convert",
-  define() {
-    const command = new Command("plan").description("what <command> would run and why, without side effects");
+  define(command) {
+    command.description("what <command> would run and why, without side effects");
     // The targets with their own flags (and help pages: `plan convert --help`).
-    for (const target of [defineEngine, defineConvert, defineDownload, defineBench]) command.addCommand(target({ planning: true }));
+    for (const target of [engine, convert, download, bench]) command.addCommand(target.define(new Command(target.name), { planning: true }));
     return command;
   },
   async run({ path, args: [model], options }, io) {

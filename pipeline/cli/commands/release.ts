@@ -4,7 +4,6 @@
  * publish. --dry-run shows exactly that without running it.
  */
 import { join } from "node:path";
-import { Command } from "commander";
 import { PipelineError } from "../../core/errors.js";
 import type { CliCommand } from "../command.js";
 import { EXIT, exitForOutcome } from "../exit.js";
@@ -14,9 +13,10 @@ import { printEvent } from "../output.js";
 import { reportBench, type BenchFlags } from "./bench.js";
 
 export const release: CliCommand<BenchFlags> = {
+  name: "release",
   group: "Build and convert",
-  define() {
-    const command = new Command("release")
+  define(command) {
+    command
       .description("what a CI release job runs: convert (signed with a configured key, not the development one), the bench gate against --baseline, the manifest to publish")
       .argument("<model>", "a model recipe (see `models`)");
     return gateFlags(keyFlags(conversionFlags(transferFlags(buildFlags(graphFlags(command)))), "; a release refuses the development key"));

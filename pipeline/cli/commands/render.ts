@@ -1,13 +1,13 @@
 /** `render --config <policy>`: the policy as it would run here (or on --host): every value and where it came from. */
-import { Command } from "commander";
 import type { CliCommand } from "../command.js";
 import { EXIT } from "../exit.js";
 import { jsonFlag, policyFlags, prepareOptionsOf, type PolicyFlags } from "../flags.js";
 import { printEvent } from "../output.js";
 
 export const render: CliCommand<PolicyFlags & { json?: boolean }> = {
+  name: "render",
   group: "Run models",
-  define: () => jsonFlag(policyFlags(new Command("render").description("the policy as it would run here: every value and its source")), "one rendered-policy event on stdout"),
+  define: (command) => jsonFlag(policyFlags(command.description("the policy as it would run here: every value and its source")), "one rendered-policy event on stdout"),
   async run({ options }, io) {
     const { preparePolicy } = await import("../../runtime/prepare.js");
     const { rendered } = await preparePolicy(prepareOptionsOf(options, io.root, io.env));

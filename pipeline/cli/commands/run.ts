@@ -2,8 +2,7 @@
  * `run --config <policy>`: generate with an engine. The text streams to stdout as the engine
  * produces it; everything else goes to stderr. Ctrl-C stops the engine (exit 130).
  */
-import { readFile } from "node:fs/promises";
-import { Command, Option } from "commander";
+import { Option } from "commander";
 import { UsageError } from "../../core/errors.js";
 import type { CliCommand } from "../command.js";
 import { EXIT } from "../exit.js";
@@ -22,10 +21,10 @@ interface RunFlags extends PolicyFlags {
 }
 
 export const run: CliCommand<RunFlags> = {
+  name: "run",
   group: "Run models",
-  define() {
-    const command = policyFlags(new Command("run").description("generate with an engine: text streams to stdout, diagnostics to stderr"));
-    return command
+  define(command) {
+    return policyFlags(command.description("generate with an engine: text streams to stdout, diagnostics to stderr"))
       .addOption(new Option("--prompt <text>", "the prompt (else --prompt-file, else stdin)").conflicts("promptFile").helpGroup("Prompt:"))
       .addOption(new Option("--prompt-file <file>", "read the prompt from a file").helpGroup("Prompt:"))
       .addOption(new Option("--no-verify", "skip the model's signature check").helpGroup("Integrity:"))
@@ -120,6 +119,7 @@ async function generate(options: RunFlags, io: Parameters<CliCommand["run"]>[1],
 async function readPrompt(options: RunFlags): Promise<string> {
   if (options.prompt !== undefined) return options.prompt;
   if (options.promptFile !== undefined) {
+    const { readFile } = await import("node:fs/promises");
     return readFile(options.promptFile, "utf8").catch((error: NodeJS.ErrnoException) => {
       throw new UsageError(`--prompt-file ${options.promptFile}: ${error.code === "ENOENT" ? "no such file" : error.message}`);
     });

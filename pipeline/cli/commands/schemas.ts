@@ -1,7 +1,5 @@
 /** `schemas`: the JSON Schemas of the YAML files (for editors) and of the --json events, written to schemas/. */
-import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { Command } from "commander";
 import type { CliCommand } from "../command.js";
 import { EXIT } from "../exit.js";
 
@@ -9,10 +7,11 @@ import { EXIT } from "../exit.js";
 export const EVENTS_SCHEMA_FILE = "events.schema.json";
 
 export const schemas: CliCommand<Record<string, never>> = {
+  name: "schemas",
   group: "Workspace",
-  define: () => new Command("schemas").description("write the JSON Schemas of the YAML files and of the --json events to schemas/"),
+  define: (command) => command.description("write the JSON Schemas of the YAML files and of the --json events to schemas/"),
   async run(_invocation, io) {
-    const [{ writeSchemas }, { eventsJsonSchema }] = await Promise.all([import("../../policy/json-schema.js"), import("../events.js")]);
+    const [{ writeFile }, { writeSchemas }, { eventsJsonSchema }] = await Promise.all([import("node:fs/promises"), import("../../policy/json-schema.js"), import("../events.js")]);
     const dir = join(io.root, "schemas");
     const written = await writeSchemas(dir);
     const events = join(dir, EVENTS_SCHEMA_FILE);

@@ -1,12 +1,12 @@
 /** `setup-python`: a venv in build/python-venv with numpy<2 and sentencepiece, which the converter then uses. */
 import { join } from "node:path";
-import { Command } from "commander";
 import type { CliCommand } from "../command.js";
 import { EXIT } from "../exit.js";
 
 export const setupPython: CliCommand<Record<string, never>> = {
+  name: "setup-python",
   group: "Workspace",
-  define: () => new Command("setup-python").description("a venv in build/python-venv with numpy<2 and sentencepiece (needs a package index)"),
+  define: (command) => command.description("a venv in build/python-venv with numpy<2 and sentencepiece (needs a package index)"),
   async run(_invocation, io) {
     const [{ setupPythonVenv }, { openWorkspace }] = await Promise.all([import("../../python.js"), import("../../workspace.js")]);
     const workspace = openWorkspace(io.root, io.env);

@@ -5,7 +5,7 @@
  * signed as it is.
  */
 import { existsSync } from "node:fs";
-import { Command, Option } from "commander";
+import { Option } from "commander";
 import { UsageError } from "../../core/errors.js";
 import type { CliCommand } from "../command.js";
 import { EXIT, exitForOutcome } from "../exit.js";
@@ -16,9 +16,10 @@ import { printEvent } from "../output.js";
 type SignFlags = RunFlags & { ignorePath?: string[] };
 
 export const sign: CliCommand<SignFlags> = {
+  name: "sign",
   group: "Sign and verify",
-  define() {
-    const command = new Command("sign")
+  define(command) {
+    command
       .description("sign a model directory: SHA256SUMS, model.sig (OpenSSF Model Signing v1.0) and, for a converted model, provenance.sigstore.json (SLSA v1)")
       .argument("<dir>", "the model directory, e.g. models/powerinfer/<model>")
       .addOption(new Option("--ignore-path <path>", "leave a path out (repeatable; not for a converted model)").argParser(collect))

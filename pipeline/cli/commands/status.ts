@@ -1,14 +1,14 @@
 /** `status [model]`: each step of the engine graph (or the model's graph) fresh, stale (why) or missing. */
-import { Command } from "commander";
 import type { CliCommand } from "../command.js";
 import { exitForOutcome } from "../exit.js";
 import { buildFlags, conversionFlags, jsonFlag, keyFlags, transferFlags } from "../flags.js";
 import { graphStatus, type RunFlags } from "../graph-run.js";
 
 export const status: CliCommand<RunFlags> = {
+  name: "status",
   group: "Build and convert",
-  define() {
-    const command = new Command("status")
+  define(command) {
+    command
       .description("each step: fresh, stale (why) or missing")
       .argument("[model]", "a model recipe: its whole graph (default: the engine's)");
     return keyFlags(conversionFlags(transferFlags(buildFlags(jsonFlag(command, "one task-status event per step on stdout")))), "");

@@ -4,12 +4,12 @@
  * failed, 2 usage or I/O error; with --json one verify-result event either way.
  */
 import { existsSync, statSync } from "node:fs";
-import { Command, Option } from "commander";
+import { Option } from "commander";
 import { isPipelineError, PipelineError, UsageError } from "../../core/errors.js";
 import type { CliCommand } from "../command.js";
 import { EXIT } from "../exit.js";
 import { collect, contradicting, integerIn } from "../flags.js";
-import { printEvent, type CliIo } from "../output.js";
+import { formatBytes, printEvent, type CliIo } from "../output.js";
 
 interface VerifyFlags {
   key?: string;
@@ -30,9 +30,10 @@ interface VerifyFlags {
 }
 
 export const verify: CliCommand<VerifyFlags> = {
+  name: "verify",
   group: "Sign and verify",
-  define() {
-    const command = new Command("verify")
+  define(command) {
+    command
       .description("check a signed model directory against trusted keys, offline (exit 0 verified, 1 verification failed, 2 usage or I/O error)")
       .argument("<dir>", "the model directory, e.g. models/powerinfer/<model>")
       .addOption(new Option("--key <public.pem>", "trust only this public key (PEM), as cosign's --key").conflicts("trustedKeys"))
@@ -71,7 +72,7 @@ export const verify: CliCommand<VerifyFlags> = {
 };
 
 async function verifyDirectory(dir: string, options: VerifyFlags, io: CliIo): Promise<number> {
-  const [{ readFileSync }, { verifyModel }, { formatBytes }] = await Promise.all([import("node:fs"), import("../../signing/verify.js"), import("../../clean.js")]);
+  const [{ readFileSync }, { verifyModel }] = await Promise.all([import("node:fs"), import("../../signing/verify.js")]);
   const { keys, notes } = await trustRoot(options, io.root);
   if (!options.json) for (const note of notes) io.err(`note: ${note}`);
   const roots = (options.certificateRoot ?? []).map((file) => readFileSync(file, "utf8"));
