@@ -198,7 +198,7 @@ export function policyFlags(command: Command): Command {
 
 /** The engine executable; its variable depends on the engine (AI_TOOLS_POWERINFER_BIN, AI_TOOLS_LLAMA_CLI). */
 export function binaryFlag(): Option {
-  return envReadByLibrary(new Option("--binary <path>", "the engine executable"), "AI_TOOLS_POWERINFER_BIN");
+  return envReadByLibrary(new Option("--binary <path>", "the engine executable (llama.cpp: else env AI_TOOLS_LLAMA_CLI)"), "AI_TOOLS_POWERINFER_BIN");
 }
 
 /** The library's options for preparing a policy, from the flags. */

@@ -31,7 +31,7 @@ export function parseCli(argv: readonly string[], name = "ai-tools"): ParsedCli 
   // Only the command the line names is defined (commander is slow cold: defining all of them
   // costs more start-up than the rest of `--version`); the overview and errors need them all.
   const named = COMMANDS.find((c) => c.name === args[0]);
-  const program = buildProgram(name, named ? [named] : args.length === 1 && ["--version", "-V"].includes(args[0]!) ? [] : COMMANDS);
+  const program = named ? buildProgram(name, [named], false) : buildProgram(name, args.length === 1 && ["--version", "-V"].includes(args[0]!) ? [] : COMMANDS);
   const printed: string[] = [];
   let invoked: { cli: CliCommand; leaf: Command } | undefined;
   forEachCommand(program, (command, path) => {
@@ -70,15 +70,20 @@ export function commandNames(): string[] {
   return COMMANDS.map((c) => c.name);
 }
 
-function buildProgram(name: string, commands: readonly CliCommand[]): Command {
-  const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string; description: string };
-  const program = new Command(name)
-    .description(pkg.description)
-    .version(`ai-tools ${pkg.version}`, "-V, --version", "the version")
-    .helpOption("-h, --help", "this page (`<command> --help`: the command's page)")
-    .addHelpText("after", `\nExit codes: ${Object.entries(EXIT_MEANINGS).map(([code, meaning]) => `${code} ${meaning}`).join(", ")}.`);
+/** The program with `commands`; `root`: also what only the top level prints (its page, the version). */
+function buildProgram(name: string, commands: readonly CliCommand[], root = true): Command {
+  const program = new Command(name);
+  if (root) {
+    const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string; description: string };
+    program
+      .description(pkg.description)
+      .version(`ai-tools ${pkg.version}`, "-V, --version", "the version")
+      .helpOption("-h, --help", "this page (`<command> --help`: the command's page)")
+      .addHelpText("after", `\nExit codes: ${Object.entries(EXIT_MEANINGS).map(([code, meaning]) => `${code} ${meaning}`).join(", ")}.`);
+  }
   for (const cli of commands) program.addCommand(cli.define(new Command(cli.name)).helpGroup(`${cli.group}:`));
-  program.commandsGroup(`${COMMAND_GROUPS.at(-1)}:`).helpCommand("help [command]", "a command's page (same as <command> --help)");
+  if (root) program.commandsGroup(`${COMMAND_GROUPS.at(-1)}:`).helpCommand("help [command]", "a command's page (same as <command> --help)");
+  else program.helpCommand(false);
   forEachCommand(program, (command, path) => {
     if (path.length > 0) command.helpOption("-h, --help", "this page");
   });
