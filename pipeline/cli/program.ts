@@ -14,6 +14,16 @@ import * as registry from "./commands/index.js";
 import { EXIT_MEANINGS } from "./exit.js";
 import { isEnvReadByLibrary } from "./flags.js";
 
+/** Every command, in help order: by group, then by name (code-unit order: localeCompare would load ICU's collator at start-up). */
+const COMMANDS: readonly CliCommand[] = (Object.values(registry) as CliCommand[]).sort(
+  (a, b) => COMMAND_GROUPS.indexOf(a.group) - COMMAND_GROUPS.indexOf(b.group) || (a.name < b.name ? -1 : 1),
+);
+
+/** The commands' names, in help order. */
+export function commandNames(): string[] {
+  return COMMANDS.map((c) => c.name);
+}
+
 export type ParsedCli =
   /** A command to run. */
   | { kind: "command"; command: CliCommand; invocation: Invocation<Record<string, unknown>> }
@@ -58,16 +68,6 @@ export function parseCli(argv: readonly string[], name = "ai-tools"): ParsedCli 
     if (isEnvReadByLibrary(option) && leaf.getOptionValueSource(option.attributeName()) === "env") delete options[option.attributeName()];
   }
   return { kind: "command", command: cli, invocation: { path: pathOf(leaf), args: (leaf.processedArgs as (string | undefined)[]).filter((a) => a !== undefined), options } };
-}
-
-/** Every command, in help order: by group, then by name (code-unit order: localeCompare would load ICU's collator at start-up). */
-const COMMANDS: readonly CliCommand[] = (Object.values(registry) as CliCommand[]).sort(
-  (a, b) => COMMAND_GROUPS.indexOf(a.group) - COMMAND_GROUPS.indexOf(b.group) || (a.name < b.name ? -1 : 1),
-);
-
-/** The commands' names, in help order. */
-export function commandNames(): string[] {
-  return COMMANDS.map((c) => c.name);
 }
 
 /** The program with `commands`; `root`: also what only the top level prints (its page, the version). */

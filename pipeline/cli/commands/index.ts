@@ -4,10 +4,11 @@
  *
  * To add a command, e.g. `push`:
  *   1. Write pipeline/cli/commands/push.ts exporting `export const push: CliCommand<PushFlags>`
- *      with `group`, `define()` (a commander Command: name, description, arguments, flags;
- *      shared flag groups are in ../flags.ts) and `run({ args, options }, io)` returning the
- *      exit status (../exit.ts). Import libraries inside run(), not at the top: every command
- *      module loads at start-up. A small one to copy: inspect.ts.
+ *      with `name: "push"`, `group`, `define(command)` (declares the description, arguments and
+ *      flags on the commander Command it is given; shared flag groups are in ../flags.ts) and
+ *      `run({ args, options }, io)` returning the exit status (../exit.ts). Import libraries
+ *      inside run(), not at the top: every command module loads at start-up. A small one to
+ *      copy: inspect.ts.
  *   2. Add its line below.
  * Its help page, flag checks, usage errors (E_USAGE, exit 2), `--json` errors and exit
  * status come from the program (../program.ts). A `--json` output is an event: add it to
