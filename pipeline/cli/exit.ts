@@ -12,7 +12,7 @@ export const EXIT_MEANINGS: Readonly<Record<(typeof EXIT)[keyof typeof EXIT], st
   0: "ok",
   1: "a step, the verification, the engine or the bench gate failed",
   2: "bad usage or configuration",
-  3: "drift (drift)",
+  3: "drift found (drift)",
   75: "busy (--no-wait)",
   130: "interrupted",
 };
