@@ -3,7 +3,7 @@
 // to its peer's from the same run, as a Markdown table. Converts the demo model first (the engine
 // benchmarks need it). `--quick` uses fewer runs and smaller files (a smoke run, not for the README).
 //
-// Usage: pnpm bench [--quick] [name ...]     names: noop-engine convert-overhead run-overhead bench-overhead serve hash verify local-checkpoint download gguf-parse registry-transfer metrics-summary oci-transfer oci-tar
+// Usage: pnpm bench [--quick] [name ...]     names: noop-engine convert-overhead run-overhead cli-startup bench-overhead serve hash verify local-checkpoint download gguf-parse registry-transfer metrics-summary oci-transfer oci-tar
 import { spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,6 +19,7 @@ const BENCHES = [
   { name: "convert-overhead", argv: [process.execPath, "bench/convert-overhead.mjs", quick ? "2" : "10"], peer: "the converter run directly" },
   { name: "run-overhead", argv: [process.execPath, "bench/run-overhead.mjs", quick ? "3" : "21"], peer: "main run directly" },
   { name: "serve", argv: [process.execPath, "bench/serve.mjs", "--requests", quick ? "20" : "200"], peer: "the engine's own /completion" },
+  { name: "cli-startup", argv: [process.execPath, "bench/cli-startup.mjs", quick ? "3" : "31"], peer: "node -e 0 (or another checkout: --against)" },
   { name: "bench-overhead", argv: [...tsx, "bench/bench-overhead.ts", quick ? "2" : "5"], peer: "main runs directly" },
   { name: "hash", argv: [...tsx, "bench/hash.ts", ...(quick ? ["--size-mib", "128", "--runs", "2"] : [])], peer: "openssl dgst -sha256, sha256sum" },
   { name: "verify", argv: [...tsx, "bench/verify.ts", ...(quick ? ["--size-mib", "128", "--runs", "2"] : ["--runs", "3"])], peer: "sha256sum -c SHA256SUMS" },
@@ -38,7 +39,7 @@ if (unknown.length > 0) {
   process.exit(2);
 }
 
-if (selected.some((b) => ["noop-engine", "convert-overhead", "run-overhead", "bench-overhead", "serve"].includes(b.name))) {
+if (selected.some((b) => ["noop-engine", "convert-overhead", "run-overhead", "cli-startup", "bench-overhead", "serve"].includes(b.name))) {
   console.log("## preparing: pnpm pipeline convert tiny-relu-llama\n");
   const prep = spawnSync(process.execPath, ["bin/ai-tools.mjs", "convert", "tiny-relu-llama"], { cwd: repo, stdio: "inherit", env: { ...process.env, CI: "true" } });
   if (prep.status !== 0) process.exit(prep.status ?? 1);

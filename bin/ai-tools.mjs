@@ -11,10 +11,12 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const stamp = join(root, "dist", "cli", ".bundled");
 const SOURCE_DIRS = ["pipeline", "tasks", "engines"];
 
+// Every start walks the sources: the path is concatenated, not path.join()ed, which on a cold
+// start costs ~5 ms over these ~150 entries (bench/cli-startup.mjs).
 function newestSource(dir) {
   let newest = 0;
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
+    const path = `${dir}/${entry.name}`;
     if (entry.isDirectory()) newest = Math.max(newest, newestSource(path));
     else if (entry.name.endsWith(".ts")) newest = Math.max(newest, statSync(path).mtimeMs);
   }

@@ -8,6 +8,20 @@ import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+// commander requires node:child_process when it loads, for executable subcommands, which this CLI
+// does not have; loading that module is a few ms of every start (`--version`, `verify` need no
+// child process). commander gets a stand-in that loads the real module on first use.
+const lazyChildProcessForCommander = {
+  name: "lazy-child-process-for-commander",
+  setup(builder) {
+    builder.onResolve({ filter: /^node:child_process$/ }, (args) => (/[\\/]commander[\\/]/.test(args.importer) ? { path: "child_process", namespace: "lazy-builtin" } : undefined));
+    builder.onLoad({ filter: /.*/, namespace: "lazy-builtin" }, () => ({
+      contents: 'let real; module.exports = new Proxy({}, { get: (_, key) => (real ??= require("node:child_process"))[key] });',
+      loader: "js",
+    }));
+  },
+};
 const final = join(root, "dist", "cli");
 // Bundled beside the old one, then swapped in: a concurrent run never imports a half-written bundle.
 const outdir = `${final}.tmp-${process.pid}`;
@@ -28,6 +42,7 @@ await build({
   external: ["node-llama-cpp", "@datadog/sketches-js"],
   // Bundled CommonJS dependencies still call require().
   banner: { js: "import { createRequire as __aiToolsRequire } from 'node:module'; const require = __aiToolsRequire(import.meta.url);" },
+  plugins: [lazyChildProcessForCommander],
   logLevel: "warning",
 });
 rmSync(final, { recursive: true, force: true });

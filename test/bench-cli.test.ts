@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseBenchResult, type BenchResult } from "../pipeline/bench/result.js";
 import { PAPER_PROMPTS } from "../pipeline/bench/paper-prompts.js";
 import { makeWorkspace, PROJECT_ROOT, type TestWorkspace } from "./helpers/workspace.js";
+import { parseEvents } from "./helpers/events.js";
 
 const pythonReady = spawnSync("/usr/bin/python3", ["-c", "import numpy, sentencepiece"]).status === 0;
 
@@ -88,7 +89,7 @@ describe.skipIf(!pythonReady)("bench (needs /usr/bin/python3 with numpy and sent
     expect(result.stdout).toMatch(/eval tokens\/s\s+[\d.]+/);
     expect(read().createdAt).not.toBe(before);
     const json = await ws.cli(["bench", "tiny-bench", "--json"]);
-    const last = JSON.parse(json.stdout.trim().split("\n").at(-1)!) as { event: string; result: BenchResult };
+    const last = parseEvents(json.stdout).at(-1) as { event: string; result: BenchResult };
     expect(last.event).toBe("bench-result");
     expect(last.result.runs).toHaveLength(5);
     const markdown = await ws.cli(["bench", "tiny-bench", "--markdown"]);
@@ -123,7 +124,7 @@ describe.skipIf(!pythonReady)("bench (needs /usr/bin/python3 with numpy and sent
     expect(refused.code).toBe(0);
     expect(refused.stdout).toContain("different host class");
     const forced = await ws.cli(["bench", "tiny-bench", "--compare", elsewhere, "--force-compare", "--json"]);
-    expect(JSON.parse(forced.stdout.trim().split("\n").at(-1)!)).toMatchObject({ event: "bench-comparison", forced: true, comparable: true });
+    expect(parseEvents(forced.stdout).at(-1)).toMatchObject({ event: "bench-comparison", forced: true, comparable: true });
   });
 
   it("an engine that fails or hangs is a clear error, and bench.json keeps the last good result", async () => {

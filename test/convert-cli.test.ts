@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeWorkspace, PROJECT_ROOT, type TestWorkspace } from "./helpers/workspace.js";
+import { parseEvents } from "./helpers/events.js";
 
 const pythonReady = spawnSync("/usr/bin/python3", ["-c", "import numpy, sentencepiece; assert int(numpy.__version__.split('.')[0]) < 2"]).status === 0;
 const sha256 = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
@@ -59,7 +60,7 @@ describe.skipIf(!pythonReady)("convert tiny-relu-llama (needs /usr/bin/python3 w
     expect(text.stdout).toMatch(/PWRI/);
     expect(text.stdout).toMatch(/llama/);
     const json = await ws.cli(["inspect", gguf(), "--json"]);
-    expect(JSON.parse(json.stdout)).toMatchObject({ magic: "PWRI", architecture: "llama", blockCount: 2 });
+    expect(parseEvents(json.stdout)).toMatchObject([{ event: "gguf-summary", magic: "PWRI", architecture: "llama", blockCount: 2 }]);
   });
 
   describe("a converter that fails, loudly or silently, never replaces the good file", () => {

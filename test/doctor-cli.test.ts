@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeWorkspace, pathWithOnly, type TestWorkspace } from "./helpers/workspace.js";
+import { parseEvents } from "./helpers/events.js";
 
 describe("doctor", () => {
   let ws: TestWorkspace;
@@ -22,7 +23,7 @@ describe("doctor", () => {
       expect(result.stdout).toMatch(new RegExp(`^(ok     |MISSING|absent ) ${name.replace(/[()+.]/g, "\\$&")}`, "m"));
     }
     expect(result.stdout).toMatch(/^ok      cmake\s+cmake version \d/m);
-    const json = (await ws.cli(["doctor", "--json"])).stdout.trim().split("\n").map((l) => JSON.parse(l) as { name: string; status: string });
+    const json = parseEvents((await ws.cli(["doctor", "--json"])).stdout) as { name: string; status: string }[];
     expect(json.find((r) => r.name === "git")).toMatchObject({ status: "ok" });
   });
 

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { git } from "./helpers/fixture-upstream.js";
 import { CLI, commandPath, makeWorkspace, pathWithOnly, type TestWorkspace } from "./helpers/workspace.js";
+import { parseEvents } from "./helpers/events.js";
 import type { PipelineEvent } from "../pipeline/core/events.js";
 
 const lines = (text: string) => text.split("\n").filter(Boolean);
@@ -127,7 +128,7 @@ describe("engine: fetch and build, then skip", () => {
   it("--force build rebuilds; --json prints only well-formed events on stdout", async () => {
     const result = await ws.cli(["engine", "--force", "build", "--json"], { FIXTURE_BUILD_COUNTER: counter() });
     expect(result.code).toBe(0);
-    const events = lines(result.stdout).map((l) => JSON.parse(l) as PipelineEvent);
+    const events = parseEvents(result.stdout) as PipelineEvent[];
     for (const event of events) {
       expect(event.v).toBe(1);
       expect(Date.parse(event.time)).not.toBeNaN();

@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PipelineEvent } from "../pipeline/core/events.js";
 import { seededBytes, startHubServer, type HubServer } from "./helpers/hub-server.js";
 import { makeWorkspace, PROJECT_ROOT, type TestWorkspace } from "./helpers/workspace.js";
+import { parseEvents } from "./helpers/events.js";
 import { makeReadyMadeGguf } from "./helpers/ready-made-gguf.js";
 
 /** The fixture converter is Python standard library only: any python3 can make the "ready-made" file. */
@@ -161,7 +162,7 @@ audit:
     server.resetLog();
     const result = await ws.cli(["convert", "tiny-gguf", "--json"], env);
     expect(result.code, result.stdout + result.stderr).toBe(0);
-    const events = result.stdout.trim().split("\n").map((l) => JSON.parse(l) as PipelineEvent);
+    const events = parseEvents(result.stdout) as PipelineEvent[];
     const start = events[0] as Extract<PipelineEvent, { event: "graph-start" }>;
     expect(start.tasks.map((t) => t.id)).toEqual(["upstream", "build", "download", "convert", "bench", "sign"]);
     expect(events.at(-1)).toMatchObject({ event: "graph-end", status: "success" });
@@ -232,7 +233,7 @@ audit:
   it("`models` lists each recipe's kind", async () => {
     const result = await ws.cli(["models", "--json"], env);
     expect(result.code).toBe(0);
-    const models = Object.fromEntries(result.stdout.trim().split("\n").map((l) => JSON.parse(l) as { name: string; kind: string }).map((m) => [m.name, m]));
+    const models = Object.fromEntries((parseEvents(result.stdout) as { name: string; kind: string }[]).map((m) => [m.name, m]));
     expect(models["tiny-gguf"]).toMatchObject({ kind: "gguf", modelRepo: GGUF_REPO, ggufFile: "tiny.powerinfer.gguf", ggufType: "F16" });
     expect(models["tiny-mistral"]).toMatchObject({ kind: "convert" });
     expect(models["turbosparse-mixtral"]).toMatchObject({ kind: "unsupported" });

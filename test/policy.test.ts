@@ -236,7 +236,8 @@ describe("host detection parsers", () => {
 describe("JSON Schemas", () => {
   it("the committed schemas/ files are what the zod schemas generate (run `pnpm pipeline schemas` after a schema change)", async () => {
     const documents = await schemaDocuments();
-    expect(Object.keys(documents).sort()).toEqual(readdirSync(join(PROJECT_ROOT, "schemas")).filter((f) => f.endsWith(".json")).sort());
+    // events.schema.json is the CLI's (test/events.test.ts).
+    expect(Object.keys(documents).sort()).toEqual(readdirSync(join(PROJECT_ROOT, "schemas")).filter((f) => f.endsWith(".json") && f !== "events.schema.json").sort());
     for (const [name, document] of Object.entries(documents)) {
       expect(JSON.parse(readFileSync(join(PROJECT_ROOT, "schemas", name), "utf8")), name).toEqual(document);
     }

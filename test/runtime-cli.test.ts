@@ -10,6 +10,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLI, makeWorkspace, PROJECT_ROOT, type TestWorkspace } from "./helpers/workspace.js";
+import { parseEvents } from "./helpers/events.js";
 import { createPowerInferEngine } from "../engines/powerinfer.js";
 import { loadPolicy } from "../pipeline/policy/load.js";
 import { renderPolicy } from "../pipeline/policy/render.js";
@@ -165,9 +166,9 @@ describe.skipIf(!pythonReady)("ai-tools run / render / drift / engines (needs /u
   it("drift: none on the converted model; a changed policy and a changed engine build are each named (exit 3)", async () => {
     const clean = await ws.cli(["drift", "--config", POLICY, "--json"]);
     expect(clean.code, clean.stdout + clean.stderr).toBe(0);
-    const report = JSON.parse(clean.stdout);
-    expect(report.drift).toBe(false);
-    expect(report.rows.map((r: { subject: string; status: string }) => `${r.subject}:${r.status}`)).toEqual(expect.arrayContaining(["model:ok", "policy:ok", "engine:ok"]));
+    const [report] = parseEvents(clean.stdout) as { drift: boolean; rows: { subject: string; status: string }[] }[];
+    expect(report!.drift).toBe(false);
+    expect(report!.rows.map((r) => `${r.subject}:${r.status}`)).toEqual(expect.arrayContaining(["model:ok", "policy:ok", "engine:ok"]));
 
     writeFileSync(join(ws.root, "hot.yaml"), readFileSync(join(ws.root, POLICY), "utf8").replace("temperature: 0.8", "temperature: 1.3"));
     const policy = await ws.cli(["drift", "--config", "hot.yaml"]);
@@ -188,12 +189,12 @@ describe.skipIf(!pythonReady)("ai-tools run / render / drift / engines (needs /u
     expect(here.code, here.stderr).toBe(0);
     expect(here.stdout).toMatch(/runtime\.threads\s+\d+\s+host: "auto"/);
     const box = await ws.cli(["render", "--config", POLICY, "--host", join(PROJECT_ROOT, "configs", "hosts", "gpu-box.yaml"), "--json"]);
-    expect(JSON.parse(box.stdout)).toMatchObject({ event: "rendered-policy", runtime: { threads: 16 }, host: { name: "gpu-box" } });
+    expect(parseEvents(box.stdout)).toMatchObject([{ event: "rendered-policy", runtime: { threads: 16 }, host: { name: "gpu-box" } }]);
   });
 
   it("engines lists the registry; an unknown engine names the known ones (exit 2)", async () => {
     const list = await ws.cli(["engines", "--json"]);
-    const engines = list.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    const engines = parseEvents(list.stdout) as { name: string }[];
     expect(engines.map((e: { name: string }) => e.name)).toEqual(["powerinfer", "llama.cpp", "openai"]);
     expect(engines[0]).toMatchObject({ available: true, via: mainBinary });
     const unknown = await ws.cli(["run", "--config", POLICY, "--engine", "vllm-turbo", "--prompt", "x"]);

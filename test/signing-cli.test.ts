@@ -10,6 +10,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, 
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeWorkspace, PROJECT_ROOT, type TestWorkspace } from "./helpers/workspace.js";
+import { parseEvents } from "./helpers/events.js";
 
 const pythonReady = spawnSync("/usr/bin/python3", ["-c", "import numpy, sentencepiece; assert int(numpy.__version__.split('.')[0]) < 2"]).status === 0;
 const sha256 = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
@@ -100,7 +101,7 @@ describe.skipIf(!pythonReady)("signing from the command line (needs /usr/bin/pyt
     expect(status.stdout).toMatch(/sign\s+stale \(models\/powerinfer\/tiny-relu-llama\/notes\.txt was added since signing\)/);
     const failed = await ws.cli(["verify", rel, "--json"]);
     expect(failed.code).toBe(1);
-    expect(JSON.parse(failed.stdout)).toMatchObject({ event: "verify-result", ok: false, code: "E_EXTRA_FILE", files: ["notes.txt"] });
+    expect(parseEvents(failed.stdout)).toMatchObject([{ event: "verify-result", ok: false, code: "E_EXTRA_FILE", files: ["notes.txt"] }]);
     expect((await ws.cli(["verify", rel, "--ignore-unsigned-files"])).code).toBe(0);
     const resigned = await ws.cli(["convert", "tiny-relu-llama"]);
     expect(resigned.stdout).toContain("[sign] run: models/powerinfer/tiny-relu-llama/notes.txt was added since signing");

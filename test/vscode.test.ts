@@ -1,7 +1,7 @@
 /**
  * The editor setup stays true to the CLI: every JSON(C) file in .vscode/ and .devcontainer/
  * parses; each task runs a package.json script or a `pnpm pipeline` command the CLI accepts
- * (flags through parseCli, with each input replaced by the values it can take); inputs are
+ * (flags through the CLI's parser, with each input replaced by the values it can take); inputs are
  * declared, used and real recipe names; the problem matchers match the CLI's real output for
  * config errors and a failed build; launch configurations start files that exist; the YAML
  * schema associations name schemas that exist and cover the configs. No network, ~2 s.
@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from "node:os";
 import { join, relative, sep } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { COMMANDS, parseCli } from "../pipeline/cli/options.js";
+import { commandNames, parseCli } from "../pipeline/cli/program.js";
 import { CommandFailedError } from "../pipeline/core/errors.js";
 import { EVENT_SCHEMA_VERSION, type TaskErrorEvent } from "../pipeline/core/events.js";
 import { runCommand } from "../pipeline/core/process.js";
@@ -199,15 +199,15 @@ describe(".vscode/tasks.json", () => {
       expect(Object.keys(pkg.scripts), argv.join(" ")).toContain(script);
       if (script !== "pipeline") continue;
       const cliArgs = argv.slice(argv[1] === "run" ? 3 : 2);
-      expect(COMMANDS as readonly string[], argv.join(" ")).toContain(cliArgs[0]);
-      const options = (() => {
+      expect(commandNames(), argv.join(" ")).toContain(cliArgs[0]);
+      const parsed = (() => {
         try {
           return parseCli(cliArgs);
         } catch (error) {
           throw new Error(`${argv.join(" ")}: ${(error as Error).message}`);
         }
       })();
-      expect(options.command).toBe(cliArgs[0]);
+      expect(parsed.kind === "command" && parsed.invocation.path[0]).toBe(cliArgs[0]);
     }
   });
 
@@ -339,7 +339,8 @@ describe(".vscode/launch.json", () => {
       expect(argvs.length).toBeGreaterThan(0);
       for (const argv of argvs) {
         expect(() => parseCli(argv), `${config.name}: ${argv.join(" ")}`).not.toThrow();
-        expect(COMMANDS as readonly string[]).toContain(parseCli(argv).command);
+        const parsed = parseCli(argv);
+        expect(parsed.kind === "command" && commandNames().includes(parsed.invocation.path[0]!), argv.join(" ")).toBe(true);
       }
     }
     expect(existsSync(at("node_modules", "tsx", "package.json")), "tsx is installed").toBe(true);

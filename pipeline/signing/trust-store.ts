@@ -27,3 +27,27 @@ export async function workspaceTrustStore(root: string, file?: string): Promise<
   }
   return { keys, notes };
 }
+
+/**
+ * The keys one call trusts, from its flags: --key's public key alone (cosign's model: a bare
+ * key is the trust root), a --trusted-keys file (a PEM public key, or YAML/JSON with several
+ * keys and their validity), else the workspace's trust file plus the development key.
+ */
+export async function trustFromFlags(flags: { key?: string; trustedKeys?: string }, root: string): Promise<{ keys: TrustedKey[]; notes: string[] }> {
+  const [{ readFile }, { basename }] = await Promise.all([import("node:fs/promises"), import("node:path")]);
+  const file = flags.key ?? flags.trustedKeys;
+  if (file === undefined) return workspaceTrustStore(root);
+  const flag = flags.key !== undefined ? "--key" : "--trusted-keys";
+  const text = await readFile(file, "utf8").catch((error: NodeJS.ErrnoException) => {
+    throw new PipelineError("E_TRUST_CONFIG", `cannot read ${flag} ${file}: ${error.code ?? error.message}`);
+  });
+  const pem = text.trimStart();
+  if (!pem.startsWith("-----BEGIN") && flag === "--trusted-keys") return workspaceTrustStore(root, file);
+  // Never echo the file: it could be a private key given by mistake.
+  if (/^-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem)) throw new PipelineError("E_TRUST_CONFIG", `${flag} ${file} is a private key; give the public key (keygen wrote it as <prefix>.pub)`);
+  if (!pem.startsWith("-----BEGIN PUBLIC KEY-----")) {
+    const hint = flag === "--key" ? "; a trust file with several keys goes in --trusted-keys" : "";
+    throw new PipelineError("E_TRUST_CONFIG", `${flag} ${file} is not a PEM public key (-----BEGIN PUBLIC KEY-----)${hint}`);
+  }
+  return { keys: await parseTrustedKeys([{ id: basename(file), publicKey: text }], file), notes: [] };
+}
