@@ -27,7 +27,8 @@ export function exitForOutcome(outcome: GraphOutcome): number {
 /** Bad flags, bad configuration, an unknown engine or model: the user's to fix, exit 2. */
 export function exitForErrorCode(code: string): number {
   if (code === "E_ENGINE_ABORTED") return EXIT.interrupted;
-  return code === "E_USAGE" || code === "E_ENGINE_UNKNOWN" || code === "E_MODEL_UNSUPPORTED" || code.startsWith("E_CONFIG") || code.startsWith("E_GRAPH") ? EXIT.usage : EXIT.failed;
+  const usage = ["E_USAGE", "E_ENGINE_UNKNOWN", "E_MODEL_UNSUPPORTED", "E_TRUST_CONFIG", "E_REGISTRY_REFERENCE", "E_REGISTRY_INSECURE"];
+  return usage.includes(code) || code.startsWith("E_CONFIG") || code.startsWith("E_GRAPH") ? EXIT.usage : EXIT.failed;
 }
 
 /** An error before or around the work (bad flags, bad config, an engine that failed): its lines, its exit status. */

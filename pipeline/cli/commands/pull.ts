@@ -27,12 +27,14 @@ export const pull: CliCommand<PullFlags> = {
       .option("--to <dir>", "the model directory to create (default: models/powerinfer/<last part of the repository>)")
       .option("--require-digest", "refuse a tag: only @sha256:… references (a tag can be moved)")
       .option("--replace", "replace the directory when it exists");
-    trustFlags(command, "the pulled signature must be by one of these");
+    trustFlags(command, "the pulled model must be signed by it");
     registryFlags(command);
     return command;
   },
   async run({ args: [reference], options }, io) {
     const [{ pullWorkspaceModel }, { trustFromFlags }] = await Promise.all([import("../../registry/transfer.js"), import("../../signing/trust-store.js")]);
+    // A bad reference is the cheapest mistake to report: before any file or key is read.
+    (await import("../../registry/reference.js")).parseReference(reference!);
     const { keys, notes } = await trustFromFlags(options, io.root);
     if (!options.json) for (const note of notes) io.err(`note: ${note}`);
     const progress = options.json ? undefined : progressLine(io, "pull");

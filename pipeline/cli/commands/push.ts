@@ -6,7 +6,8 @@
  */
 import type { CliCommand } from "../command.js";
 import { EXIT } from "../exit.js";
-import { registryFlags, trustFlags, type RegistryFlags, type TrustFlags } from "../flags.js";
+import { Option } from "commander";
+import { collect, integerIn, registryFlags, trustFlags, type RegistryFlags, type TrustFlags } from "../flags.js";
 import { formatBytes, printEvent, shownPath } from "../output.js";
 import { progressLine } from "../progress.js";
 
@@ -24,7 +25,10 @@ export const push: CliCommand<PushFlags> = {
       .description("publish a signed model directory to an OCI registry (ModelPack layout; signature and provenance as referrers)")
       .argument("<model>", "a converted model's name (models/powerinfer/<model>) or a signed model directory")
       .argument("<reference>", "oci://HOST[:PORT]/REPOSITORY[:TAG], e.g. oci://ghcr.io/acme/models/tiny:v1");
-    trustFlags(command, "verified against these before anything is uploaded");
+    command
+      .addOption(new Option("--mount-from <repository>", "a repository of the same registry that may hold some blobs already (repeatable; pushes and pulls are remembered too)").argParser(collect))
+      .addOption(new Option("--chunk-size <MiB>", "blobs larger than this go in chunks of this size (default 64)").argParser(integerIn(1, 4096)));
+    trustFlags(command, "the directory is verified against it before anything is uploaded");
     registryFlags(command);
     return command;
   },
@@ -39,6 +43,8 @@ export const push: CliCommand<PushFlags> = {
     const named = join(io.root, "models", "powerinfer", model!);
     const dir = existsSync(model!) && statSync(model!).isDirectory() ? resolve(model!) : named;
     if (!existsSync(dir)) throw new UsageError(`push: ${model} is neither a directory nor a converted model (no ${shownPath(io.root, named)}); convert it first: pnpm pipeline convert ${model}`);
+    // A bad reference is the cheapest mistake to report: before any file or key is read.
+    (await import("../../registry/reference.js")).parseReference(reference!);
     const { keys, notes } = await trustFromFlags(options, io.root);
     if (!options.json) for (const note of notes) io.err(`note: ${note}`);
     const progress = options.json ? undefined : progressLine(io, "push");
