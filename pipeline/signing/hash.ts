@@ -14,12 +14,18 @@
  * A file that vanishes or cannot be read is a typed error naming it (E_MISSING_FILE, E_IO),
  * never a raw system error.
  */
-import { createHash } from "node:crypto";
-import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
+import { createHash, hash as hashOnce } from "node:crypto";
+import { closeSync, constants, fstatSync, openSync, readSync, statSync } from "node:fs";
 import { open, stat } from "node:fs/promises";
 import { displayPath, fileSystemError } from "../core/errors.js";
 import { identityOf, type DigestCache } from "./digest-cache.js";
 import { VerifyError } from "./errors.js";
+
+/**
+ * Never follow a link swapped in since the walk, never block opening a FIFO swapped in; the
+ * large-file path checks it read a regular file (a device would never end).
+ */
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 /** Files up to this size are read in one synchronous call. */
 export const SMALL_FILE_BYTES = 256 << 10;
@@ -43,7 +49,11 @@ const bufferPool: Buffer[][] = [];
 export async function sha256OfFile(path: string, signal?: AbortSignal): Promise<FileDigest> {
   let handle;
   try {
-    handle = await open(path, "r");
+    handle = await open(path, OPEN_FLAGS);
+    if (!(await handle.stat()).isFile()) {
+      await handle.close();
+      throw new VerifyError("E_NOT_REGULAR_FILE", `${displayPath(path)} is no longer a regular file (replaced since the directory was read)`, { files: [path] });
+    }
   } catch (error) {
     throw hashError(error, path);
   }
@@ -89,7 +99,7 @@ function sha256OfSmallFileSync(path: string, cache: DigestCache | undefined): (F
       const hit = cache.get(path, identity);
       if (hit) return { digest: hit, size: Number(identity.size), cached: true };
     }
-    fd = openSync(path, "r");
+    fd = openSync(path, OPEN_FLAGS);
   } catch (error) {
     throw hashError(error, path);
   }
@@ -98,7 +108,7 @@ function sha256OfSmallFileSync(path: string, cache: DigestCache | undefined): (F
     smallBuffer ??= Buffer.allocUnsafeSlow(SMALL_FILE_BYTES + 1);
     const bytesRead = readSync(fd, smallBuffer, 0, smallBuffer.length, 0);
     if (bytesRead > SMALL_FILE_BYTES) return null;
-    const digest = createHash("sha256").update(smallBuffer.subarray(0, bytesRead)).digest("hex");
+    const digest = hashOnce("sha256", smallBuffer.subarray(0, bytesRead), "hex");
     if (cache && before) {
       const after = identityOf(fstatSync(fd, { bigint: true }));
       if (JSON.stringify(before) === JSON.stringify(after)) cache.set(path, after, digest);
@@ -146,7 +156,8 @@ export async function digestFiles(targets: readonly (string | HashTarget)[], opt
   const large: number[] = [];
   let sliceStart = performance.now();
   for (const [index, target] of list.entries()) {
-    if (target.size === undefined || target.size > SMALL_FILE_BYTES) {
+    // Unknown sizes try the one-read path too: for a large file that costs one wasted 256 KiB read.
+    if (target.size !== undefined && target.size > SMALL_FILE_BYTES) {
       large.push(index);
       continue;
     }
@@ -189,7 +200,7 @@ async function identityAt(path: string) {
   }
 }
 
-/** A file gone since the walk is E_MISSING_FILE (the directory is being changed); any other failure E_IO. */
+/** A file gone since the walk is E_MISSING_FILE (the directory is being changed), a link swapped in E_NOT_REGULAR_FILE; any other failure E_IO. */
 function hashError(error: unknown, path: string): unknown {
   if (error instanceof VerifyError || (error as Error | undefined)?.name === "AbortError") return error;
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
@@ -198,6 +209,9 @@ function hashError(error: unknown, path: string): unknown {
       cause: error,
       files: [path],
     });
+  }
+  if (code === "ELOOP") {
+    return new VerifyError("E_NOT_REGULAR_FILE", `${displayPath(path)} is now a symbolic link (replaced since the directory was read); links are never followed`, { cause: error, files: [path] });
   }
   if (typeof code === "string") {
     const typed = fileSystemError(error as NodeJS.ErrnoException, "read", path);

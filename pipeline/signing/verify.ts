@@ -10,7 +10,8 @@ import type { CertificateRoot } from "./certificates.js";
 import { displayPath } from "../core/errors.js";
 import { escapeForTerminal } from "../core/escape.js";
 import { VerifyError } from "./errors.js";
-import { digestFiles } from "./hash.js";
+import { digestFiles, SMALL_FILE_BYTES } from "./hash.js";
+import { lstat } from "node:fs/promises";
 import { DEFAULT_IGNORE_PATHS, parseOmsStatement, PROVENANCE_FILE, SIGNATURE_FILE, SIGNATURE_FILES, SUMS_FILE, type OmsManifest } from "./oms.js";
 import { checkProvenance, type ProvenancePolicy, type ProvenanceSummary } from "./provenance.js";
 import { parseTrustedKeys, type TrustedKey, type TrustedKeyEntry } from "./trust.js";
@@ -86,7 +87,7 @@ export async function verifyModel(dir: string, options: VerifyOptions): Promise<
 
   // 7: the directory holds exactly the signed files.
   const ignorePaths = [...DEFAULT_IGNORE_PATHS, ...manifest.ignorePaths, ...SIGNATURE_FILES, ...(options.ignorePaths ?? [])];
-  const { files, irregular, ignored } = await listModelFiles(absolute, ignorePaths, options.signal ? { signal: options.signal } : {});
+  const { files, irregular, ignored } = await listModelFiles(absolute, ignorePaths, { sizes: false, ...(options.signal ? { signal: options.signal } : {}) });
   const listed = new Map(manifest.resources.map((r) => [r.name, r]));
   const badEntry = irregular.find((i) => i.kind !== "empty-directory");
   if (badEntry) {
@@ -111,22 +112,20 @@ export async function verifyModel(dir: string, options: VerifyOptions): Promise<
     });
   }
 
-  // 8: sizes first (free), then digests.
-  const sizeMismatch = manifest.resources.filter((r) => r.size !== undefined && present.get(r.name)!.size !== r.size);
-  if (sizeMismatch.length > 0) {
-    const first = sizeMismatch[0]!;
-    throw new VerifyError("E_DIGEST_MISMATCH", `${displayPath(join(dir, first.name))} is ${present.get(first.name)!.size} bytes; the signed file is ${first.size} bytes${sizeMismatch.length > 1 ? ` (and ${sizeMismatch.length - 1} more files differ)` : ""}`, {
-      files: sizeMismatch.map((r) => r.name),
-    });
-  }
+  // 8: sizes first, then digests. A large file's size comes from stat, before reading a byte of
+  // it; a small one's from its single read (a stat would cost as much as the read).
+  const large = manifest.resources.filter((r) => r.size === undefined || r.size > SMALL_FILE_BYTES);
+  const sizes = new Map(await Promise.all(large.map(async (r) => [r.name, await sizeOf(present.get(r.name)!.path).catch((error: unknown) => Promise.reject(inResourceTerms(error, dir, files)))] as const)));
+  checkSizes(manifest.resources.filter((r) => sizes.has(r.name)), sizes, dir);
   const cache = await openCache(options.digestCache);
   const digests = await digestFiles(
-    manifest.resources.map((r) => present.get(r.name)!),
+    manifest.resources.map((r) => ({ path: present.get(r.name)!.path, ...(r.size !== undefined ? { size: r.size } : {}) })),
     { ...(cache ? { cache } : {}), ...(options.signal ? { signal: options.signal } : {}) },
   ).catch((error: unknown) => {
     throw inResourceTerms(error, dir, files);
   });
   await cache?.save();
+  checkSizes(manifest.resources, new Map(manifest.resources.map((r, i) => [r.name, digests[i]!.size])), dir);
   const mismatched = manifest.resources.flatMap((r, i) => (digests[i]!.digest === r.digest ? [] : [{ name: r.name, expected: r.digest, actual: digests[i]!.digest }]));
   if (mismatched.length > 0) {
     const first = mismatched[0]!;
@@ -151,6 +150,24 @@ export async function verifyModel(dir: string, options: VerifyOptions): Promise<
     ...(provenance ? { provenance } : {}),
     cachedFiles: digests.filter((d) => d.cached).length,
   };
+}
+
+/** E_DIGEST_MISMATCH for the first file whose size is not the signed size. */
+function checkSizes(resources: readonly OmsManifest["resources"][number][], actual: ReadonlyMap<string, number>, dir: string): void {
+  const differ = resources.filter((r) => r.size !== undefined && actual.get(r.name) !== r.size);
+  if (differ.length === 0) return;
+  const first = differ[0]!;
+  throw new VerifyError("E_DIGEST_MISMATCH", `${displayPath(join(dir, first.name))} is ${actual.get(first.name)} bytes; the signed file is ${first.size} bytes${differ.length > 1 ? ` (and ${differ.length - 1} more files differ)` : ""}`, {
+    files: differ.map((r) => r.name),
+  });
+}
+
+async function sizeOf(path: string): Promise<number> {
+  try {
+    return (await lstat(path)).size;
+  } catch (error) {
+    throw new VerifyError((error as NodeJS.ErrnoException).code === "ENOENT" ? "E_MISSING_FILE" : "E_IO", `cannot inspect ${displayPath(path)}: ${(error as NodeJS.ErrnoException).code}`, { cause: error, files: [path] });
+  }
 }
 
 /** Names for a message: escaped (a name is attacker-controlled text), at most 20 of them. */
