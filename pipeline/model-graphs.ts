@@ -25,10 +25,13 @@ import { gpuSplitTask } from "../tasks/gpu-split.js";
 import { PipelineError } from "./core/errors.js";
 import { ACTIVATION_ALLOW_PATTERNS, type LoadedRecipe } from "./config/recipe.js";
 import { displayPath } from "./config/load-yaml.js";
+import { hubSettings } from "./hub/env.js";
 
 export interface DownloadOptions {
   connectionsPerFile?: number;
   chunkSize?: number;
+  /** --verify-cache: rehash every cached checkpoint file instead of trusting the digest cache. */
+  verifyCache?: boolean;
   /** --python: the interpreter for the generator and the converter. */
   python?: string;
   allowUnsafeOuttype?: boolean;
@@ -42,8 +45,8 @@ function checkpointTask(workspace: Workspace, loaded: LoadedRecipe, options: Dow
   const { recipe } = loaded;
   const recipeFile = displayPath(loaded.file, workspace.root);
   if (recipe.generate) return generateTask(workspace, { model: loaded.name, recipeFile, ...recipe.generate, ...(options.python ? { python: options.python } : {}) });
-  const { connectionsPerFile, chunkSize } = options;
-  const transfer = { ...(connectionsPerFile ? { connectionsPerFile } : {}), ...(chunkSize ? { chunkSize } : {}) };
+  const { connectionsPerFile, chunkSize, verifyCache } = options;
+  const transfer = { ...(connectionsPerFile ? { connectionsPerFile } : {}), ...(chunkSize ? { chunkSize } : {}), ...(verifyCache ? { verifyCache } : {}) };
   if (recipe.gguf) {
     const { repo, revision, file, gated } = recipe.gguf;
     return downloadTask({ model: loaded.name, recipeFile, sources: { gguf: { repo, revision, gated, allowPatterns: [file, ...ACTIVATION_ALLOW_PATTERNS] } }, ...transfer });
@@ -118,7 +121,7 @@ export function convertGraph(workspace: Workspace, settings: EngineSettings, loa
     modelVersion: recipe.audit.model_version,
     checkpointTask: checkpoint.id,
     contentTasks: ["convert", ...quantize.map((q) => q.id), ...gpuSplit.map((g) => g.id), bench.id],
-    externalParameters: externalParameters(loaded),
+    externalParameters: externalParameters(loaded, hubSettings(workspace.env).endpoint),
     ...(recipe.audit.checksum ? { expectedChecksum: recipe.audit.checksum } : {}),
     ...(options.signingKeyFile ? { keyFile: options.signingKeyFile } : {}),
     ...(options.allowInsecureKeyPermissions ? { allowInsecureKeyPermissions: true } : {}),
@@ -127,7 +130,7 @@ export function convertGraph(workspace: Workspace, settings: EngineSettings, loa
 }
 
 /** SLSA externalParameters: what the user asked for (the recipe), not what it resolved to. */
-function externalParameters(loaded: LoadedRecipe): Record<string, unknown> {
+function externalParameters(loaded: LoadedRecipe, hub: string): Record<string, unknown> {
   const { recipe } = loaded;
   const audit = { model_version: recipe.audit.model_version, source_repo: recipe.audit.source_repo };
   if (recipe.gguf) {
@@ -135,7 +138,7 @@ function externalParameters(loaded: LoadedRecipe): Record<string, unknown> {
     return {
       recipe: loaded.name,
       modelId: loaded.name,
-      source: { uri: `https://huggingface.co/${repo}`, revision, file },
+      source: { uri: `${hub}/${repo}`, revision, file },
       options: { readyMade: true, ...(recipe.gpuSplit ? { gpuSplit: recipe.gpuSplit } : {}) },
       model: { format: "gguf", quantization: type, family: recipe.family },
       audit,
@@ -143,14 +146,14 @@ function externalParameters(loaded: LoadedRecipe): Record<string, unknown> {
   }
   const convert = recipe.convert!;
   const source = recipe.model
-    ? { uri: `https://huggingface.co/${recipe.model.repo}`, revision: recipe.model.revision }
+    ? { uri: `${hub}/${recipe.model.repo}`, revision: recipe.model.revision }
     : { uri: `file:${recipe.generate!.script}`, revision: `seed ${recipe.generate!.seed}` };
   return {
     recipe: loaded.name,
     modelId: loaded.name,
     source,
-    ...(recipe.predictor ? { predictor: { uri: `https://huggingface.co/${recipe.predictor.repo}`, revision: recipe.predictor.revision } } : {}),
-    ...(recipe.activation ? { activation: { uri: `https://huggingface.co/${recipe.activation.repo}`, revision: recipe.activation.revision } } : {}),
+    ...(recipe.predictor ? { predictor: { uri: `${hub}/${recipe.predictor.repo}`, revision: recipe.predictor.revision } } : {}),
+    ...(recipe.activation ? { activation: { uri: `${hub}/${recipe.activation.repo}`, revision: recipe.activation.revision } } : {}),
     options: { outtype: convert.outtype, vocabtype: convert.vocabtype ?? null, quantize: convert.quantize ?? null, ...(recipe.gpuSplit ? { gpuSplit: recipe.gpuSplit } : {}) },
     model: { format: "gguf", quantization: convert.quantize ?? convert.outtype, family: recipe.family },
     audit,

@@ -75,8 +75,9 @@ export class RepoCache {
     return join(this.dir, "snapshots", commit);
   }
 
+  /** huggingface_hub's lock file for a blob (flock'ed, see blob-lock.ts): both clients wait on the same file. */
   lockPath(etag: string): string {
-    return join(this.cacheDir, ".locks", `models--${this.repo.replace(/\//g, "--")}`, `${etag}.ai-tools.lock`);
+    return join(this.cacheDir, ".locks", `models--${this.repo.replace(/\//g, "--")}`, `${etag}.lock`);
   }
 
   /** The commit a branch or tag was last resolved to, or null. */
