@@ -72,6 +72,8 @@ export interface SnapshotResult {
   cachedFiles: number;
   /** Cached files whose bytes did not match their digest, downloaded again (with verifyCached). */
   repairedFiles: string[];
+  /** Bytes read back from disk to finish digests (0 when every byte arrived in order and was hashed in flight). */
+  rehashedBytes: number;
 }
 
 export const DEFAULT_CHUNK_SIZE = 16 << 20;
@@ -140,6 +142,7 @@ export async function downloadSnapshot(request: SnapshotRequest, options: Snapsh
   };
   options.onProgress?.({ ...progress });
   let downloadedBytes = 0;
+  let rehashedBytes = 0;
   const connectionLimit = pLimit(options.maxConnections ?? 8);
   const fileLimit = pLimit(options.fileConcurrency ?? 4);
   const results = await Promise.allSettled(
@@ -163,6 +166,7 @@ export async function downloadSnapshot(request: SnapshotRequest, options: Snapsh
           },
         });
         downloadedBytes += file.size - stats.resumedBytes;
+        rehashedBytes += stats.rehashedBytes;
         progress.filesDone++;
         options.onProgress?.({ ...progress, file: about() });
       }),
@@ -173,7 +177,7 @@ export async function downloadSnapshot(request: SnapshotRequest, options: Snapsh
 
   for (const file of selected) await cache.linkSnapshot(commit, file, settings.disableSymlinks);
   await cache.writeRef(request.revision, commit);
-  return { repo: request.repo, revision: request.revision, commit, dir: cache.snapshotDir(commit), files: selected, downloadedBytes, cachedFiles: selected.length - toFetch.length, repairedFiles };
+  return { repo: request.repo, revision: request.revision, commit, dir: cache.snapshotDir(commit), files: selected, downloadedBytes, cachedFiles: selected.length - toFetch.length, repairedFiles, rehashedBytes };
 }
 
 /**
