@@ -13,10 +13,10 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { errorReport } from "../pipeline/core/errors.js";
 import { escapeForTerminal, hasUnsafeCharacters } from "../pipeline/core/escape.js";
 import { signModelDirectory } from "../pipeline/signing/sign.js";
-import { loadTrustStore, parseTrustedKeys } from "../pipeline/signing/trust.js";
+import { loadTrustStore, parseTrustedKeys, TRUSTED_KEY_FIELDS, TRUSTED_ROOT_FIELDS } from "../pipeline/signing/trust.js";
 import { workspaceTrustStore } from "../pipeline/signing/trust-store.js";
 import { verifyModel } from "../pipeline/signing/verify.js";
-import { makeWorkspace, type TestWorkspace } from "./helpers/workspace.js";
+import { makeWorkspace, PROJECT_ROOT, type TestWorkspace } from "./helpers/workspace.js";
 
 const ESC_NAME = "\x1b[2K\x1b[1Gverified: all OK";
 
@@ -215,6 +215,13 @@ describe("trust files", () => {
     const dir = newModel();
     await signModelDirectory(dir, { privateKey });
     await expect(verifyModel(dir, { trustedKeys: store.keys })).rejects.toMatchObject({ code: "E_KEY_REVOKED" });
+  });
+
+  it("schemas/trusted-keys.schema.json lists exactly the fields the parser accepts", () => {
+    const schema = JSON.parse(readFileSync(join(PROJECT_ROOT, "schemas", "trusted-keys.schema.json"), "utf8")) as { properties: Record<string, { items: { properties: object } }> };
+    expect(Object.keys(schema.properties).sort()).toEqual(["certificateRoots", "keys"]);
+    expect(Object.keys(schema.properties.keys!.items.properties).sort()).toEqual([...TRUSTED_KEY_FIELDS].sort());
+    expect(Object.keys(schema.properties.certificateRoots!.items.properties).sort()).toEqual([...TRUSTED_ROOT_FIELDS].sort());
   });
 
   it("an empty trust file given to verify: E_TRUST_CONFIG, exit 2", async () => {

@@ -384,14 +384,85 @@ async function fetchRange(options: BlobDownloadOptions, url: string, handle: Fil
     stream.destroy();
     throw new HubHttpError("E_HUB_BAD_RESPONSE", `downloading ${fileLabel(options)}: asked for bytes ${start}-${end}, got Content-Range "${response.headers["content-range"] ?? ""}"`, 206);
   }
-  let position = start;
-  for await (const data of stream as AsyncIterable<Buffer>) {
-    if (position + data.length > end + 1) throw new HubHttpError("E_HUB_BAD_RESPONSE", `downloading ${fileLabel(options)}: more bytes than the range`, 206);
-    await handle.write(data, 0, data.length, position);
-    onData(position, data);
-    position += data.length;
-  }
+  const position = await writeBody(stream as AsyncIterable<Buffer>, handle, start, end + 1, onData, () => new HubHttpError("E_HUB_BAD_RESPONSE", `downloading ${fileLabel(options)}: more bytes than the range`, 206));
   if (position !== end + 1) throw Object.assign(new Error(`connection closed after ${position - start} of ${end - start + 1} bytes`), { code: "E_TRUNCATED" });
+}
+
+/** Socket chunks (~64 KiB) are written in batches of this many bytes: one write call each. */
+const WRITE_BATCH = 1 << 20;
+
+/**
+ * A response body into the file from `start` on (at most up to `limit`), returning where it
+ * ended. Socket chunks are gathered into batches written with one writev each, the next batch
+ * filling from the socket while the previous one is written (one await per 64 KiB chunk made a
+ * single connection 4x slower than curl). `onData` sees each chunk once it is on disk, in
+ * order: a byte is hashed only when it is the byte the file holds. On failure, what was
+ * written is on disk and was reported before this throws (a retry resumes after it).
+ */
+async function writeBody(body: AsyncIterable<Buffer>, handle: FileHandle, start: number, limit: number, onData: (position: number, data: Buffer) => void, tooMuch: () => Error): Promise<number> {
+  let written = start;
+  let batch: Buffer[] = [];
+  let batchStart = start;
+  let batchBytes = 0;
+  let writing: Promise<void> = Promise.resolve();
+  const flush = async () => {
+    const buffers = batch;
+    const at = batchStart;
+    batchStart += batchBytes;
+    batch = [];
+    batchBytes = 0;
+    await writing; // one batch in flight: memory stays bounded, order is kept
+    writing = (async () => {
+      await writeAll(handle, buffers, at);
+      let offset = at;
+      for (const buffer of buffers) {
+        onData(offset, buffer);
+        offset += buffer.length;
+      }
+      written = offset;
+    })();
+  };
+  let overflow = false;
+  try {
+    for await (const data of body) {
+      if (batchStart + batchBytes + data.length > limit) {
+        overflow = true;
+        throw tooMuch();
+      }
+      batch.push(data);
+      batchBytes += data.length;
+      if (batchBytes >= WRITE_BATCH) await flush();
+    }
+    await flush();
+    await writing;
+  } catch (error) {
+    // The connection broke: keep what did arrive (a retry asks for the rest only).
+    if (!overflow) await flush().catch(() => undefined);
+    await writing.catch(() => undefined);
+    throw error;
+  }
+  return written;
+}
+
+/** All of `buffers` at `position`: writev takes at most IOV_MAX buffers and may write short. */
+async function writeAll(handle: FileHandle, buffers: readonly Buffer[], position: number): Promise<void> {
+  let pending = [...buffers];
+  let offset = position;
+  while (pending.length > 0) {
+    const slice = pending.slice(0, 512);
+    const { bytesWritten } = await handle.writev(slice, offset);
+    offset += bytesWritten;
+    let skip = bytesWritten;
+    const rest: Buffer[] = [];
+    for (const buffer of pending) {
+      if (skip >= buffer.length) skip -= buffer.length;
+      else {
+        rest.push(skip > 0 ? buffer.subarray(skip) : buffer);
+        skip = 0;
+      }
+    }
+    pending = rest;
+  }
 }
 
 async function fetchWhole(options: BlobDownloadOptions, url: string, handle: FileHandle, digest: StreamingDigest): Promise<void> {
@@ -403,13 +474,12 @@ async function fetchWhole(options: BlobDownloadOptions, url: string, handle: Fil
       stream.destroy();
       throw errorFromResponse(response, options.cache.repo, `downloading ${fileLabel(options)}`, options.settings.endpoint);
     }
-    for await (const data of stream as AsyncIterable<Buffer>) {
-      await handle.write(data, 0, data.length, received);
-      digest.offer(received, data);
+    const end = await writeBody(stream as AsyncIterable<Buffer>, handle, 0, options.file.size, (position, data) => {
+      digest.offer(position, data);
       received += data.length;
       options.onBytes?.(data.length);
-    }
-    if (received !== options.file.size) throw Object.assign(new Error(`got ${received} of ${options.file.size} bytes`), { code: "E_TRUNCATED" });
+    }, () => new HubHttpError("E_HUB_BAD_RESPONSE", `downloading ${fileLabel(options)}: more bytes than the file's ${options.file.size}`, 200));
+    if (end !== options.file.size) throw Object.assign(new Error(`got ${end} of ${options.file.size} bytes`), { code: "E_TRUNCATED" });
   } catch (error) {
     options.onBytes?.(-received);
     throw error;

@@ -72,8 +72,11 @@ export interface TrustStore {
   certificateRoots: TrustedRoot[];
 }
 
-const ENTRY_KEYS = new Set(["id", "publicKey", "publicKeyFile", "notBefore", "notAfter", "revoked", "allowedBuilders", "allowedSources"]);
-const ROOT_KEYS = new Set(["id", "certificate", "certificateFile", "allowedSubjects", "allowedSans"]);
+/** The fields of a key and of a root entry (schemas/trusted-keys.schema.json lists the same). */
+export const TRUSTED_KEY_FIELDS: readonly string[] = ["id", "publicKey", "publicKeyFile", "notBefore", "notAfter", "revoked", "allowedBuilders", "allowedSources"];
+export const TRUSTED_ROOT_FIELDS: readonly string[] = ["id", "certificate", "certificateFile", "allowedSubjects", "allowedSans"];
+const ENTRY_KEYS = new Set(TRUSTED_KEY_FIELDS);
+const ROOT_KEYS = new Set(TRUSTED_ROOT_FIELDS);
 
 /** `{ keys: [...] }` or a bare list, from `origin` (a file name for messages; relative key files resolve against it). */
 export async function parseTrustedKeys(data: unknown, origin = "trusted keys"): Promise<TrustedKey[]> {
