@@ -82,6 +82,17 @@ describe("a multi-file download", () => {
   });
 });
 
+describe("a hostile listing", () => {
+  it("a file name with terminal control characters is refused before anything is written, and shown escaped", async () => {
+    const evil = JSON.stringify([{ type: "file", path: "\u001b[2K\u001b[1Gdone.bin", size: 3, oid: "a".repeat(40) }]);
+    server.injectFault(`/api/models/${REPO}/tree`, { on: "api", status: { code: 200, headers: { "content-type": "application/json" }, body: evil }, times: 1 });
+    const error = await downloadSnapshot({ repo: REPO, revision: "main" }, options()).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "E_HUB_UNSAFE_PATH", message: expect.stringContaining("\\x1b[2K\\x1b[1Gdone.bin") });
+    expect((error as Error).message).not.toContain("\u001b");
+    expect(server.requests.filter((r) => r.file !== undefined)).toEqual([]);
+  });
+});
+
 describe("hashing while the bytes arrive", () => {
   it("on one connection the digest needs no second pass over the file; with several, only what arrived out of order is read back", async () => {
     const single = await downloadSnapshot({ repo: REPO, revision: "main", allowPatterns: ["model.safetensors"] }, options({ connectionsPerFile: 1 }));

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { errorReport } from "../pipeline/core/errors.js";
-import { escapeForTerminal, hasUnsafeCharacters } from "../pipeline/core/escape.js";
+import { escapeForTerminal, hasUnsafeCharacters, terminalSafe } from "../pipeline/core/escape.js";
 import { signModelDirectory } from "../pipeline/signing/sign.js";
 import { loadTrustStore, parseTrustedKeys, TRUSTED_KEY_FIELDS, TRUSTED_ROOT_FIELDS } from "../pipeline/signing/trust.js";
 import { workspaceTrustStore } from "../pipeline/signing/trust-store.js";
@@ -55,6 +55,8 @@ describe("escapeForTerminal", () => {
     expect(hasUnsafeCharacters("model.gguf")).toBe(false);
     expect(hasUnsafeCharacters(ESC_NAME)).toBe(true);
     expect(hasUnsafeCharacters(Buffer.from([0x61, 0xff]))).toBe(true);
+    // Whole lines (already escaped names inside stay as they are): controls escaped, backslashes kept.
+    expect(terminalSafe(`extra: ${escapeForTerminal(ESC_NAME)} and raw \x1b[31mred\x1b[0m`)).toBe("extra: \\x1b[2K\\x1b[1Gverified: all OK and raw \\x1b[31mred\\x1b[0m");
   });
 });
 

@@ -12,6 +12,15 @@
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 const UNSAFE_GLOBAL = new RegExp(`${UNSAFE.source}|\\\\`, "g");
 
+/**
+ * A whole line of output (a message that may quote names): the unsafe characters escaped,
+ * backslashes left alone (messages built with escapeForTerminal are not escaped twice). For
+ * the last step before a terminal or a log; names themselves go through escapeForTerminal.
+ */
+export function terminalSafe(line: string): string {
+  return UNSAFE.test(line) ? line.replace(new RegExp(UNSAFE.source, "g"), (c) => escapeCodeUnit(c.charCodeAt(0))) : line;
+}
+
 /** Does `name` hold a character that escapeForTerminal would escape (a backslash aside)? */
 export function hasUnsafeCharacters(name: string | Uint8Array): boolean {
   return typeof name === "string" ? UNSAFE.test(name) : !isUtf8(name) || UNSAFE.test(Buffer.from(name).toString("utf8"));

@@ -8,6 +8,7 @@
 import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { AbortedError, CommandFailedError, PipelineError, errorReport } from "./errors.js";
+import { terminalSafe } from "./escape.js";
 import type { EventPayload, EventSink, PipelineEvent } from "./events.js";
 import { EVENT_SCHEMA_VERSION } from "./events.js";
 import { checkOutput, removeTemporariesOf, sha256File, snapshotOutput, type OutputSnapshot } from "./files.js";
@@ -318,8 +319,9 @@ function errorEvent(task: string, error: unknown, durationMs: number, logFile: s
     event: "task-error" as const,
     task,
     code: report.code,
-    message: report.message,
-    details: report.details,
+    // Messages quote file names, command output and server answers: nothing in them may steer a terminal.
+    message: terminalSafe(report.message),
+    details: report.details.map(terminalSafe),
     durationMs: Math.round(durationMs),
   };
   if (error instanceof CommandFailedError) {

@@ -12,6 +12,7 @@ import { copyFile, mkdir, rm, symlink } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
 import { atomicWriteFile } from "../core/files.js";
 import { PipelineError } from "../core/errors.js";
+import { escapeForTerminal, hasUnsafeCharacters } from "../core/escape.js";
 
 export interface TreeFile {
   path: string;
@@ -43,8 +44,10 @@ export function assertSafeRepoPath(path: string): void {
     path.includes("\\") ||
     path.includes("\0") ||
     /^[A-Za-z]:/.test(path) ||
-    path.split("/").some((segment) => segment === "" || segment === "." || segment === "..");
-  if (bad) throw new PipelineError("E_HUB_UNSAFE_PATH", `the Hub listed an unsafe file name ${JSON.stringify(path)}; refusing to write it`);
+    path.split("/").some((segment) => segment === "" || segment === "." || segment === "..") ||
+    // Control characters or bidirectional overrides in a name would steer the terminal that shows it.
+    hasUnsafeCharacters(path);
+  if (bad) throw new PipelineError("E_HUB_UNSAFE_PATH", `the Hub listed an unsafe file name "${escapeForTerminal(path.slice(0, 300))}"; refusing to write it`);
 }
 
 export function isCommit(revision: string): boolean {
