@@ -15,17 +15,20 @@
  * never a raw system error.
  */
 import { createHash, hash as hashOnce } from "node:crypto";
-import { closeSync, constants, fstatSync, openSync, readSync, statSync } from "node:fs";
-import { open, stat } from "node:fs/promises";
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, statSync } from "node:fs";
+import { lstat, open, stat } from "node:fs/promises";
 import { displayPath, fileSystemError } from "../core/errors.js";
 import { identityOf, type DigestCache } from "./digest-cache.js";
 import { VerifyError } from "./errors.js";
 
 /**
- * Never follow a link swapped in since the walk, never block opening a FIFO swapped in; the
- * large-file path checks it read a regular file (a device would never end).
+ * Verifying and signing (`noFollow`) never follow a link swapped in since the walk; nothing
+ * blocks opening a FIFO; the large-file path checks it read a regular file (a device would
+ * never end).
  */
-const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+const OPEN_NO_FOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+/** Where links are fine (a task's input file, a model path): still never blocked by a FIFO. */
+const OPEN_FOLLOW = constants.O_RDONLY | constants.O_NONBLOCK;
 
 /** Files up to this size are read in one synchronous call. */
 export const SMALL_FILE_BYTES = 256 << 10;
@@ -46,10 +49,10 @@ export interface HashTarget {
 /** Two 8 MiB buffers per large file in flight, reused from file to file. */
 const bufferPool: Buffer[][] = [];
 
-export async function sha256OfFile(path: string, signal?: AbortSignal): Promise<FileDigest> {
+export async function sha256OfFile(path: string, signal?: AbortSignal, options: { noFollow?: boolean } = {}): Promise<FileDigest> {
   let handle;
   try {
-    handle = await open(path, OPEN_FLAGS);
+    handle = await open(path, options.noFollow ? OPEN_NO_FOLLOW : OPEN_FOLLOW);
     if (!(await handle.stat()).isFile()) {
       await handle.close();
       throw new VerifyError("E_NOT_REGULAR_FILE", `${displayPath(path)} is no longer a regular file (replaced since the directory was read)`, { files: [path] });
@@ -91,15 +94,16 @@ let smallBuffer: Buffer | undefined;
  * since the walk): then the caller streams it. On a regular file a read shorter than asked
  * means end of file.
  */
-function sha256OfSmallFileSync(path: string, cache: DigestCache | undefined): (FileDigest & { cached: boolean }) | null {
+function sha256OfSmallFileSync(path: string, cache: DigestCache | undefined, noFollow: boolean): (FileDigest & { cached: boolean }) | null {
   let fd: number;
   try {
     if (cache) {
-      const identity = identityOf(statSync(path, { bigint: true }));
+      // lstat when not following: a link swapped in since the walk never borrows its target's cached digest.
+      const identity = identityOf(noFollow ? lstatSync(path, { bigint: true }) : statSync(path, { bigint: true }));
       const hit = cache.get(path, identity);
       if (hit) return { digest: hit, size: Number(identity.size), cached: true };
     }
-    fd = openSync(path, OPEN_FLAGS);
+    fd = openSync(path, noFollow ? OPEN_NO_FOLLOW : OPEN_FOLLOW);
   } catch (error) {
     throw hashError(error, path);
   }
@@ -142,6 +146,8 @@ export interface DigestOptions {
   concurrency?: number;
   /** How a large file is hashed when the cache has no answer (the pipeline passes its in-process memo). */
   hash?: (path: string, signal?: AbortSignal) => Promise<FileDigest>;
+  /** Refuse links (E_NOT_REGULAR_FILE) instead of hashing their targets: verify and sign, whose walk saw regular files. */
+  noFollow?: boolean;
 }
 
 /**
@@ -166,11 +172,12 @@ export async function digestFiles(targets: readonly (string | HashTarget)[], opt
       sliceStart = performance.now();
     }
     signal?.throwIfAborted();
-    const result = sha256OfSmallFileSync(target.path, cache);
+    const result = sha256OfSmallFileSync(target.path, cache, options.noFollow === true);
     if (result) results[index] = result;
     else large.push(index);
   }
-  const hash = options.hash ?? sha256OfFile;
+  const hash = options.hash ?? ((path: string, signal?: AbortSignal) => sha256OfFile(path, signal, { noFollow: options.noFollow === true }));
+  const identityAt = (path: string) => identityOfPath(path, options.noFollow === true);
   await mapLimit(large, options.concurrency ?? 4, async (index) => {
     signal?.throwIfAborted();
     const path = list[index]!.path;
@@ -192,9 +199,9 @@ export async function digestFiles(targets: readonly (string | HashTarget)[], opt
   return results;
 }
 
-async function identityAt(path: string) {
+async function identityOfPath(path: string, noFollow: boolean) {
   try {
-    return identityOf(await stat(path, { bigint: true }));
+    return identityOf(noFollow ? await lstat(path, { bigint: true }) : await stat(path, { bigint: true }));
   } catch (error) {
     throw hashError(error, path);
   }

@@ -81,7 +81,7 @@ export async function signModelDirectory(dir: string, options: SignOptions): Pro
   const content = files.filter((f) => f.name !== SUMS_FILE);
   if (content.length === 0) throw new PipelineError("E_SIGN_INPUT", `cannot sign ${shownDir}: it has no files to sign`);
   // Large files the pipeline just wrote and hashed (the model) come from its in-process memo.
-  const digests = await digestFiles(content, { hash: async (path) => ({ digest: await sha256File(path), size: (await stat(path)).size }), ...options }).catch((error: unknown) => {
+  const digests = await digestFiles(content, { hash: async (path) => ({ digest: await sha256File(path), size: (await stat(path)).size }), ...options, noFollow: true }).catch((error: unknown) => {
     throw signingHashError(error, shownDir);
   });
   const hashed = content.map((f, i) => ({ name: f.name, algorithm: "sha256" as const, digest: digests[i]!.digest, size: digests[i]!.size }));

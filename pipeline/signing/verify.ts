@@ -120,7 +120,7 @@ export async function verifyModel(dir: string, options: VerifyOptions): Promise<
   const cache = await openCache(options.digestCache);
   const digests = await digestFiles(
     manifest.resources.map((r) => ({ path: present.get(r.name)!.path, ...(r.size !== undefined ? { size: r.size } : {}) })),
-    { ...(cache ? { cache } : {}), ...(options.signal ? { signal: options.signal } : {}) },
+    { noFollow: true, ...(cache ? { cache } : {}), ...(options.signal ? { signal: options.signal } : {}) },
   ).catch((error: unknown) => {
     throw inResourceTerms(error, dir, files);
   });
@@ -302,7 +302,7 @@ export async function compareToManifest(
   const added = files.filter((f) => !listed.has(f.name)).map((f) => f.name);
   const common = manifest.resources.filter((r) => present.has(r.name));
   const cache = await openCache(options.digestCache);
-  const digests = await digestFiles(common.map((r) => present.get(r.name)!), cache ? { cache } : {});
+  const digests = await digestFiles(common.map((r) => present.get(r.name)!), { noFollow: true, ...(cache ? { cache } : {}) });
   await cache?.save();
   const modified = common.flatMap((r, i) => (digests[i]!.digest === r.digest ? [] : [{ name: r.name, expected: r.digest, actual: digests[i]!.digest }]));
   modified.sort((a, b) => compareUtf8(a.name, b.name));
