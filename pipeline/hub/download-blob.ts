@@ -17,7 +17,7 @@
  *
  * Python's huggingface_hub and ai-tools wait for each other on the same blob: see blob-lock.ts.
  */
-import { createHash, type Hash } from "node:crypto";
+import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, open, readFile, rename, rm, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
@@ -26,6 +26,7 @@ import type pLimit from "p-limit";
 import { atomicWriteFile, removeTemporariesOf } from "../core/files.js";
 import { PipelineError } from "../core/errors.js";
 import { lockBlob } from "./blob-lock.js";
+import { runningHash, type RunningHash } from "./hasher.js";
 import { etagOf, type RepoCache, type TreeFile } from "./cache.js";
 import { errorFromResponse, HubHttpError, loadGot, requestHeaders, requestSignal, withRetries, type HttpOptions } from "./http.js";
 
@@ -180,7 +181,7 @@ async function readState(cache: RepoCache, file: TreeFile, chunkSize: number): P
  * frontier reaches them; the rest at the end.
  */
 class StreamingDigest {
-  private hash!: Hash;
+  private hash!: RunningHash;
   /** Bytes [0, frontier) are hashed. */
   frontier = 0;
   private catchingUp: Promise<void> = Promise.resolve();
@@ -195,8 +196,8 @@ class StreamingDigest {
 
   /** Start over (the file is being rewritten from byte 0). */
   reset(): void {
-    this.hash = createHash(this.file.lfsSha256 ? "sha256" : "sha1");
-    if (!this.file.lfsSha256) this.hash.update(`blob ${this.file.size}\0`);
+    void this.hash?.close();
+    this.hash = runningHash(this.file.lfsSha256 ? "sha256" : "sha1", this.file.lfsSha256 ? "" : `blob ${this.file.size}\0`, this.file.size);
     this.frontier = 0;
   }
 
@@ -218,7 +219,11 @@ class StreamingDigest {
   async finish(): Promise<string> {
     await this.catchingUp;
     await this.readBack(this.file.size);
-    return this.hash.digest("hex");
+    return this.hash.digest();
+  }
+
+  close(): Promise<void> {
+    return this.hash.close();
   }
 
   private async readBack(end: number): Promise<void> {
@@ -242,10 +247,11 @@ async function fetchIntoPartial(options: BlobDownloadOptions, stats: BlobDownloa
   const state = await readState(cache, file, chunkSize);
   const chunkCount = Math.max(1, Math.ceil(file.size / chunkSize));
   const handle = await open(partial, state.done.length ? "r+" : "w+");
+  let digest: StreamingDigest | undefined;
   try {
     await handle.truncate(file.size);
-    const digest = new StreamingDigest(file, handle, stats);
-    if (file.size === 0) return await digest.finish();
+    const hashing = (digest = new StreamingDigest(file, handle, stats));
+    if (file.size === 0) return await hashing.finish();
     const done = new Set(state.done);
     for (const index of done) {
       const bytes = Math.min(chunkSize, file.size - index * chunkSize);
@@ -258,14 +264,25 @@ async function fetchIntoPartial(options: BlobDownloadOptions, stats: BlobDownloa
       while (end < file.size && end % chunkSize === 0 && done.has(end / chunkSize)) end = Math.min(file.size, end + chunkSize);
       return end;
     };
-    await digest.catchUp(writtenUpTo);
+    await hashing.catchUp(writtenUpTo);
     const target = { url: await locate(options), expiries: 0 };
     const pending = [...Array(chunkCount).keys()].filter((i) => !done.has(i));
+    // The record of finished chunks is written in the background, one write after the other: the
+    // next range does not wait for it (on a busy machine each record cost a range tens of
+    // milliseconds). A failed write (a full disk) stops the workers at their next range.
     let saving = Promise.resolve();
-    const save = () => (saving = saving.then(() => atomicWriteFile(sidecarPath(cache, etag), JSON.stringify({ ...state, done: [...done].sort((a, b) => a - b) }))));
+    let saveError: unknown;
+    const save = () => {
+      saving = saving
+        .then(() => atomicWriteFile(sidecarPath(cache, etag), JSON.stringify({ ...state, done: [...done].sort((a, b) => a - b) })))
+        .catch((error: unknown) => {
+          saveError ??= error;
+        });
+    };
 
     const worker = async () => {
       for (let index = pending.shift(); index !== undefined; index = pending.shift()) {
+        if (saveError) throw saveError;
         const start = index * chunkSize;
         const end = Math.min(file.size, start + chunkSize) - 1;
         // Bytes of this chunk on disk: a retry asks for the rest only, so nothing is written twice.
@@ -277,7 +294,7 @@ async function fetchIntoPartial(options: BlobDownloadOptions, stats: BlobDownloa
             const run = () =>
               fetchRange(options, target.url, handle, from, end, (position, data) => {
                 received += data.length;
-                digest.offer(position, data);
+                hashing.offer(position, data);
                 options.onBytes?.(data.length);
               });
             stats.rangeRequests++;
@@ -290,32 +307,36 @@ async function fetchIntoPartial(options: BlobDownloadOptions, stats: BlobDownloa
           `downloading ${fileLabel(options)}`,
         );
         done.add(index);
-        await save();
-        await digest.catchUp(writtenUpTo);
+        save();
+        await hashing.catchUp(writtenUpTo);
       }
     };
     try {
       await settleAll(Array.from({ length: Math.min(options.connections, pending.length) }, worker));
+      await saving;
+      if (saveError) throw saveError;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOSPC") {
         // Ranges recorded so far stay recorded (settleAll waited for every worker): a rerun
         // resumes. The last record may itself have hit the full disk: the earlier ones stand.
-        await saving.catch(() => undefined);
+        await saving;
         throw new PipelineError("E_DISK_FULL", `the disk holding ${cache.cacheDir} filled up while downloading ${fileLabel(options)} (${done.size} of ${chunkCount} ranges done). Free some space and rerun: the download resumes where it stopped.`, { cause: error });
       }
       if (!(error instanceof RangeIgnoredError)) throw error;
       // The server sends whole files only: one stream from zero.
       stats.fellBackToSingleStream = true;
+      await saving; // no record may land after the one removed below
       await handle.truncate(0);
       await discardState(cache, etag);
       options.onBytes?.(-[...done].reduce((sum, i) => sum + Math.min(chunkSize, file.size - i * chunkSize), 0));
-      await withRetries(options, () => fetchWhole(options, target.url, handle, digest), `downloading ${fileLabel(options)}`);
+      await withRetries(options, () => fetchWhole(options, target.url, handle, hashing), `downloading ${fileLabel(options)}`);
     }
     await saving;
     // No fsync: it made a large download wait seconds for the disk, which curl and huggingface_hub
     // do not. A blob torn by a power loss is caught by the digest check of cached files (verify-cache.ts).
-    return await digest.finish();
+    return await hashing.finish();
   } finally {
+    await digest?.close();
     await handle.close();
   }
 }
@@ -415,15 +436,13 @@ async function writeBody(body: AsyncIterable<Buffer>, handle: FileHandle, start:
     batchStart += batchBytes;
     batch = [];
     batchBytes = 0;
-    const write = writeAll(handle, buffers, at);
+    // One buffer per batch: one write call, and one hash update (one message to a hashing thread).
+    const joined = buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers);
+    const write = writeAll(handle, [joined], at);
     // Reported in file order, each once it and every batch before it are on disk.
     const report = Promise.all([reported, write]).then(() => {
-      let offset = at;
-      for (const buffer of buffers) {
-        onData(offset, buffer);
-        offset += buffer.length;
-      }
-      written = offset;
+      onData(at, joined);
+      written = at + joined.length;
     });
     reported = report;
     inFlight.push(report);
@@ -452,7 +471,7 @@ async function writeBody(body: AsyncIterable<Buffer>, handle: FileHandle, start:
   return written;
 }
 
-const WRITES_IN_FLIGHT = 8;
+const WRITES_IN_FLIGHT = 16;
 
 /** All of `buffers` at `position`: writev takes at most IOV_MAX buffers and may write short. */
 async function writeAll(handle: FileHandle, buffers: readonly Buffer[], position: number): Promise<void> {
