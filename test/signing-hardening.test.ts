@@ -219,8 +219,8 @@ describe("trust files", () => {
     await expect(verifyModel(dir, { trustedKeys: store.keys })).rejects.toMatchObject({ code: "E_KEY_REVOKED" });
   });
 
-  it("schemas/trusted-keys.schema.json lists exactly the fields the parser accepts", () => {
-    const schema = JSON.parse(readFileSync(join(PROJECT_ROOT, "schemas", "trusted-keys.schema.json"), "utf8")) as { properties: Record<string, { items: { properties: object } }> };
+  it("configs/trusted-keys.schema.json lists exactly the fields the parser accepts", () => {
+    const schema = JSON.parse(readFileSync(join(PROJECT_ROOT, "configs", "trusted-keys.schema.json"), "utf8")) as { properties: Record<string, { items: { properties: object } }> };
     expect(Object.keys(schema.properties).sort()).toEqual(["certificateRoots", "keys"]);
     expect(Object.keys(schema.properties.keys!.items.properties).sort()).toEqual([...TRUSTED_KEY_FIELDS].sort());
     expect(Object.keys(schema.properties.certificateRoots!.items.properties).sort()).toEqual([...TRUSTED_ROOT_FIELDS].sort());

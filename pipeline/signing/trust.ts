@@ -72,7 +72,7 @@ export interface TrustStore {
   certificateRoots: TrustedRoot[];
 }
 
-/** The fields of a key and of a root entry (schemas/trusted-keys.schema.json lists the same). */
+/** The fields of a key and of a root entry (configs/trusted-keys.schema.json lists the same). */
 export const TRUSTED_KEY_FIELDS: readonly string[] = ["id", "publicKey", "publicKeyFile", "notBefore", "notAfter", "revoked", "allowedBuilders", "allowedSources"];
 export const TRUSTED_ROOT_FIELDS: readonly string[] = ["id", "certificate", "certificateFile", "allowedSubjects", "allowedSans"];
 const ENTRY_KEYS = new Set(TRUSTED_KEY_FIELDS);
