@@ -12,7 +12,6 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { hubSettings } from "../pipeline/hub/env.js";
 import { translateDoneChunks } from "../pipeline/hub/download-blob.js";
-import { runningHash, WORKER_HASH_BYTES } from "../pipeline/hub/hasher.js";
 import { downloadSnapshot, type SnapshotOptions } from "../pipeline/hub/snapshot.js";
 import { DigestCache } from "../pipeline/signing/digest-cache.js";
 import { PROJECT_ROOT } from "./helpers/workspace.js";
@@ -119,24 +118,6 @@ describe("hashing while the bytes arrive", () => {
     rmSync(cacheDir, { recursive: true, force: true });
     server.injectFault("model.safetensors", { on: "cdn", flipByteAt: 300 * KiB, times: 2 });
     await expect(downloadSnapshot({ repo: REPO, revision: "main", allowPatterns: ["model.safetensors"] }, options({ connectionsPerFile: 1 }))).rejects.toMatchObject({ code: "E_DIGEST_MISMATCH" });
-  });
-});
-
-describe("the running hash", () => {
-  it("on a worker thread (files from 64 MiB) gives the digest of the bytes in the order given, the caller's buffers reusable at once", async () => {
-    const data = seededBytes("worker-hash", 3 * 1024 * KiB + 5);
-    for (const [size, prefix, algorithm] of [[WORKER_HASH_BYTES, "", "sha256"], [1000, "", "sha256"], [WORKER_HASH_BYTES, `blob ${data.length}\0`, "sha1"]] as const) {
-      const hash = runningHash(algorithm, prefix, size);
-      const scratch = Buffer.alloc(256 * KiB);
-      for (let at = 0; at < data.length; at += scratch.length) {
-        const n = data.copy(scratch, 0, at, Math.min(data.length, at + scratch.length));
-        hash.update(scratch.subarray(0, n));
-        scratch.fill(0); // reused at once: the hash must have taken its copy
-      }
-      const expected = createHash(algorithm).update(prefix).update(data).digest("hex");
-      expect(await hash.digest()).toBe(expected);
-      await hash.close();
-    }
   });
 });
 

@@ -17,7 +17,7 @@
  *
  * Python's huggingface_hub and ai-tools wait for each other on the same blob: see blob-lock.ts.
  */
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, open, readFile, rename, rm, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
@@ -26,7 +26,6 @@ import type pLimit from "p-limit";
 import { atomicWriteFile, removeTemporariesOf } from "../core/files.js";
 import { PipelineError } from "../core/errors.js";
 import { lockBlob } from "./blob-lock.js";
-import { runningHash, type RunningHash } from "./hasher.js";
 import { etagOf, type RepoCache, type TreeFile } from "./cache.js";
 import { errorFromResponse, HubHttpError, loadGot, requestHeaders, requestSignal, withRetries, type HttpOptions } from "./http.js";
 
@@ -181,7 +180,7 @@ async function readState(cache: RepoCache, file: TreeFile, chunkSize: number): P
  * frontier reaches them; the rest at the end.
  */
 class StreamingDigest {
-  private hash!: RunningHash;
+  private hash!: Hash;
   /** Bytes [0, frontier) are hashed. */
   frontier = 0;
   private catchingUp: Promise<void> = Promise.resolve();
@@ -196,8 +195,8 @@ class StreamingDigest {
 
   /** Start over (the file is being rewritten from byte 0). */
   reset(): void {
-    void this.hash?.close();
-    this.hash = runningHash(this.file.lfsSha256 ? "sha256" : "sha1", this.file.lfsSha256 ? "" : `blob ${this.file.size}\0`, this.file.size);
+    this.hash = createHash(this.file.lfsSha256 ? "sha256" : "sha1");
+    if (!this.file.lfsSha256) this.hash.update(`blob ${this.file.size}\0`);
     this.frontier = 0;
   }
 
@@ -219,11 +218,7 @@ class StreamingDigest {
   async finish(): Promise<string> {
     await this.catchingUp;
     await this.readBack(this.file.size);
-    return this.hash.digest();
-  }
-
-  close(): Promise<void> {
-    return this.hash.close();
+    return this.hash.digest("hex");
   }
 
   private async readBack(end: number): Promise<void> {
@@ -247,10 +242,9 @@ async function fetchIntoPartial(options: BlobDownloadOptions, stats: BlobDownloa
   const state = await readState(cache, file, chunkSize);
   const chunkCount = Math.max(1, Math.ceil(file.size / chunkSize));
   const handle = await open(partial, state.done.length ? "r+" : "w+");
-  let digest: StreamingDigest | undefined;
   try {
     await handle.truncate(file.size);
-    const hashing = (digest = new StreamingDigest(file, handle, stats));
+    const hashing = new StreamingDigest(file, handle, stats);
     if (file.size === 0) return await hashing.finish();
     const done = new Set(state.done);
     for (const index of done) {
@@ -336,7 +330,6 @@ async function fetchIntoPartial(options: BlobDownloadOptions, stats: BlobDownloa
     // do not. A blob torn by a power loss is caught by the digest check of cached files (verify-cache.ts).
     return await hashing.finish();
   } finally {
-    await digest?.close();
     await handle.close();
   }
 }
@@ -436,7 +429,7 @@ async function writeBody(body: AsyncIterable<Buffer>, handle: FileHandle, start:
     batchStart += batchBytes;
     batch = [];
     batchBytes = 0;
-    // One buffer per batch: one write call, and one hash update (one message to a hashing thread).
+    // One buffer per batch: one write call and one hash update.
     const joined = buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers);
     const write = writeAll(handle, [joined], at);
     // Reported in file order, each once it and every batch before it are on disk.
