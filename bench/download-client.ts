@@ -32,4 +32,4 @@ const result = await downloadSnapshot(
 });
 const ms = performance.now() - started;
 const peakRssKiB = Number(/VmHWM:\s+(\d+)/.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? 0);
-console.log(JSON.stringify({ ms, downloadedBytes: result?.downloadedBytes ?? 0, peakRssKiB, error }));
+console.log(JSON.stringify({ ms, downloadedBytes: result?.downloadedBytes ?? 0, rehashedBytes: result?.rehashedBytes ?? 0, peakRssKiB, error }));

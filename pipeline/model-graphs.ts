@@ -27,10 +27,13 @@ import { dirname, resolve } from "node:path";
 import { ACTIVATION_ALLOW_PATTERNS, isLocalSource, type LoadedRecipe, type LocalSource } from "./config/recipe.js";
 import { displayPath } from "./config/load-yaml.js";
 import { localCheckpointTask } from "../tasks/local-checkpoint.js";
+import { hubSettings } from "./hub/env.js";
 
 export interface DownloadOptions {
   connectionsPerFile?: number;
   chunkSize?: number;
+  /** --verify-cache: rehash every cached checkpoint file instead of trusting the digest cache. */
+  verifyCache?: boolean;
   /** --python: the interpreter for the generator and the converter. */
   python?: string;
   allowUnsafeOuttype?: boolean;
@@ -58,8 +61,8 @@ function checkpointTask(workspace: Workspace, loaded: LoadedRecipe, options: Dow
   if (isLocalSource(recipe.model) && isLocalSource(recipe.predictor)) {
     return localCheckpointTask({ model: loaded.name, recipeFile, modelDir: localFolder(loaded, recipe.model), predictorDir: localFolder(loaded, recipe.predictor), assumeRelu: recipe.model.assumeRelu });
   }
-  const { connectionsPerFile, chunkSize } = options;
-  const transfer = { ...(connectionsPerFile ? { connectionsPerFile } : {}), ...(chunkSize ? { chunkSize } : {}) };
+  const { connectionsPerFile, chunkSize, verifyCache } = options;
+  const transfer = { ...(connectionsPerFile ? { connectionsPerFile } : {}), ...(chunkSize ? { chunkSize } : {}), ...(verifyCache ? { verifyCache } : {}) };
   if (recipe.gguf) {
     const { repo, revision, file, gated } = recipe.gguf;
     return downloadTask({ model: loaded.name, recipeFile, sources: { gguf: { repo, revision, gated, allowPatterns: [file, ...ACTIVATION_ALLOW_PATTERNS] } }, ...transfer });
@@ -137,7 +140,7 @@ export function convertGraph(workspace: Workspace, settings: EngineSettings, loa
     modelVersion: recipe.audit.model_version,
     checkpointTask: checkpoint.id,
     contentTasks: ["convert", ...quantize.map((q) => q.id), ...gpuSplit.map((g) => g.id), bench.id],
-    externalParameters: externalParameters(loaded),
+    externalParameters: externalParameters(loaded, hubSettings(workspace.env).endpoint),
     ...(recipe.audit.checksum ? { expectedChecksum: recipe.audit.checksum } : {}),
     ...(options.signingKeyFile ? { keyFile: options.signingKeyFile } : {}),
     ...(options.allowInsecureKeyPermissions ? { allowInsecureKeyPermissions: true } : {}),
@@ -146,7 +149,7 @@ export function convertGraph(workspace: Workspace, settings: EngineSettings, loa
 }
 
 /** SLSA externalParameters: what the user asked for (the recipe), not what it resolved to. */
-function externalParameters(loaded: LoadedRecipe): Record<string, unknown> {
+function externalParameters(loaded: LoadedRecipe, hub: string): Record<string, unknown> {
   const { recipe } = loaded;
   const audit = { model_version: recipe.audit.model_version, ...(recipe.audit.source_repo ? { source_repo: recipe.audit.source_repo } : {}) };
   if (recipe.gguf) {
@@ -154,7 +157,7 @@ function externalParameters(loaded: LoadedRecipe): Record<string, unknown> {
     return {
       recipe: loaded.name,
       modelId: loaded.name,
-      source: { uri: `https://huggingface.co/${repo}`, revision, file },
+      source: { uri: `${hub}/${repo}`, revision, file },
       options: { readyMade: true, ...(recipe.gpuSplit ? { gpuSplit: recipe.gpuSplit } : {}) },
       model: { format: "gguf", quantization: type, family: recipe.family },
       audit,
@@ -162,14 +165,14 @@ function externalParameters(loaded: LoadedRecipe): Record<string, unknown> {
   }
   const convert = recipe.convert!;
   const where = (source: NonNullable<typeof recipe.model | typeof recipe.predictor>) =>
-    isLocalSource(source) ? { uri: `file://${localFolder(loaded, source)}` } : { uri: `https://huggingface.co/${source.repo}`, revision: source.revision };
+    isLocalSource(source) ? { uri: `file://${localFolder(loaded, source)}` } : { uri: `${hub}/${source.repo}`, revision: source.revision };
   const source = recipe.model ? where(recipe.model) : { uri: `file:${recipe.generate!.script}`, revision: `seed ${recipe.generate!.seed}` };
   return {
     recipe: loaded.name,
     modelId: loaded.name,
     source,
     ...(recipe.predictor ? { predictor: where(recipe.predictor) } : {}),
-    ...(recipe.activation ? { activation: { uri: `https://huggingface.co/${recipe.activation.repo}`, revision: recipe.activation.revision } } : {}),
+    ...(recipe.activation ? { activation: { uri: `${hub}/${recipe.activation.repo}`, revision: recipe.activation.revision } } : {}),
     options: { outtype: convert.outtype, vocabtype: convert.vocabtype ?? null, quantize: convert.quantize ?? null, ...(recipe.gpuSplit ? { gpuSplit: recipe.gpuSplit } : {}) },
     model: { format: "gguf", quantization: convert.quantize ?? convert.outtype, family: recipe.family },
     audit,

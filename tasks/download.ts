@@ -7,7 +7,10 @@
  *
  * Before anything large is requested: a gated repository without a token is refused, and
  * a checkpoint's config.json is fetched first and checked against the architecture
- * allow-list (pipeline/config/architecture.ts).
+ * allow-list (pipeline/config/architecture.ts), at the commit the download then uses.
+ *
+ * Cached files are checked against their digests, in the freshness check and before a
+ * download reuses them: conversion never reads a corrupt blob (see pipeline/hub/verify-cache.ts).
  */
 import { readFile } from "node:fs/promises";
 import { statSync } from "node:fs";
@@ -16,7 +19,9 @@ import type { TaskDefinition, TaskRunContext } from "../pipeline/core/graph.js";
 import { PipelineError } from "../pipeline/core/errors.js";
 import type { TreeFile } from "../pipeline/hub/cache.js";
 import { hubSettings } from "../pipeline/hub/env.js";
-import { downloadSnapshot, type SnapshotOptions, type SnapshotProgress, type SnapshotRequest, type SnapshotResult } from "../pipeline/hub/snapshot.js";
+import { downloadSnapshot, resolveSnapshotCommit, type SnapshotOptions, type SnapshotProgress, type SnapshotRequest, type SnapshotResult } from "../pipeline/hub/snapshot.js";
+import { checkCachedFiles } from "../pipeline/hub/verify-cache.js";
+import { DigestCache, defaultDigestCacheDir } from "../pipeline/signing/digest-cache.js";
 import { checkReluCheckpoint, describeCheckpoint, type CheckpointArchitecture } from "../pipeline/config/architecture.js";
 
 export interface HubSource {
@@ -43,6 +48,11 @@ export interface DownloadSettings {
   architectureCheck?: { assumeRelu?: string | undefined };
   connectionsPerFile?: number;
   chunkSize?: number;
+  /**
+   * `download --verify-cache`: rehash every cached file (every byte), instead of trusting the
+   * digest cache for files unchanged since their last check.
+   */
+  verifyCache?: boolean;
 }
 
 export interface DownloadedRepo {
@@ -101,13 +111,28 @@ export function downloadTask(settings: DownloadSettings): TaskDefinition<Downloa
       return Object.fromEntries(SOURCE_ROLES.filter((role) => result[role]).map((role) => [role, pick(result[role]!)]));
     },
 
-    async verify(record) {
+    // Sizes first (free), then the content digests of what conversion will read: a bit flipped in
+    // a cached blob keeps its size. Cheap after the first check: the digest cache answers for
+    // files unchanged since (--verify-cache reads every byte again).
+    async verify(record, ctx) {
       const result = record.result as DownloadResult;
+      const kind = what === "checkpoints" ? "checkpoint" : "GGUF repo";
+      const entries: { path: string; file: TreeFile; repo: string }[] = [];
       for (const repo of downloadedRepos(result)) {
         for (const file of repo.files) {
-          const size = statSync(join(repo.dir, file.path), { throwIfNoEntry: false })?.size;
-          if (size !== file.size) return `${what === "checkpoints" ? "checkpoint" : "GGUF repo"} file ${repo.repo}/${file.path} ${size === undefined ? "missing from" : "changed in"} the cache`;
+          const path = join(repo.dir, file.path);
+          const size = statSync(path, { throwIfNoEntry: false })?.size;
+          if (size !== file.size) return `${kind} file ${repo.repo}/${file.path} ${size === undefined ? "missing from" : "changed in"} the cache`;
+          entries.push({ path, repo: repo.repo, file: { path: file.path, size: file.size, oid: file.gitOid, ...(file.sha256 ? { lfsSha256: file.sha256 } : {}) } });
         }
+      }
+      const digestCache = settings.verifyCache ? undefined : await DigestCache.open(defaultDigestCacheDir(ctx.env));
+      const checks = await checkCachedFiles(entries, digestCache ? { digestCache } : {});
+      await digestCache?.save();
+      const corrupt = checks.find((c) => !c.ok);
+      if (corrupt) {
+        const repo = entries.find((e) => e.path === corrupt.path)!.repo;
+        return `${kind} file ${repo}/${corrupt.file.path} in the cache is corrupt (${corrupt.file.lfsSha256 ? "sha256" : "git blob id"} ${corrupt.actual}, the Hub lists ${corrupt.file.lfsSha256 ?? corrupt.file.oid})`;
       }
       return null;
     },
@@ -121,7 +146,7 @@ export function downloadTask(settings: DownloadSettings): TaskDefinition<Downloa
           const repo = settings.sources[gated]!.repo;
           throw new PipelineError(
             "E_HUB_GATED",
-            `${repo} is a gated repository (${settings.recipeFile}: ${gated}.gated): set HF_TOKEN (or run \`hf auth login\`) with a token of an account that has accepted its conditions at https://huggingface.co/${repo}.`,
+            `${repo} is a gated repository (${settings.recipeFile}: ${gated}.gated): set HF_TOKEN (or run \`hf auth login\`) with a token of an account that has accepted its conditions at ${hub.endpoint}/${repo}.`,
             { details: ["Nothing was downloaded."] },
           );
         }
@@ -135,23 +160,34 @@ export function downloadTask(settings: DownloadSettings): TaskDefinition<Downloa
       // One repository failing stops the others: no progress after the task has ended.
       const siblings = new AbortController();
       const signal = AbortSignal.any([ctx.signal, siblings.signal]);
+      // Every cached file is checked against its digest (through the digest cache; --verify-cache: every byte).
+      const digestCache = settings.verifyCache ? undefined : await DigestCache.open(defaultDigestCacheDir(ctx.env));
       const options: SnapshotOptions = {
         settings: hub,
         signal,
         onProgress: report,
+        verifyCached: digestCache ?? true,
+        onNote: (note) => {
+          ctx.log(`note: ${note}`);
+          ctx.progress({ message: `note: ${note}` });
+        },
         ...(settings.connectionsPerFile ? { connectionsPerFile: settings.connectionsPerFile } : {}),
         ...(settings.chunkSize ? { chunkSize: settings.chunkSize } : {}),
       };
 
+      // The checkpoint's revision is resolved once: the architecture check and the download see one commit.
+      const requests = new Map(roles.map((role) => [role, toRequest(settings.sources[role]!)]));
       let architecture: CheckpointArchitecture | undefined;
       if (settings.architectureCheck && settings.sources.model) {
-        architecture = await checkArchitecture(ctx, settings.sources.model, options, settings.architectureCheck.assumeRelu);
+        const model = requests.get("model")!;
+        model.commit = await resolveSnapshotCommit(model, options);
+        architecture = await checkArchitecture(ctx, settings.sources.model, model, options, settings.architectureCheck.assumeRelu);
       }
 
       // The first failure is the one to report: the others may only be the aborts it caused, whatever their error type.
       let first: { error: unknown } | undefined;
       const fetch = (role: SourceRole) =>
-        downloadSnapshot(toRequest(settings.sources[role]!), options).catch((error: unknown) => {
+        downloadSnapshot(requests.get(role)!, options).catch((error: unknown) => {
           let reported = error;
           if (role === "activation" && (error as PipelineError | undefined)?.code === "E_HUB_NO_MATCH") {
             const source = settings.sources.activation!;
@@ -165,12 +201,13 @@ export function downloadTask(settings: DownloadSettings): TaskDefinition<Downloa
           throw reported;
         });
       const settled = await Promise.allSettled(roles.map(fetch));
+      await digestCache?.save();
       if (first) throw first.error;
       const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected" && !(siblings.signal.aborted && isAbort(r.reason)));
       if (failed) throw failed.reason;
       const snapshots = settled.map((r) => (r as PromiseFulfilledResult<SnapshotResult>).value);
       for (const snapshot of snapshots) {
-        ctx.log(`${snapshot.repo}@${snapshot.revision} = ${snapshot.commit}: ${snapshot.files.length} files, ${snapshot.cachedFiles} already cached, ${snapshot.downloadedBytes} bytes fetched -> ${snapshot.dir}`);
+        ctx.log(`${snapshot.repo}@${snapshot.revision} = ${snapshot.commit}: ${snapshot.files.length} files, ${snapshot.cachedFiles} already cached${snapshot.repairedFiles.length > 0 ? ` (${snapshot.repairedFiles.length} corrupt, fetched again)` : ""}, ${snapshot.downloadedBytes} bytes fetched -> ${snapshot.dir}`);
       }
       return {
         endpoint: hub.endpoint,
@@ -188,10 +225,10 @@ export function downloadTask(settings: DownloadSettings): TaskDefinition<Downloa
  * the full download), checked against the allow-list. Throws E_MODEL_UNSUPPORTED with the
  * reason before any weights are requested.
  */
-async function checkArchitecture(ctx: TaskRunContext, source: HubSource, options: SnapshotOptions, assumeRelu: string | undefined): Promise<CheckpointArchitecture> {
+async function checkArchitecture(ctx: TaskRunContext, source: HubSource, request: SnapshotRequest, options: SnapshotOptions, assumeRelu: string | undefined): Promise<CheckpointArchitecture> {
   const label = `${source.repo}@${source.revision}`;
   ctx.progress({ message: `${label}: checking config.json` });
-  const snapshot = await downloadSnapshot({ repo: source.repo, revision: source.revision, allowPatterns: ["config.json"] }, { ...options, onProgress: () => {} });
+  const snapshot = await downloadSnapshot({ repo: request.repo, revision: request.revision, ...(request.commit ? { commit: request.commit } : {}), allowPatterns: ["config.json"] }, { ...options, onProgress: () => {} });
   let config: unknown;
   try {
     config = JSON.parse(await readFile(join(snapshot.dir, "config.json"), "utf8"));

@@ -15,6 +15,7 @@ import { join } from "node:path";
 import type { TaskDefinition, TaskRunContext } from "../pipeline/core/graph.js";
 import { sha256File } from "../pipeline/core/files.js";
 import { redact } from "../pipeline/core/redact.js";
+import { escapeForTerminal } from "../pipeline/core/escape.js";
 import { PipelineError } from "../pipeline/core/errors.js";
 import { configuredKeySource, DEVELOPMENT_KEY, loadSigningKey, type SigningKey } from "../pipeline/signing/signing-key.js";
 import { keyHint, parsePublicKeyPem } from "../pipeline/signing/keys.js";
@@ -125,15 +126,15 @@ export function signTask(settings: SignTaskSettings): TaskDefinition<SignTaskRes
       }
       const signed = previous.files;
       const { files, irregular } = await listModelFiles(join(ctx.root, modelDir), []);
-      if (irregular[0]) return `${join(modelDir, irregular[0].name)} ${irregular[0].why}: it cannot be signed`;
+      if (irregular[0]) return `${escapeForTerminal(join(modelDir, irregular[0].name))} ${irregular[0].why}: it cannot be signed`;
       const now = new Map(files.map((f) => [f.name, f.size]));
       for (const f of signed) {
-        if (!now.has(f.name)) return `${join(modelDir, f.name)} was removed since signing`;
-        if (now.get(f.name) !== f.size) return `${join(modelDir, f.name)} changed since signing`;
+        if (!now.has(f.name)) return `${escapeForTerminal(join(modelDir, f.name))} was removed since signing`;
+        if (now.get(f.name) !== f.size) return `${escapeForTerminal(join(modelDir, f.name))} changed since signing`;
       }
       const listed = new Set(signed.map((f) => f.name));
       const added = files.find((f) => !listed.has(f.name) && ![SIGNATURE_FILE, PROVENANCE_FILE].includes(f.name) && !f.name.endsWith(".generated.gpuidx"));
-      return added ? `${join(modelDir, added.name)} was added since signing` : null;
+      return added ? `${escapeForTerminal(join(modelDir, added.name))} was added since signing` : null;
     },
 
     async run(ctx) {
@@ -186,7 +187,7 @@ async function removeStaleTemporaries(dir: string, ctx: TaskRunContext): Promise
   for (const f of files) {
     if (/\.tmp-\d+(-[0-9a-f]{8})?$/.test(f.name)) {
       await rm(f.path, { force: true });
-      ctx.log(`removed ${f.name}, left by an interrupted run`);
+      ctx.log(`removed ${escapeForTerminal(f.name)}, left by an interrupted run`);
     }
   }
 }

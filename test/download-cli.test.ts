@@ -76,8 +76,12 @@ afterAll(() => {
 
 describe("pnpm pipeline download", () => {
   it("downloads the checkpoint and the predictor into the shared cache and records them", async () => {
+    server.resetLog();
     const result = await ws.cli(["download", "tiny-test"], env);
     expect(result.code, result.stdout + result.stderr).toBe(0);
+    // The checkpoint's revision was resolved once: the architecture check and the download saw one commit.
+    expect(server.requests.filter((r) => r.path.startsWith("/api/models/SparseLLM/Tiny-Test/revision/"))).toHaveLength(1);
+    expect(result.stderr).toBe("");
     expect(result.stdout).toContain("running download tiny-test: download");
     expect(result.stdout).toContain("[download] done in");
     const record = ws.record("download--tiny-test")!;
@@ -111,6 +115,23 @@ describe("pnpm pipeline download", () => {
     // The blob was still there: relinking needed no file transfer.
     expect(server.requests.filter((r) => r.method === "GET" && r.file)).toEqual([]);
     expect(existsSync(join(dir, "model_0.pt"))).toBe(true);
+  });
+
+  it("a bit flipped in a cached blob makes the download stale, naming the file, and it is fetched again", async () => {
+    const record = ws.record("download--tiny-test")!;
+    const weights = join((record.result as { model: { dir: string } }).model.dir, "model.safetensors");
+    const bytes = readFileSync(weights);
+    bytes[4321] = bytes[4321]! ^ 0x10;
+    writeFileSync(weights, bytes); // through the snapshot link, into the blob: same size, other bytes
+    const status = await ws.cli(["status", "tiny-test"], env);
+    expect(status.stdout).toMatch(/download\s+stale \(checkpoint file SparseLLM\/Tiny-Test\/model.safetensors in the cache is corrupt \(sha256 [0-9a-f]{64}, the Hub lists [0-9a-f]{64}\)\)/);
+    server.resetLog();
+    const repaired = await ws.cli(["download", "tiny-test"], env);
+    expect(repaired.code, repaired.stdout).toBe(0);
+    expect(repaired.stdout, repaired.stdout).toContain("SparseLLM/Tiny-Test/model.safetensors: the cached blob is corrupt");
+    expect(readFileSync(weights).equals(WEIGHTS)).toBe(true);
+    expect(server.requests.filter((r) => r.method === "GET" && r.file === "model.safetensors").length).toBeGreaterThan(0);
+    expect((await ws.cli(["download", "tiny-test"], env)).stdout).toContain("[download] fresh, skipped");
   });
 
   it("a gated repository without a token fails with what to do", async () => {

@@ -209,7 +209,7 @@ audit:
     const bundle = JSON.parse(readFileSync(join(modelDir("tiny-gguf"), "provenance.sigstore.json"), "utf8")) as { dsseEnvelope: { payload: string } };
     const slsa = JSON.parse(Buffer.from(bundle.dsseEnvelope.payload, "base64").toString("utf8"));
     const def = slsa.predicate.buildDefinition;
-    expect(def.externalParameters).toMatchObject({ recipe: "tiny-gguf", source: { uri: `https://huggingface.co/${GGUF_REPO}`, revision: "main", file: "tiny.powerinfer.gguf" }, options: { readyMade: true }, model: { quantization: "F16" } });
+    expect(def.externalParameters).toMatchObject({ recipe: "tiny-gguf", source: { uri: `${server.endpoint}/${GGUF_REPO}`, revision: "main", file: "tiny.powerinfer.gguf" }, options: { readyMade: true }, model: { quantization: "F16" } });
     expect(def.resolvedDependencies).toContainEqual({ name: "ready-made GGUF", uri: `git+${server.endpoint}/${GGUF_REPO}@${commit}`, digest: { gitCommit: commit }, annotations: { revision: "main" } });
     expect(def.resolvedDependencies).toContainEqual({ uri: `${server.endpoint}/${GGUF_REPO}/resolve/${commit}/tiny.powerinfer.gguf`, digest: { sha256: sha256(sparse) } });
     expect(def.resolvedDependencies).toContainEqual({ uri: `${server.endpoint}/${GGUF_REPO}/resolve/${commit}/activation/activation_0.pt`, digest: { sha256: sha256(ACTIVATION[0]!) } });
@@ -262,7 +262,7 @@ audit:
     const refused = await ws.cli(["download", "tiny-gated-gguf"], env);
     expect(refused.code).toBe(1);
     expect(refused.stdout).toContain(
-      `[E_HUB_GATED]: ${GATED_REPO} is a gated repository (configs/models/powerinfer/tiny-gated-gguf.yaml: gguf.gated): set HF_TOKEN (or run \`hf auth login\`) with a token of an account that has accepted its conditions at https://huggingface.co/${GATED_REPO}.`,
+      `[E_HUB_GATED]: ${GATED_REPO} is a gated repository (configs/models/powerinfer/tiny-gated-gguf.yaml: gguf.gated): set HF_TOKEN (or run \`hf auth login\`) with a token of an account that has accepted its conditions at ${server.endpoint}/${GATED_REPO}.`,
     );
     expect(server.requests).toEqual([]);
     const allowed = await ws.cli(["download", "tiny-gated-gguf"], { ...env, HF_TOKEN: TOKEN });

@@ -225,6 +225,6 @@ describe.skipIf(!pythonReady)("signing from the command line (needs /usr/bin/pyt
     `;
     const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], { cwd: PROJECT_ROOT, encoding: "utf8" }).trim().split("\n");
     expect(JSON.parse(out[0]!)).toMatchObject({ files: ["SHA256SUMS", "tokenizer/vocab.txt", "weights.gguf"], key: "release" });
-    expect(out[1]).toBe("E_UNKNOWN_KEY");
+    expect(out[1]).toBe("E_TRUST_CONFIG"); // trusting nothing is a configuration error
   });
 });

@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { signModelDirectory } from "../pipeline/signing/sign.js";
 import { verifyModel } from "../pipeline/signing/verify.js";
 import { keyHint, publicKeyPem, sshFingerprint } from "../pipeline/signing/keys.js";
-import { loadTrustedKeys } from "../pipeline/signing/trust.js";
+import { loadTrustedKeys, loadTrustStore } from "../pipeline/signing/trust.js";
 import { compareUtf8, nameProblem } from "../pipeline/signing/paths.js";
 import { loadSigningKey } from "../pipeline/signing/signing-key.js";
 
@@ -92,8 +92,10 @@ describe("trusted keys file", () => {
     });
   }
 
-  it("reads the shipped configs/trusted-keys.yaml (documented, empty)", async () => {
-    expect(await loadTrustedKeys(join(__dirname, "..", "configs", "trusted-keys.yaml"))).toEqual([]);
+  it("reads the shipped configs/trusted-keys.yaml (documented, empty), and refuses it as a trust file on its own: it trusts nothing", async () => {
+    const shipped = join(__dirname, "..", "configs", "trusted-keys.yaml");
+    expect(await loadTrustStore(shipped, { allowEmpty: true })).toEqual({ keys: [], certificateRoots: [] });
+    await expect(loadTrustedKeys(shipped)).rejects.toMatchObject({ code: "E_TRUST_CONFIG", message: expect.stringContaining("lists no keys and no certificate roots") });
   });
 });
 

@@ -2,6 +2,7 @@
  * Typed errors with stable codes (sigstore-js style): callers and tests switch on
  * `code`, never on the message. Codes are API: add new ones, never rename.
  */
+import { escapeForTerminal } from "./escape.js";
 import { redact } from "./redact.js";
 import type { VerifyErrorCode } from "../signing/errors.js";
 import type { PackErrorCode } from "../registry/pack-errors.js";
@@ -55,6 +56,8 @@ export type ErrorCode =
   // Signing (the verifier's own codes are VerifyErrorCode, pipeline/signing/errors.ts).
   | "E_SIGNING_KEY"
   | "E_SIGN_INPUT"
+  /** A file name with control characters, bidirectional overrides or bytes that are not UTF-8: refused by sign. */
+  | "E_SIGN_UNSAFE_NAME"
   | VerifyErrorCode
   // Runtime (engines/, pipeline/policy).
   | "E_ENGINE_UNKNOWN"
@@ -144,4 +147,66 @@ export function isPipelineError(error: unknown): error is PipelineError {
 /** Exhaustiveness guard for switches over discriminated unions. */
 export function assertNever(value: never): never {
   throw new Error(`unexpected value: ${JSON.stringify(value)}`);
+}
+
+/** What common errno codes of file operations mean, for messages a user reads. */
+const ERRNO_MEANINGS: Readonly<Record<string, string>> = {
+  ENOENT: "no such file or directory",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  ENAMETOOLONG: "the path is too long for the system (PATH_MAX is 4096 bytes on Linux)",
+  ELOOP: "too many levels of symbolic links",
+  ENOTDIR: "a part of the path is not a directory",
+  EISDIR: "it is a directory",
+  EMFILE: "too many open files in this process",
+  ENFILE: "too many open files on this system",
+  ENOSPC: "no space left on the device",
+  EDQUOT: "the disk quota is exceeded",
+  EROFS: "the file system is read-only",
+  EIO: "an input/output error (a failing disk or network file system?)",
+  EBUSY: "the resource is busy",
+  EXDEV: "a rename across file systems",
+  ENOTEMPTY: "the directory is not empty",
+  EEXIST: "it exists already",
+};
+
+/** A Node.js system error (fs, net): it has an errno code such as ENOENT and usually a syscall and path. */
+export function isSystemError(error: unknown): error is NodeJS.ErrnoException {
+  return error instanceof Error && typeof (error as NodeJS.ErrnoException).code === "string" && /^E[A-Z0-9]+$/.test((error as NodeJS.ErrnoException).code!) && typeof (error as NodeJS.ErrnoException).syscall === "string";
+}
+
+/** A path for a message: escaped, and a very long one cut in the middle (an ENAMETOOLONG path is thousands of characters). */
+export function displayPath(path: string): string {
+  const shown = escapeForTerminal(path);
+  return shown.length <= 240 ? shown : `${shown.slice(0, 80)}…(${shown.length} characters)…${shown.slice(-120)}`;
+}
+
+/**
+ * A failed file operation as a typed error: E_DISK_FULL for a full disk or quota, else E_IO,
+ * naming the path, what was being done and what the errno means. No stack: it says all.
+ */
+export function fileSystemError(error: NodeJS.ErrnoException, doing: string, path = error.path): PipelineError<"E_IO" | "E_DISK_FULL"> {
+  const code = error.code ?? "EIO";
+  const meaning = ERRNO_MEANINGS[code] ?? error.message.replace(/^[A-Z0-9]+: /, "").split(",")[0];
+  const where = path ? ` ${displayPath(String(path))}` : "";
+  return new PipelineError(code === "ENOSPC" || code === "EDQUOT" ? "E_DISK_FULL" : "E_IO", `cannot ${doing}${where}: ${code} (${meaning})`, { cause: error });
+}
+
+/** AI_TOOLS_DEBUG=1 (or true/yes): errors carry their stack traces. */
+export function debugEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
+  return ["1", "true", "yes", "on"].includes((env.AI_TOOLS_DEBUG ?? "").toLowerCase());
+}
+
+/**
+ * How any error is reported (CLI, events): a PipelineError as it is; a system error as the
+ * typed E_IO/E_DISK_FULL it stands for; anything else as E_INTERNAL. A stack trace only
+ * when debugging (`debug`, default AI_TOOLS_DEBUG): it helps a developer, not a user.
+ */
+export function errorReport(error: unknown, options: { debug?: boolean } = {}): { code: ErrorCode | "E_INTERNAL"; message: string; details: string[] } {
+  const debug = options.debug ?? debugEnabled();
+  const typed = isPipelineError(error) ? error : isSystemError(error) ? fileSystemError(error, error.syscall ?? "access") : undefined;
+  const stack = debug && error instanceof Error && error.stack ? [error.stack] : [];
+  if (typed) return { code: typed.code, message: typed.message, details: [...typed.details, ...stack] };
+  const message = error instanceof Error ? error.message : String(error);
+  return { code: "E_INTERNAL", message, details: stack.length > 0 ? stack : ["(an unexpected error: rerun with AI_TOOLS_DEBUG=1 for its stack trace, and report it)"] };
 }

@@ -7,7 +7,8 @@
  */
 import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { AbortedError, CommandFailedError, PipelineError, isPipelineError } from "./errors.js";
+import { AbortedError, CommandFailedError, PipelineError, errorReport } from "./errors.js";
+import { terminalSafe } from "./escape.js";
 import type { EventPayload, EventSink, PipelineEvent } from "./events.js";
 import { EVENT_SCHEMA_VERSION } from "./events.js";
 import { checkOutput, removeTemporariesOf, sha256File, snapshotOutput, type OutputSnapshot } from "./files.js";
@@ -312,12 +313,15 @@ export async function executeGraph(graph: Graph, options: ExecuteOptions): Promi
 }
 
 function errorEvent(task: string, error: unknown, durationMs: number, logFile: string | undefined): EventPayload {
+  // A raw system error becomes the typed E_IO it stands for; stacks only with AI_TOOLS_DEBUG=1.
+  const report = errorReport(error);
   const base = {
     event: "task-error" as const,
     task,
-    code: isPipelineError(error) ? error.code : "E_INTERNAL",
-    message: error instanceof Error ? error.message : String(error),
-    details: isPipelineError(error) ? [...error.details] : error instanceof Error && error.stack ? [error.stack] : [],
+    code: report.code,
+    // Messages quote file names, command output and server answers: nothing in them may steer a terminal.
+    message: terminalSafe(report.message),
+    details: report.details.map(terminalSafe),
     durationMs: Math.round(durationMs),
   };
   if (error instanceof CommandFailedError) {

@@ -12,6 +12,7 @@ import { copyFile, mkdir, rm, symlink } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
 import { atomicWriteFile } from "../core/files.js";
 import { PipelineError } from "../core/errors.js";
+import { escapeForTerminal, hasUnsafeCharacters } from "../core/escape.js";
 
 export interface TreeFile {
   path: string;
@@ -43,8 +44,10 @@ export function assertSafeRepoPath(path: string): void {
     path.includes("\\") ||
     path.includes("\0") ||
     /^[A-Za-z]:/.test(path) ||
-    path.split("/").some((segment) => segment === "" || segment === "." || segment === "..");
-  if (bad) throw new PipelineError("E_HUB_UNSAFE_PATH", `the Hub listed an unsafe file name ${JSON.stringify(path)}; refusing to write it`);
+    path.split("/").some((segment) => segment === "" || segment === "." || segment === "..") ||
+    // Control characters or bidirectional overrides in a name would steer the terminal that shows it.
+    hasUnsafeCharacters(path);
+  if (bad) throw new PipelineError("E_HUB_UNSAFE_PATH", `the Hub listed an unsafe file name "${escapeForTerminal(path.slice(0, 300))}"; refusing to write it`);
 }
 
 export function isCommit(revision: string): boolean {
@@ -75,8 +78,9 @@ export class RepoCache {
     return join(this.dir, "snapshots", commit);
   }
 
+  /** huggingface_hub's lock file for a blob (flock'ed, see blob-lock.ts): both clients wait on the same file. */
   lockPath(etag: string): string {
-    return join(this.cacheDir, ".locks", `models--${this.repo.replace(/\//g, "--")}`, `${etag}.ai-tools.lock`);
+    return join(this.cacheDir, ".locks", `models--${this.repo.replace(/\//g, "--")}`, `${etag}.lock`);
   }
 
   /** The commit a branch or tag was last resolved to, or null. */

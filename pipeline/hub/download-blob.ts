@@ -3,14 +3,21 @@
  *
  * Bytes go into a pre-sized partial file (`blobs/<etag>.ai-tools.incomplete`) at their
  * offsets; a sidecar JSON records which chunks are complete, so a restarted run asks
- * only for the missing ranges. Each 206 must carry a Content-Range that starts where
- * we asked; a server that ignores Range (200) gets one stream from zero instead. The
- * content digest (sha256 for LFS files, git blob sha1 otherwise) of the completed file
- * is checked before the blob gets its final name (ranges arrive out of order, so it is
- * computed once over the finished file rather than while streaming); a mismatch
- * deletes the partial data, retries once, then fails with both digests.
+ * only for the missing ranges (also after a change of chunk size: finished chunks are
+ * translated to the new size). Each 206 must carry a Content-Range that starts where we
+ * asked; a server that ignores Range (200) gets one stream from zero instead. A range cut
+ * off mid-way resumes where it stopped, so no byte is ever written twice.
+ *
+ * The content digest (sha256 for LFS files, git blob sha1 otherwise) is computed while the
+ * bytes stream in, for the part of the file that arrives in order (all of it on one
+ * connection); finished chunks ahead of that are read back from disk as soon as the bytes
+ * before them are in, and only what is still missing at the end is read in a last pass. It
+ * is checked before the blob gets its final name; a mismatch deletes the partial data,
+ * retries once, then fails with both digests.
+ *
+ * Python's huggingface_hub and ai-tools wait for each other on the same blob: see blob-lock.ts.
  */
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, open, readFile, rename, rm, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
@@ -18,9 +25,9 @@ import type { Response } from "got";
 import type pLimit from "p-limit";
 import { atomicWriteFile, removeTemporariesOf } from "../core/files.js";
 import { PipelineError } from "../core/errors.js";
-import { acquireRunLock } from "../core/run-lock.js";
+import { lockBlob } from "./blob-lock.js";
 import { etagOf, type RepoCache, type TreeFile } from "./cache.js";
-import { errorFromResponse, HubHttpError, loadGot, requestHeaders, withRetries, type HttpOptions } from "./http.js";
+import { errorFromResponse, HubHttpError, loadGot, requestHeaders, requestSignal, withRetries, type HttpOptions } from "./http.js";
 
 export interface BlobDownloadOptions extends HttpOptions {
   cache: RepoCache;
@@ -48,60 +55,71 @@ export interface BlobDownloadStats {
   resumedBytes: number;
   rangeRequests: number;
   fellBackToSingleStream: boolean;
+  /** Bytes read back from disk to finish the digest (0 when everything arrived in order). */
+  rehashedBytes: number;
 }
 
 class RangeIgnoredError extends Error {}
+
+/** `org/name/path/in/repo`: how messages name the file. */
+const fileLabel = (options: BlobDownloadOptions) => `${options.cache.repo}/${options.file.path}`;
 
 /** Resolve where the bytes are: the CDN's signed URL for LFS files, the Hub itself otherwise. */
 async function locate(options: BlobDownloadOptions): Promise<string> {
   const { settings } = options;
   const path = options.file.path.split("/").map(encodeURIComponent).join("/");
   let url = `${settings.endpoint}/${options.cache.repo}/resolve/${options.commit}/${path}`;
-  return withRetries(options, async () => {
-    for (let hops = 0; hops < 5; hops++) {
-      const got = await loadGot();
-      const response = await got.head(url, {
-        headers: requestHeaders(settings, url),
-        followRedirect: false,
-        throwHttpErrors: false,
-        retry: { limit: 0 },
-        timeout: { request: options.stallMs ?? 30_000 },
-        signal: options.signal,
-      });
-      const location = response.headers.location;
-      if (response.statusCode >= 300 && response.statusCode < 400 && location) {
-        const next = new URL(location, url).toString();
-        // Same host (a renamed repo): keep resolving. Another host: that is the CDN.
-        if (new URL(next).host !== new URL(url).host) return next;
-        url = next;
-        continue;
+  return withRetries(
+    options,
+    async () => {
+      for (let hops = 0; hops < 5; hops++) {
+        const got = await loadGot();
+        const request = requestSignal(options.signal);
+        const response = await got
+          .head(url, {
+            headers: requestHeaders(settings, url),
+            followRedirect: false,
+            throwHttpErrors: false,
+            retry: { limit: 0 },
+            timeout: { request: options.stallMs ?? 30_000 },
+            ...(request.signal ? { signal: request.signal } : {}),
+          })
+          .finally(request.release);
+        const location = response.headers.location;
+        if (response.statusCode >= 300 && response.statusCode < 400 && location) {
+          const next = new URL(location, url).toString();
+          // Same host (a renamed repo): keep resolving. Another host: that is the CDN.
+          if (new URL(next).host !== new URL(url).host) return next;
+          url = next;
+          continue;
+        }
+        if (response.statusCode === 200) return url;
+        throw errorFromResponse(response, options.cache.repo, `resolving ${fileLabel(options)}`, settings.endpoint);
       }
-      if (response.statusCode === 200) return url;
-      throw errorFromResponse(response, options.cache.repo, `resolving ${options.file.path}`);
-    }
-    throw new HubHttpError("E_HUB_BAD_RESPONSE", `resolving ${options.file.path}: too many redirects`, undefined);
-  });
+      throw new HubHttpError("E_HUB_BAD_RESPONSE", `resolving ${fileLabel(options)}: too many redirects`, undefined);
+    },
+    `resolving ${fileLabel(options)}`,
+  );
 }
 
 export async function downloadBlob(options: BlobDownloadOptions): Promise<BlobDownloadStats> {
   const { cache, file } = options;
   const etag = etagOf(file);
-  const stats: BlobDownloadStats = { resumedBytes: 0, rangeRequests: 0, fellBackToSingleStream: false };
-  // Two processes wanting the same blob: the second waits, then finds it done.
-  const release = await acquireRunLock(cache.lockPath(etag), { signal: options.signal });
+  const stats: BlobDownloadStats = { resumedBytes: 0, rangeRequests: 0, fellBackToSingleStream: false, rehashedBytes: 0 };
+  // Two processes wanting the same blob (ours or Python's): the second waits, then finds it done.
+  const release = await lockBlob(cache.lockPath(etag), options.signal ? { signal: options.signal } : {});
   try {
     // A run killed while saving the sidecar left its temporary; holding the lock, no one else writes it.
     await removeTemporariesOf(sidecarPath(cache, etag));
     if (cache.hasBlob(file)) return stats;
     await mkdir(dirname(cache.blobPath(etag)), { recursive: true });
     for (let attempt = 0; ; attempt++) {
-      await fetchIntoPartial(options, stats);
-      const actual = await digestOf(cache.partialPath(etag), file);
+      const actual = await fetchIntoPartial(options, stats);
       if (actual === etag) break;
       await discardPartial(cache, etag);
       options.onBytes?.(-file.size);
       if (attempt >= 1) {
-        throw new PipelineError("E_DIGEST_MISMATCH", `${cache.repo}/${file.path}: downloaded bytes do not match the Hub's digest (expected ${etag}, got ${actual}), twice. Nothing was kept.`);
+        throw new PipelineError("E_DIGEST_MISMATCH", `${fileLabel(options)}: downloaded bytes do not match the Hub's digest (expected ${etag}, got ${actual}), twice. Nothing was kept.`);
       }
     }
     await rename(cache.partialPath(etag), cache.blobPath(etag));
@@ -119,12 +137,36 @@ async function discardPartial(cache: RepoCache, etag: string): Promise<void> {
   await rm(sidecarPath(cache, etag), { force: true });
 }
 
+/**
+ * Finished chunks of an earlier run, in `chunkSize` chunks: the same chunks when the size did
+ * not change; else each new chunk that lies wholly inside bytes the old chunks covered.
+ */
+export function translateDoneChunks(state: PartialState, chunkSize: number, size: number): number[] {
+  if (state.chunkSize === chunkSize) return state.done;
+  const covered = state.done.map((i) => [i * state.chunkSize, Math.min(size, (i + 1) * state.chunkSize)] as const).sort((a, b) => a[0] - b[0]);
+  const merged: [number, number][] = [];
+  for (const [start, end] of covered) {
+    const last = merged.at(-1);
+    if (last && start <= last[1]) last[1] = Math.max(last[1], end);
+    else merged.push([start, end]);
+  }
+  const done: number[] = [];
+  for (let i = 0; i * chunkSize < size; i++) {
+    const start = i * chunkSize;
+    const end = Math.min(size, start + chunkSize);
+    if (merged.some(([a, b]) => a <= start && end <= b)) done.push(i);
+  }
+  return done;
+}
+
 async function readState(cache: RepoCache, file: TreeFile, chunkSize: number): Promise<PartialState> {
   const etag = etagOf(file);
   try {
     const state = JSON.parse(await readFile(sidecarPath(cache, etag), "utf8")) as PartialState;
-    // Resume only into the same blob with the same chunking; anything else starts over.
-    if (state.etag === etag && state.size === file.size && state.chunkSize === chunkSize && Array.isArray(state.done)) return state;
+    // Resume only into the same blob; finished bytes survive a change of chunk size.
+    if (state.etag === etag && state.size === file.size && Number.isSafeInteger(state.chunkSize) && state.chunkSize > 0 && Array.isArray(state.done)) {
+      return { etag, size: file.size, chunkSize, done: translateDoneChunks(state, chunkSize, file.size) };
+    }
   } catch {
     // no resumable state
   }
@@ -132,7 +174,67 @@ async function readState(cache: RepoCache, file: TreeFile, chunkSize: number): P
   return { etag, size: file.size, chunkSize, done: [] };
 }
 
-async function fetchIntoPartial(options: BlobDownloadOptions, stats: BlobDownloadStats): Promise<void> {
+/**
+ * The content digest of a file being written at random offsets: bytes at the hashed frontier
+ * are hashed as they arrive; finished chunks beyond it are read back from the file once the
+ * frontier reaches them; the rest at the end.
+ */
+class StreamingDigest {
+  private hash!: Hash;
+  /** Bytes [0, frontier) are hashed. */
+  frontier = 0;
+  private catchingUp: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly file: TreeFile,
+    private readonly handle: FileHandle,
+    private readonly stats: BlobDownloadStats,
+  ) {
+    this.reset();
+  }
+
+  /** Start over (the file is being rewritten from byte 0). */
+  reset(): void {
+    this.hash = createHash(this.file.lfsSha256 ? "sha256" : "sha1");
+    if (!this.file.lfsSha256) this.hash.update(`blob ${this.file.size}\0`);
+    this.frontier = 0;
+  }
+
+  /** `data` was just written at `position`. */
+  offer(position: number, data: Buffer): void {
+    if (position !== this.frontier) return;
+    this.hash.update(data);
+    this.frontier += data.length;
+  }
+
+  /** Read finished bytes at the frontier back from the file, up to the first byte not known to be written. */
+  catchUp(writtenUpTo: (position: number) => number): Promise<void> {
+    this.catchingUp = this.catchingUp.then(async () => {
+      for (let end = writtenUpTo(this.frontier); end > this.frontier; end = writtenUpTo(this.frontier)) await this.readBack(end);
+    });
+    return this.catchingUp;
+  }
+
+  async finish(): Promise<string> {
+    await this.catchingUp;
+    await this.readBack(this.file.size);
+    return this.hash.digest("hex");
+  }
+
+  private async readBack(end: number): Promise<void> {
+    const buffer = Buffer.allocUnsafe(Math.min(4 << 20, Math.max(1, end - this.frontier)));
+    while (this.frontier < end) {
+      const { bytesRead } = await this.handle.read(buffer, 0, Math.min(buffer.length, end - this.frontier), this.frontier);
+      if (bytesRead === 0) throw Object.assign(new Error(`the partial file ended at ${this.frontier} of ${end} bytes`), { code: "E_TRUNCATED" });
+      this.hash.update(buffer.subarray(0, bytesRead));
+      this.frontier += bytesRead;
+      this.stats.rehashedBytes += bytesRead;
+    }
+  }
+}
+
+/** Downloads what the partial file lacks; returns the content digest of the complete file. */
+async function fetchIntoPartial(options: BlobDownloadOptions, stats: BlobDownloadStats): Promise<string> {
   const { cache, file } = options;
   const etag = etagOf(file);
   const partial = cache.partialPath(etag);
@@ -142,67 +244,112 @@ async function fetchIntoPartial(options: BlobDownloadOptions, stats: BlobDownloa
   const handle = await open(partial, state.done.length ? "r+" : "w+");
   try {
     await handle.truncate(file.size);
-    if (file.size === 0) return;
+    const hashing = new StreamingDigest(file, handle, stats);
+    if (file.size === 0) return await hashing.finish();
     const done = new Set(state.done);
     for (const index of done) {
       const bytes = Math.min(chunkSize, file.size - index * chunkSize);
       stats.resumedBytes += bytes;
       options.onBytes?.(bytes);
     }
-    let url = await locate(options);
+    // The end of the run of finished chunks starting at `position` (or `position` itself).
+    const writtenUpTo = (position: number) => {
+      let end = position;
+      while (end < file.size && end % chunkSize === 0 && done.has(end / chunkSize)) end = Math.min(file.size, end + chunkSize);
+      return end;
+    };
+    await hashing.catchUp(writtenUpTo);
+    const target = { url: await locate(options), expiries: 0 };
     const pending = [...Array(chunkCount).keys()].filter((i) => !done.has(i));
+    // The record of finished chunks is written in the background, one write after the other: the
+    // next range does not wait for it (on a busy machine each record cost a range tens of
+    // milliseconds). A failed write (a full disk) stops the workers at their next range.
     let saving = Promise.resolve();
-    const save = () => (saving = saving.then(() => atomicWriteFile(sidecarPath(cache, etag), JSON.stringify({ ...state, done: [...done].sort((a, b) => a - b) }))));
+    let saveError: unknown;
+    const save = () => {
+      saving = saving
+        .then(() => atomicWriteFile(sidecarPath(cache, etag), JSON.stringify({ ...state, done: [...done].sort((a, b) => a - b) })))
+        .catch((error: unknown) => {
+          saveError ??= error;
+        });
+    };
 
     const worker = async () => {
       for (let index = pending.shift(); index !== undefined; index = pending.shift()) {
+        if (saveError) throw saveError;
         const start = index * chunkSize;
         const end = Math.min(file.size, start + chunkSize) - 1;
-        await withRetries(options, async () => {
-          let received = 0;
-          try {
-            const run = () => fetchRange(options, url, handle, start, end, (n) => {
-              received += n;
-              options.onBytes?.(n);
-            });
+        // Bytes of this chunk on disk: a retry asks for the rest only, so nothing is written twice.
+        let received = 0;
+        await withRetries(
+          options,
+          async () => {
+            const from = start + received;
+            const run = () =>
+              fetchRange(options, target.url, handle, from, end, (position, data) => {
+                received += data.length;
+                hashing.offer(position, data);
+                options.onBytes?.(data.length);
+              });
             stats.rangeRequests++;
-            await (options.connectionLimit ? options.connectionLimit(run) : run());
-          } catch (error) {
-            options.onBytes?.(-received);
-            // A signed CDN URL expires after about an hour: ask the Hub for a fresh one.
-            if (error instanceof HubHttpError && error.status === 403 && new URL(url).host !== new URL(options.settings.endpoint).host) {
-              url = await locate(options);
-              throw new HubHttpError("E_HUB_HTTP", "signed URL expired", 503, 0);
+            try {
+              await (options.connectionLimit ? options.connectionLimit(run) : run());
+            } catch (error) {
+              throw await renewExpiredUrl(error, options, target);
             }
-            throw error;
-          }
-        });
+          },
+          `downloading ${fileLabel(options)}`,
+        );
         done.add(index);
-        await save();
+        save();
+        await hashing.catchUp(writtenUpTo);
       }
     };
     try {
       await settleAll(Array.from({ length: Math.min(options.connections, pending.length) }, worker));
+      await saving;
+      if (saveError) throw saveError;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOSPC") {
         // Ranges recorded so far stay recorded (settleAll waited for every worker): a rerun
         // resumes. The last record may itself have hit the full disk: the earlier ones stand.
-        await saving.catch(() => undefined);
-        throw new PipelineError("E_DISK_FULL", `the disk holding ${cache.cacheDir} filled up while downloading ${cache.repo}/${file.path} (${done.size} of ${chunkCount} ranges done). Free some space and rerun: the download resumes where it stopped.`, { cause: error });
+        await saving;
+        throw new PipelineError("E_DISK_FULL", `the disk holding ${cache.cacheDir} filled up while downloading ${fileLabel(options)} (${done.size} of ${chunkCount} ranges done). Free some space and rerun: the download resumes where it stopped.`, { cause: error });
       }
       if (!(error instanceof RangeIgnoredError)) throw error;
       // The server sends whole files only: one stream from zero.
       stats.fellBackToSingleStream = true;
+      await saving; // no record may land after the one removed below
       await handle.truncate(0);
       await discardState(cache, etag);
       options.onBytes?.(-[...done].reduce((sum, i) => sum + Math.min(chunkSize, file.size - i * chunkSize), 0));
-      await withRetries(options, () => fetchWhole(options, url, handle));
+      await withRetries(options, () => fetchWhole(options, target.url, handle, hashing), `downloading ${fileLabel(options)}`);
     }
     await saving;
-    await handle.sync();
+    // No fsync: it made a large download wait seconds for the disk, which curl and huggingface_hub
+    // do not. A blob torn by a power loss is caught by the digest check of cached files (verify-cache.ts).
+    return await hashing.finish();
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * A 403 from the CDN: its signed URL expired (they last about an hour). The first time, ask
+ * the Hub for a fresh one and retry at once; when fresh URLs keep being refused, the usual
+ * backoff applies, and the error that finally ends it names the file.
+ */
+async function renewExpiredUrl(error: unknown, options: BlobDownloadOptions, target: { url: string; expiries: number }): Promise<unknown> {
+  const onCdn = new URL(target.url).host !== new URL(options.settings.endpoint).host;
+  if (!(error instanceof HubHttpError) || error.status !== 403 || !onCdn) return error;
+  target.expiries++;
+  target.url = await locate(options);
+  return new HubHttpError(
+    "E_HUB_HTTP",
+    `downloading ${fileLabel(options)}: the CDN refused its signed URL (403${target.expiries > 1 ? `, ${target.expiries} times, each with a fresh URL from the Hub` : ", expired?"})`,
+    503,
+    target.expiries === 1 ? 0 : undefined,
+  );
 }
 
 async function discardState(cache: RepoCache, etag: string): Promise<void> {
@@ -219,6 +366,7 @@ async function settleAll(workers: Promise<void>[]): Promise<void> {
 /** A GET as a stream, once its status and headers are in: no redirects, no decompression, a stall timeout. */
 async function openStream(options: BlobDownloadOptions, url: string, extraHeaders: Record<string, string> = {}) {
   const got = await loadGot();
+  const request = requestSignal(options.signal);
   const stream = got.stream(url, {
     headers: requestHeaders(options.settings, url, extraHeaders),
     followRedirect: false,
@@ -226,8 +374,9 @@ async function openStream(options: BlobDownloadOptions, url: string, extraHeader
     decompress: false,
     retry: { limit: 0 },
     timeout: { socket: options.stallMs ?? 30_000 },
-    signal: options.signal,
+    ...(request.signal ? { signal: request.signal } : {}),
   });
+  stream.once("close", request.release);
   const response = await new Promise<Response>((resolve, reject) => {
     stream.once("response", resolve);
     stream.once("error", reject);
@@ -235,7 +384,7 @@ async function openStream(options: BlobDownloadOptions, url: string, extraHeader
   return { stream, response };
 }
 
-async function fetchRange(options: BlobDownloadOptions, url: string, handle: FileHandle, start: number, end: number, onData: (n: number) => void): Promise<void> {
+async function fetchRange(options: BlobDownloadOptions, url: string, handle: FileHandle, start: number, end: number, onData: (position: number, data: Buffer) => void): Promise<void> {
   const { stream, response } = await openStream(options, url, { range: `bytes=${start}-${end}` });
   if (response.statusCode === 200) {
     stream.destroy();
@@ -243,44 +392,123 @@ async function fetchRange(options: BlobDownloadOptions, url: string, handle: Fil
   }
   if (response.statusCode !== 206) {
     stream.destroy();
-    throw errorFromResponse(response, options.cache.repo, `downloading ${options.file.path} bytes ${start}-${end}`);
+    throw errorFromResponse(response, options.cache.repo, `downloading ${fileLabel(options)} bytes ${start}-${end}`, options.settings.endpoint);
   }
   const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(response.headers["content-range"] ?? ""));
   if (!range || Number(range[1]) !== start || Number(range[2]) !== end) {
     stream.destroy();
-    throw new HubHttpError("E_HUB_BAD_RESPONSE", `downloading ${options.file.path}: asked for bytes ${start}-${end}, got Content-Range "${response.headers["content-range"] ?? ""}"`, 206);
+    throw new HubHttpError("E_HUB_BAD_RESPONSE", `downloading ${fileLabel(options)}: asked for bytes ${start}-${end}, got Content-Range "${response.headers["content-range"] ?? ""}"`, 206);
   }
-  let position = start;
-  for await (const data of stream as AsyncIterable<Buffer>) {
-    if (position + data.length > end + 1) throw new HubHttpError("E_HUB_BAD_RESPONSE", `downloading ${options.file.path}: more bytes than the range`, 206);
-    await handle.write(data, 0, data.length, position);
-    position += data.length;
-    onData(data.length);
-  }
+  const position = await writeBody(stream as AsyncIterable<Buffer>, handle, start, end + 1, onData, () => new HubHttpError("E_HUB_BAD_RESPONSE", `downloading ${fileLabel(options)}: more bytes than the range`, 206));
   if (position !== end + 1) throw Object.assign(new Error(`connection closed after ${position - start} of ${end - start + 1} bytes`), { code: "E_TRUNCATED" });
 }
 
-async function fetchWhole(options: BlobDownloadOptions, url: string, handle: FileHandle): Promise<void> {
+/** Socket chunks (~64 KiB) are written in batches of this many bytes: one write call each. */
+const WRITE_BATCH = 1 << 20;
+
+/**
+ * A response body into the file from `start` on (at most up to `limit`), returning where it
+ * ended. Socket chunks are gathered into 1 MiB batches, each written with one writev; up to
+ * WRITES_IN_FLIGHT batches are written while the socket keeps being read (awaiting each 64 KiB
+ * write before reading on made one connection 4x slower than curl; on a busy machine a
+ * thread-pool write can take tens of milliseconds). `onData` sees each chunk once it is on
+ * disk, in order: a byte is hashed only when it is the byte the file holds. On failure, what
+ * was written is on disk and was reported before this throws (a retry resumes after it).
+ */
+async function writeBody(body: AsyncIterable<Buffer>, handle: FileHandle, start: number, limit: number, onData: (position: number, data: Buffer) => void, tooMuch: () => Error): Promise<number> {
+  let written = start;
+  let batch: Buffer[] = [];
+  let batchStart = start;
+  let batchBytes = 0;
+  const inFlight: Promise<void>[] = [];
+  let reported: Promise<void> = Promise.resolve();
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const buffers = batch;
+    const at = batchStart;
+    batchStart += batchBytes;
+    batch = [];
+    batchBytes = 0;
+    // One buffer per batch: one write call and one hash update.
+    const joined = buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers);
+    const write = writeAll(handle, [joined], at);
+    // Reported in file order, each once it and every batch before it are on disk.
+    const report = Promise.all([reported, write]).then(() => {
+      onData(at, joined);
+      written = at + joined.length;
+    });
+    reported = report;
+    inFlight.push(report);
+    report.catch(() => undefined); // awaited below; a failure surfaces there
+    if (inFlight.length >= WRITES_IN_FLIGHT) await inFlight.shift();
+  };
+  let overflow = false;
+  try {
+    for await (const data of body) {
+      if (batchStart + batchBytes + data.length > limit) {
+        overflow = true;
+        throw tooMuch();
+      }
+      batch.push(data);
+      batchBytes += data.length;
+      if (batchBytes >= WRITE_BATCH) await flush();
+    }
+    await flush();
+    await reported;
+  } catch (error) {
+    // The connection broke: keep what did arrive (a retry asks for the rest only).
+    if (!overflow) await flush().catch(() => undefined);
+    await reported.catch(() => undefined);
+    throw error;
+  }
+  return written;
+}
+
+const WRITES_IN_FLIGHT = 16;
+
+/** All of `buffers` at `position`: writev takes at most IOV_MAX buffers and may write short. */
+async function writeAll(handle: FileHandle, buffers: readonly Buffer[], position: number): Promise<void> {
+  let pending = [...buffers];
+  let offset = position;
+  while (pending.length > 0) {
+    const slice = pending.slice(0, 512);
+    const { bytesWritten } = await handle.writev(slice, offset);
+    offset += bytesWritten;
+    let skip = bytesWritten;
+    const rest: Buffer[] = [];
+    for (const buffer of pending) {
+      if (skip >= buffer.length) skip -= buffer.length;
+      else {
+        rest.push(skip > 0 ? buffer.subarray(skip) : buffer);
+        skip = 0;
+      }
+    }
+    pending = rest;
+  }
+}
+
+async function fetchWhole(options: BlobDownloadOptions, url: string, handle: FileHandle, digest: StreamingDigest): Promise<void> {
   let received = 0;
+  digest.reset();
   try {
     const { stream, response } = await openStream(options, url);
     if (response.statusCode !== 200) {
       stream.destroy();
-      throw errorFromResponse(response, options.cache.repo, `downloading ${options.file.path}`);
+      throw errorFromResponse(response, options.cache.repo, `downloading ${fileLabel(options)}`, options.settings.endpoint);
     }
-    for await (const data of stream as AsyncIterable<Buffer>) {
-      await handle.write(data, 0, data.length, received);
+    const end = await writeBody(stream as AsyncIterable<Buffer>, handle, 0, options.file.size, (position, data) => {
+      digest.offer(position, data);
       received += data.length;
       options.onBytes?.(data.length);
-    }
-    if (received !== options.file.size) throw Object.assign(new Error(`got ${received} of ${options.file.size} bytes`), { code: "E_TRUNCATED" });
+    }, () => new HubHttpError("E_HUB_BAD_RESPONSE", `downloading ${fileLabel(options)}: more bytes than the file's ${options.file.size}`, 200));
+    if (end !== options.file.size) throw Object.assign(new Error(`got ${end} of ${options.file.size} bytes`), { code: "E_TRUNCATED" });
   } catch (error) {
     options.onBytes?.(-received);
     throw error;
   }
 }
 
-/** sha256 for LFS files; git's blob sha1 (`"blob <size>\0"` + content) otherwise. */
+/** sha256 for LFS files; git's blob sha1 (`"blob <size>\0"` + content) otherwise: what a cached file's name promises. */
 export async function digestOf(path: string, file: TreeFile): Promise<string> {
   const hash = createHash(file.lfsSha256 ? "sha256" : "sha1");
   if (!file.lfsSha256) hash.update(`blob ${file.size}\0`);

@@ -55,8 +55,8 @@ export function retryAfterMs(headers: Headers, now = Date.now()): number | undef
   return undefined;
 }
 
-/** The typed error for a non-success answer, with what the user can do about it. */
-export function errorFromResponse(response: Pick<Response, "statusCode" | "headers">, repo: string, what: string): HubHttpError {
+/** The typed error for a non-success answer, with what the user can do about it (`endpoint`: HF_ENDPOINT, named in advice). */
+export function errorFromResponse(response: Pick<Response, "statusCode" | "headers">, repo: string, what: string, endpoint: string): HubHttpError {
   const status = response.statusCode;
   const code = String(response.headers["x-error-code"] ?? "");
   const serverMessage = String(response.headers["x-error-message"] ?? "");
@@ -65,7 +65,7 @@ export function errorFromResponse(response: Pick<Response, "statusCode" | "heade
       "E_HUB_GATED",
       status === 401
         ? `${repo} is a gated repository: set HF_TOKEN (or run \`hf auth login\`) with a token of an account that has been granted access.`
-        : `${repo} is gated and this token's account is not on its access list: ask for access at https://huggingface.co/${repo}, then rerun.`,
+        : `${repo} is gated and this token's account is not on its access list: ask for access at ${endpoint}/${repo}, then rerun.`,
       status,
     );
   }
@@ -98,15 +98,21 @@ export function isRetryable(error: unknown): boolean {
   );
 }
 
-/** Runs `attempt` with retries; `attempt` gets the 0-based attempt number. */
-export async function withRetries<T>(options: HttpOptions, attempt: (n: number) => Promise<T>): Promise<T> {
+/**
+ * Runs `attempt` with retries; `attempt` gets the 0-based attempt number. A retryable failure
+ * that persists is rethrown saying how many attempts were made over how long (`what` names
+ * the repository and file, for errors that do not).
+ */
+export async function withRetries<T>(options: HttpOptions, attempt: (n: number) => Promise<T>, what?: string): Promise<T> {
   const retries = options.retries ?? 5;
+  const started = Date.now();
   for (let n = 0; ; n++) {
     options.signal?.throwIfAborted();
     try {
       return await attempt(n);
     } catch (error) {
-      if (n >= retries || !isRetryable(error)) throw error;
+      if (!isRetryable(error)) throw error;
+      if (n >= retries) throw gaveUp(error, n + 1, Date.now() - started, what);
       const asked = error instanceof HubHttpError ? error.retryAfterMs : undefined;
       const base = options.baseDelayMs ?? 1000;
       const backoff = Math.min(options.maxDelayMs ?? 30_000, base * 2 ** n) * (0.75 + Math.random() * 0.5);
@@ -115,18 +121,56 @@ export async function withRetries<T>(options: HttpOptions, attempt: (n: number) 
   }
 }
 
+/** The last error of a retry loop, saying that it persisted. */
+function gaveUp(error: unknown, attempts: number, elapsedMs: number, what: string | undefined): unknown {
+  const after = `gave up after ${attempts} attempts over ${(elapsedMs / 1000).toFixed(1)} s`;
+  const message = (error as Error | undefined)?.message ?? String(error);
+  const said = what && !message.startsWith(what) ? `${what}: ${message}` : message;
+  if (error instanceof HubHttpError) return new HubHttpError(error.code, `${said} (${after})`, error.status);
+  return new HubHttpError("E_HUB_HTTP", `${said} (${after}; the network or the server keeps failing: rerun later, the download resumes)`, undefined);
+}
+
+/** Waits `ms`; the abort listener is removed when the wait ends (a shared signal collects no listeners). */
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(timer);
-        reject(signal.reason);
-      },
-      { once: true },
-    );
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
   });
+}
+
+/**
+ * A signal for one request, aborted when `parent` is. Every request of a download shares the
+ * task's signal; giving each its own listener on it passes Node's limit of 10 listeners per
+ * signal (MaxListenersExceededWarning on stderr). Here a parent carries one listener that
+ * aborts all of its current children; `release` forgets a child once its request is done.
+ */
+const childrenOf = new WeakMap<AbortSignal, Set<AbortController>>();
+export function requestSignal(parent: AbortSignal | undefined): { signal: AbortSignal | undefined; release: () => void } {
+  if (!parent) return { signal: undefined, release: () => undefined };
+  const controller = new AbortController();
+  if (parent.aborted) {
+    controller.abort(parent.reason);
+    return { signal: controller.signal, release: () => undefined };
+  }
+  let children = childrenOf.get(parent);
+  if (!children) {
+    const set = new Set<AbortController>();
+    childrenOf.set(parent, set);
+    parent.addEventListener("abort", () => {
+      for (const child of set) child.abort(parent.reason);
+      set.clear();
+    }, { once: true });
+    children = set;
+  }
+  children.add(controller);
+  return { signal: controller.signal, release: () => children.delete(controller) };
 }
 
 /** Headers for a request to `url`: the token only ever goes to the Hub's own host. */
@@ -142,6 +186,7 @@ export async function getJson(options: HttpOptions, url: string, repo: string, w
     let current = url;
     for (let hops = 0; hops < 5; hops++) {
       const got = await loadGot();
+      const request = requestSignal(options.signal);
       const response = await got(current, {
         headers: requestHeaders(options.settings, current),
         followRedirect: false,
@@ -149,15 +194,15 @@ export async function getJson(options: HttpOptions, url: string, repo: string, w
         decompress: false,
         retry: { limit: 0 },
         timeout: { request: options.stallMs ?? 30_000 },
-        signal: options.signal,
-      });
+        ...(request.signal ? { signal: request.signal } : {}),
+      }).finally(request.release);
       if ([301, 302, 307, 308].includes(response.statusCode) && response.headers.location) {
         const next = new URL(response.headers.location, current).toString();
         if (new URL(next).host !== new URL(current).host) throw new HubHttpError("E_HUB_BAD_RESPONSE", `${what}: the API redirected off the Hub (${new URL(next).host})`, response.statusCode);
         current = next;
         continue;
       }
-      if (response.statusCode !== 200) throw errorFromResponse(response, repo, what);
+      if (response.statusCode !== 200) throw errorFromResponse(response, repo, what, options.settings.endpoint);
       try {
         return { body: JSON.parse(response.body) as unknown, headers: response.headers, url: current };
       } catch {
@@ -165,5 +210,5 @@ export async function getJson(options: HttpOptions, url: string, repo: string, w
       }
     }
     throw new HubHttpError("E_HUB_BAD_RESPONSE", `${what}: too many redirects`, undefined);
-  });
+  }, what);
 }

@@ -231,7 +231,7 @@ async function signedFiles(absolute: string, dir: string, signed: OmsManifest, o
   // Files in tar folders are always hashed: they are small and read for the tar anyway, and no registry checks them one by one.
   const toHash = options.verifyDigests === false ? signed.resources.filter((r) => inTarFolder(r.name)) : signed.resources;
   // The pipeline's in-process memo first (a file convert or sign just hashed is not read again), then the digest cache.
-  const sizes = new Map(signed.resources.map((r) => [join(absolute, r.name), present.get(r.name)!.size]));
+  const sizes = new Map(signed.resources.map((r) => [join(absolute, r.name), present.get(r.name)!.size!]));
   const hashed = await digestFiles(
     toHash.map((r) => join(absolute, r.name)),
     {
@@ -245,7 +245,7 @@ async function signedFiles(absolute: string, dir: string, signed: OmsManifest, o
   if (changed.length > 0) {
     throw new VerifyError("E_DIGEST_MISMATCH", `${join(dir, changed[0]!)} does not match its signature${changed.length > 1 ? ` (and ${changed.length - 1} more)` : ""}; re-sign or restore before packing`, { files: changed });
   }
-  return signed.resources.map((r) => ({ name: r.name, digest: r.digest, size: present.get(r.name)!.size }));
+  return signed.resources.map((r) => ({ name: r.name, digest: r.digest, size: present.get(r.name)!.size! }));
 }
 
 /** model.sig (required: it was just read), the provenance and the SSH signature when present. */

@@ -165,9 +165,9 @@ export async function checkModelIntegrity(rendered: RenderedPolicy, options: Int
     }
   } else {
     const [{ verifyModel }, { workspaceTrustStore }] = await Promise.all([import("../signing/verify.js"), import("../signing/trust-store.js")]);
-    const { keys, notes } = await workspaceTrustStore(options.root, options.trustedKeys);
+    const { keys, certificateRoots, notes } = await workspaceTrustStore(options.root, options.trustedKeys);
     for (const note of notes) options.onNote?.(note);
-    verified = await verifyModel(dir, { trustedKeys: keys, digestCache: options.digestCacheDir ? { dir: options.digestCacheDir } : true, allowExtraFiles: false });
+    verified = await verifyModel(dir, { trustedKeys: keys, certificateRoots, digestCache: options.digestCacheDir ? { dir: options.digestCacheDir } : true, allowExtraFiles: false });
   }
   const name = dirname(rendered.modelPath) === dir ? rendered.modelPath.slice(dir.length + 1) : rendered.modelPath;
   let modelSha256 = verified?.files.find((f) => f.name === name)?.digest ?? null;

@@ -10,7 +10,7 @@ import { VerifyError } from "./errors.js";
 import { keyHint, signBytes, verifyBytes } from "./keys.js";
 import { parseJsonObject } from "./oms.js";
 import { checkKeyValidity, findTrustedKey, type KeyMaterial, type TrustedKey } from "./trust.js";
-import { verifyCertificateChain } from "./certificates.js";
+import { verifyCertificateChain, type CertificateRoot } from "./certificates.js";
 
 export const BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json";
 const ACCEPTED_MEDIA_TYPES = new Set([BUNDLE_MEDIA_TYPE, "application/vnd.dev.sigstore.bundle+json;version=0.3"]);
@@ -107,13 +107,13 @@ export function parseBundle(bytes: Buffer, file: string): ParsedBundle {
 export interface SignatureCheck {
   /** The statement bytes the signature covers: parse these, never the file again. */
   statement: Buffer;
-  key: { id: string; hint: string; certificateSubject?: string };
+  key: { id: string; hint: string; certificateSubject?: string; certificateSans?: string[]; certificateRoot?: string };
 }
 
 export interface TrustOptions {
   trustedKeys: readonly TrustedKey[];
-  /** PEM root certificates for certificate-method bundles. */
-  certificateRoots?: readonly string[];
+  /** Root certificates for certificate-method bundles: PEM text, or trust-file roots with pinned identities. */
+  certificateRoots?: readonly CertificateRoot[];
   now: Date;
 }
 
@@ -124,7 +124,7 @@ export function verifyBundleSignature(bundle: ParsedBundle, trust: TrustOptions)
   if ("certificates" in bundle.keyMaterial) {
     const leaf = verifyCertificateChain(bundle.keyMaterial.certificates, trust.certificateRoots ?? [], trust.now, bundle.file);
     publicKey = leaf.publicKey;
-    identity = { id: leaf.subject, hint: keyHint(leaf.publicKey), certificateSubject: leaf.subject };
+    identity = { id: leaf.subject, hint: keyHint(leaf.publicKey), certificateSubject: leaf.subject, certificateSans: leaf.sans, certificateRoot: leaf.root };
   } else {
     const key = findTrustedKey(trust.trustedKeys, bundle.keyMaterial);
     if (!key) {

@@ -8,6 +8,7 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { chmod, mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import type { BigIntStats } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 
@@ -32,7 +33,10 @@ export function defaultDigestCacheDir(env: NodeJS.ProcessEnv = process.env): str
 }
 
 export async function fileIdentity(path: string): Promise<FileIdentity> {
-  const s = await stat(path, { bigint: true });
+  return identityOf(await stat(path, { bigint: true }));
+}
+
+export function identityOf(s: BigIntStats): FileIdentity {
   return { dev: String(s.dev), ino: String(s.ino), size: String(s.size), mtimeNs: String(s.mtimeNs), ctimeNs: String(s.ctimeNs) };
 }
 

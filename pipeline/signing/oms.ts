@@ -4,6 +4,7 @@
  * ROOT = sha256 over the raw digest bytes of the resources in name order, so a
  * per-subject verifier cannot accept a directory with files removed or renamed.
  */
+import { escapeForTerminal } from "../core/escape.js";
 import { createHash } from "node:crypto";
 import { VerifyError } from "./errors.js";
 import { compareUtf8, nameProblem } from "./paths.js";
@@ -88,7 +89,7 @@ export function parseOmsStatement(payload: Buffer, file: string): OmsManifest {
   if (!Array.isArray(ignorePaths) || ignorePaths.some((p) => typeof p !== "string")) throw new VerifyError("E_MANIFEST_INVALID", `${file}: serialization.ignore_paths is not a list of paths`);
   for (const p of ignorePaths as string[]) {
     const problem = nameProblem(p);
-    if (problem) throw new VerifyError("E_MANIFEST_INVALID", `${file}: ignore path ${JSON.stringify(p)} ${problem}`);
+    if (problem) throw new VerifyError("E_MANIFEST_INVALID", `${file}: ignore path "${escapeForTerminal(p)}" ${problem}`);
   }
 
   const subjects = statement.subject;
@@ -105,17 +106,17 @@ export function parseOmsStatement(payload: Buffer, file: string): OmsManifest {
   for (const [i, r] of raw.entries()) {
     const entry = r as Record<string, unknown>;
     const problem = nameProblem(entry?.name);
-    if (problem) throw new VerifyError("E_MANIFEST_INVALID", `${file}: resource ${i} name ${JSON.stringify(entry?.name)} ${problem}`);
+    if (problem) throw new VerifyError("E_MANIFEST_INVALID", `${file}: resource ${i} name ${typeof entry?.name === "string" ? `"${escapeForTerminal(entry.name)}"` : JSON.stringify(entry?.name)} ${problem}`);
     const name = entry.name as string;
-    if (entry.algorithm !== "sha256") throw new VerifyError("E_MANIFEST_INVALID", `${file}: ${name}: algorithm ${JSON.stringify(entry.algorithm)} (only sha256)`);
-    if (typeof entry.digest !== "string" || !DIGEST.test(entry.digest)) throw new VerifyError("E_MANIFEST_INVALID", `${file}: ${name}: the digest is not 64 lowercase hex digits`);
+    if (entry.algorithm !== "sha256") throw new VerifyError("E_MANIFEST_INVALID", `${file}: ${escapeForTerminal(name)}: algorithm ${JSON.stringify(entry.algorithm)} (only sha256)`);
+    if (typeof entry.digest !== "string" || !DIGEST.test(entry.digest)) throw new VerifyError("E_MANIFEST_INVALID", `${file}: ${escapeForTerminal(name)}: the digest is not 64 lowercase hex digits`);
     const size = entry.size;
-    if (size !== undefined && (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0)) throw new VerifyError("E_MANIFEST_INVALID", `${file}: ${name}: size ${JSON.stringify(size)} is not a byte count`);
+    if (size !== undefined && (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0)) throw new VerifyError("E_MANIFEST_INVALID", `${file}: ${escapeForTerminal(name)}: size ${JSON.stringify(size)} is not a byte count`);
     const previous = resources.at(-1);
     if (previous) {
       const order = compareUtf8(previous.name, name);
-      if (order === 0) throw new VerifyError("E_MANIFEST_INVALID", `${file}: ${name} is listed twice`, { files: [name] });
-      if (order > 0) throw new VerifyError("E_MANIFEST_INVALID", `${file}: resources are not sorted by name (${previous.name} before ${name})`);
+      if (order === 0) throw new VerifyError("E_MANIFEST_INVALID", `${file}: ${escapeForTerminal(name)} is listed twice`, { files: [name] });
+      if (order > 0) throw new VerifyError("E_MANIFEST_INVALID", `${file}: resources are not sorted by name (${escapeForTerminal(previous.name)} before ${escapeForTerminal(name)})`);
     }
     resources.push({ name, algorithm: "sha256", digest: entry.digest, ...(typeof size === "number" ? { size } : {}) });
   }

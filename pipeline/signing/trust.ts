@@ -7,7 +7,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import type { KeyObject } from "node:crypto";
+import { X509Certificate, type KeyObject } from "node:crypto";
 import { describeKey, keyHint, parsePublicKeyPem, spkiDer } from "./keys.js";
 import { VerifyError } from "./errors.js";
 
@@ -41,15 +41,51 @@ export interface TrustedKeyEntry {
   allowedSources?: string[];
 }
 
-const ENTRY_KEYS = new Set(["id", "publicKey", "publicKeyFile", "notBefore", "notAfter", "revoked", "allowedBuilders", "allowedSources"]);
+/**
+ * A root certificate for certificate-method bundles, with the signer identities it may
+ * vouch for: without `allowedSubjects`/`allowedSans`, any leaf it issues is accepted.
+ */
+export interface TrustedRoot {
+  id: string;
+  certificate: X509Certificate;
+  /** Leaf subjects accepted, as verify reports them ("CN=release-signer, O=Acme"). */
+  allowedSubjects?: string[];
+  /** Leaf subject alternative names accepted, one of which must be present ("email:release@acme.example", "URI:https://…"). */
+  allowedSans?: string[];
+  origin: string;
+}
+
+/** One root as written in the trust file. */
+export interface TrustedRootEntry {
+  id: string;
+  /** PEM text. */
+  certificate?: string;
+  /** A PEM file, relative to the trust file. */
+  certificateFile?: string;
+  allowedSubjects?: string[];
+  allowedSans?: string[];
+}
+
+/** Everything a trust file says: keys for key-method bundles, roots for certificate-method ones. */
+export interface TrustStore {
+  keys: TrustedKey[];
+  certificateRoots: TrustedRoot[];
+}
+
+/** The fields of a key and of a root entry (configs/trusted-keys.schema.json lists the same). */
+export const TRUSTED_KEY_FIELDS: readonly string[] = ["id", "publicKey", "publicKeyFile", "notBefore", "notAfter", "revoked", "allowedBuilders", "allowedSources"];
+export const TRUSTED_ROOT_FIELDS: readonly string[] = ["id", "certificate", "certificateFile", "allowedSubjects", "allowedSans"];
+const ENTRY_KEYS = new Set(TRUSTED_KEY_FIELDS);
+const ROOT_KEYS = new Set(TRUSTED_ROOT_FIELDS);
 
 /** `{ keys: [...] }` or a bare list, from `origin` (a file name for messages; relative key files resolve against it). */
 export async function parseTrustedKeys(data: unknown, origin = "trusted keys"): Promise<TrustedKey[]> {
   const list = Array.isArray(data) ? data : data && typeof data === "object" && Array.isArray((data as { keys?: unknown }).keys) ? (data as { keys: unknown[] }).keys : null;
   if (!list) throw trustError(origin, "keys", "must be a list of keys (`keys: [{ id, publicKey, ... }]`)");
   // A misspelt top-level key would otherwise be ignored without a word.
-  if (!Array.isArray(data)) for (const key of Object.keys(data as object)) if (key !== "keys") throw trustError(origin, key, "is not a known field (known: keys)");
+  if (!Array.isArray(data)) for (const key of Object.keys(data as object)) if (key !== "keys" && key !== "certificateRoots") throw trustError(origin, key, "is not a known field (known: keys, certificateRoots)");
   const seen = new Set<string>();
+  const byHint = new Map<string, { id: string; at: string }>();
   const keys: TrustedKey[] = [];
   for (const [index, raw] of list.entries()) {
     const at = `keys[${index}]`;
@@ -76,6 +112,10 @@ export async function parseTrustedKeys(data: unknown, origin = "trusted keys"): 
     const info = describeKey(publicKey);
     if ("unsupported" in info) throw trustError(origin, `${at}.publicKey`, `is ${info.unsupported}`);
     const key: TrustedKey = { id: entry.id, publicKey, hint: keyHint(publicKey), revoked: false, origin };
+    // The same key twice (say once revoked, once not) would make the outcome depend on the order.
+    const twin = byHint.get(key.hint);
+    if (twin) throw trustError(origin, `${at}.publicKey`, `(id "${entry.id}") is the same key as ${twin.at} (id "${twin.id}"): list each key once, with one validity and one revocation state`);
+    byHint.set(key.hint, { id: entry.id, at });
     if (entry.revoked !== undefined) {
       if (typeof entry.revoked !== "boolean") throw trustError(origin, `${at}.revoked`, "must be true or false");
       key.revoked = entry.revoked;
@@ -98,8 +138,82 @@ export async function parseTrustedKeys(data: unknown, origin = "trusted keys"): 
   return keys;
 }
 
-/** configs/trusted-keys.yaml (YAML or JSON). */
+/** `certificateRoots: [...]` of a trust file (absent: none). */
+export async function parseTrustedRoots(data: unknown, origin = "trusted keys"): Promise<TrustedRoot[]> {
+  const value = data && typeof data === "object" && !Array.isArray(data) ? (data as { certificateRoots?: unknown }).certificateRoots : undefined;
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw trustError(origin, "certificateRoots", "must be a list of roots (`certificateRoots: [{ id, certificate, allowedSubjects, allowedSans }]`)");
+  const roots: TrustedRoot[] = [];
+  const seen = new Map<string, string>();
+  for (const [index, raw] of value.entries()) {
+    const at = `certificateRoots[${index}]`;
+    if (!raw || typeof raw !== "object") throw trustError(origin, at, "must be a mapping with id and certificate");
+    const entry = raw as Record<string, unknown>;
+    for (const key of Object.keys(entry)) if (!ROOT_KEYS.has(key)) throw trustError(origin, `${at}.${key}`, `is not a known field (known: ${[...ROOT_KEYS].join(", ")})`);
+    if (typeof entry.id !== "string" || entry.id === "") throw trustError(origin, `${at}.id`, "must be a non-empty string");
+    if ([...seen.values()].includes(entry.id)) throw trustError(origin, `${at}.id`, `"${entry.id}" is listed twice`);
+    let pem: string;
+    if (typeof entry.certificate === "string") pem = entry.certificate;
+    else if (typeof entry.certificateFile === "string") {
+      const file = resolve(dirname(resolve(origin)), entry.certificateFile);
+      pem = await readFile(file, "utf8").catch((error: NodeJS.ErrnoException) => {
+        throw trustError(origin, `${at}.certificateFile`, `cannot be read (${file}: ${error.code ?? error.message})`);
+      });
+    } else throw trustError(origin, `${at}.certificate`, "is required: the PEM root certificate (or certificateFile: a path to it)");
+    let certificate: X509Certificate;
+    try {
+      certificate = new X509Certificate(pem);
+    } catch {
+      throw trustError(origin, `${at}.certificate`, "is not a PEM certificate (-----BEGIN CERTIFICATE-----)");
+    }
+    if (!certificate.ca) throw trustError(origin, `${at}.certificate`, `("${certificate.subject.replace(/\n/g, ", ")}") is not a CA certificate: a root must be able to issue`);
+    const fingerprint = certificate.fingerprint256;
+    if (seen.has(fingerprint)) throw trustError(origin, `${at}.certificate`, `(id "${entry.id}") is the same certificate as root "${seen.get(fingerprint)}": list each root once`);
+    seen.set(fingerprint, entry.id);
+    const root: TrustedRoot = { id: entry.id, certificate, origin };
+    for (const field of ["allowedSubjects", "allowedSans"] as const) {
+      const list = entry[field];
+      if (list === undefined) continue;
+      if (!Array.isArray(list) || list.length === 0 || list.some((v) => typeof v !== "string" || v === "")) throw trustError(origin, `${at}.${field}`, "must be a non-empty list of strings");
+      root[field] = list as string[];
+    }
+    roots.push(root);
+  }
+  return roots;
+}
+
+/** A trust file's keys and roots (YAML or JSON). A file that trusts nothing is a mistake: E_TRUST_CONFIG (unless `allowEmpty`). */
+export async function loadTrustStore(file: string, options: { allowEmpty?: boolean } = {}): Promise<TrustStore> {
+  const { data, text } = await readTrustFile(file);
+  // A file of roots only has no keys: list; an empty file or mapping lists nothing.
+  const keyData = data && typeof data === "object" && !Array.isArray(data) && !("keys" in data) ? { ...data, keys: [] } : (data ?? { keys: [] });
+  const store = await withPositions(text, file, async () => ({ keys: await parseTrustedKeys(keyData, file), certificateRoots: await parseTrustedRoots(data, file) }));
+  if (!options.allowEmpty && store.keys.length === 0 && store.certificateRoots.length === 0) {
+    throw new VerifyError("E_TRUST_CONFIG", `${file} lists no keys and no certificate roots: it trusts nothing, so nothing could verify`, {
+      details: ["Add the publisher's public key under keys: (format: configs/trusted-keys.yaml), or pass the right file."],
+    });
+  }
+  return store;
+}
+
+/** configs/trusted-keys.yaml (YAML or JSON): its keys (see loadTrustStore for its certificate roots too). */
 export async function loadTrustedKeys(file: string): Promise<TrustedKey[]> {
+  return (await loadTrustStore(file)).keys;
+}
+
+/** A problem found in the parsed data, reported at its file:line:col (the position is looked up only after an error). */
+async function withPositions<T>(text: string, file: string, parse: () => Promise<T>): Promise<T> {
+  try {
+    return await parse();
+  } catch (error) {
+    const problem = error instanceof VerifyError ? PROBLEMS.get(error) : undefined;
+    const at = problem && (await position(text, problem.path));
+    if (!problem || !at) throw error;
+    throw new VerifyError("E_TRUST_CONFIG", `${file}:${at.line}:${at.col}: ${problem.path} ${problem.problem}`, { details: error instanceof VerifyError ? error.details : [] });
+  }
+}
+
+async function readTrustFile(file: string): Promise<{ data: unknown; text: string }> {
   let text: string;
   try {
     text = await readFile(file, "utf8");
@@ -115,14 +229,7 @@ export async function loadTrustedKeys(file: string): Promise<TrustedKey[]> {
   } catch (error) {
     throw new VerifyError("E_TRUST_CONFIG", `${file}: not valid ${/\.json$/i.test(file) ? "JSON" : "YAML"}: ${(error as Error).message.split("\n")[0]}`);
   }
-  try {
-    return await parseTrustedKeys(data ?? { keys: [] }, file);
-  } catch (error) {
-    const problem = error instanceof VerifyError ? PROBLEMS.get(error) : undefined;
-    const at = problem && (await position(text, problem.path));
-    if (!problem || !at) throw error;
-    throw new VerifyError("E_TRUST_CONFIG", `${file}:${at.line}:${at.col}: ${problem.path} ${problem.problem}`, { details: error instanceof VerifyError ? error.details : [] });
-  }
+  return { data, text };
 }
 
 /** yaml is CommonJS: bundled, its namespace is under `default`. */

@@ -5,21 +5,25 @@
  * sizes, then digests), and the provenance bound to the same root.
  */
 import { join, resolve } from "node:path";
-import { readBundleFile, parseBundle, verifyBundleSignature } from "./bundle.js";
+import { readBundleFile, parseBundle, verifyBundleSignature, type SignatureCheck } from "./bundle.js";
+import type { CertificateRoot } from "./certificates.js";
+import { displayPath } from "../core/errors.js";
+import { escapeForTerminal } from "../core/escape.js";
 import { VerifyError } from "./errors.js";
-import { digestFiles } from "./hash.js";
-import { DEFAULT_IGNORE_PATHS, parseOmsStatement, PROVENANCE_FILE, SIGNATURE_FILE, SIGNATURE_FILES, type OmsManifest } from "./oms.js";
+import { digestFiles, SMALL_FILE_BYTES } from "./hash.js";
+import { lstat } from "node:fs/promises";
+import { DEFAULT_IGNORE_PATHS, parseOmsStatement, PROVENANCE_FILE, SIGNATURE_FILE, SIGNATURE_FILES, SUMS_FILE, type OmsManifest } from "./oms.js";
 import { checkProvenance, type ProvenancePolicy, type ProvenanceSummary } from "./provenance.js";
 import { parseTrustedKeys, type TrustedKey, type TrustedKeyEntry } from "./trust.js";
-import { listModelFiles } from "./walk.js";
+import { listModelFiles, type ListedFile } from "./walk.js";
 import type { DigestCache } from "./digest-cache.js";
 import { compareUtf8 } from "./paths.js";
 
 export interface VerifyOptions {
   /** The consumer's pinned keys: parsed (loadTrustedKeys) or as plain entries. */
   trustedKeys: readonly TrustedKey[] | readonly TrustedKeyEntry[];
-  /** PEM root certificates, for bundles signed with the certificate method. */
-  certificateRoots?: readonly string[];
+  /** Root certificates for bundles signed with the certificate method: PEM text, or trust-file roots (loadTrustStore) with pinned signer identities. */
+  certificateRoots?: readonly CertificateRoot[];
   /** Default: <dir>/model.sig. A published manifest's copy works too. */
   signaturePath?: string;
   /** Default: <dir>/provenance.sigstore.json (or beside signaturePath). */
@@ -53,7 +57,7 @@ export interface VerifiedFile {
 export interface VerifyResult {
   rootDigest: string;
   subjectName: string;
-  key: { id: string; hint: string; certificateSubject?: string };
+  key: SignatureCheck["key"];
   files: VerifiedFile[];
   /** Files in the directory that were not checked, and why (ignored or allowed extra). */
   skipped: { name: string; why: "ignored" | "unsigned" }[];
@@ -64,23 +68,30 @@ export interface VerifyResult {
 
 export async function verifyModel(dir: string, options: VerifyOptions): Promise<VerifyResult> {
   const absolute = resolve(dir);
+  const shownDir = displayPath(dir);
   const now = options.now ?? new Date();
   const trustedKeys = await normalizeTrust(options.trustedKeys);
+  if (trustedKeys.length === 0 && (options.certificateRoots ?? []).length === 0) {
+    throw new VerifyError("E_TRUST_CONFIG", "no trusted keys and no certificate roots: nothing could verify", {
+      details: ["Pass the publisher's public key (a trust file such as configs/trusted-keys.yaml, or trustedKeys in the library)."],
+    });
+  }
   const signaturePath = options.signaturePath ? resolve(options.signaturePath) : join(absolute, SIGNATURE_FILE);
+  const shownSignature = displayPath(signaturePath);
 
   // 1-4: the bundle, the key, the signature; 5-6: the statement those bytes are.
-  const bundle = parseBundle(await readBundleFile(signaturePath), signaturePath);
+  const bundle = parseBundle(await readBundleFile(signaturePath), shownSignature);
   const trust = { trustedKeys, now, ...(options.certificateRoots ? { certificateRoots: options.certificateRoots } : {}) };
   const checked = verifyBundleSignature(bundle, trust);
-  const manifest = parseOmsStatement(checked.statement, signaturePath);
+  const manifest = parseOmsStatement(checked.statement, shownSignature);
 
   // 7: the directory holds exactly the signed files.
   const ignorePaths = [...DEFAULT_IGNORE_PATHS, ...manifest.ignorePaths, ...SIGNATURE_FILES, ...(options.ignorePaths ?? [])];
-  const { files, irregular } = await listModelFiles(absolute, ignorePaths);
+  const { files, irregular, ignored } = await listModelFiles(absolute, ignorePaths, { sizes: false, ...(options.signal ? { signal: options.signal } : {}) });
   const listed = new Map(manifest.resources.map((r) => [r.name, r]));
   const badEntry = irregular.find((i) => i.kind !== "empty-directory");
   if (badEntry) {
-    throw new VerifyError("E_NOT_REGULAR_FILE", `${join(dir, badEntry.name)} ${badEntry.why}; a signed model directory holds regular files only`, {
+    throw new VerifyError("E_NOT_REGULAR_FILE", `${displayPath(join(dir, badEntry.name))} ${badEntry.why}; a signed model directory holds regular files only`, {
       files: irregular.map((i) => i.name),
       details: ["Links are never followed: copy the real file in, or verify the directory the link points into."],
     });
@@ -89,45 +100,45 @@ export async function verifyModel(dir: string, options: VerifyOptions): Promise<
   const missing = manifest.resources.filter((r) => !present.has(r.name)).map((r) => r.name);
   const extra = files.filter((f) => !listed.has(f.name)).map((f) => f.name);
   if (missing.length > 0) {
-    throw new VerifyError("E_MISSING_FILE", `${dir}: ${missing.length} signed file${missing.length > 1 ? "s are" : " is"} missing: ${missing.join(", ")}`, {
+    throw new VerifyError("E_MISSING_FILE", `${shownDir}: ${missing.length} signed file${missing.length > 1 ? "s are" : " is"} missing: ${showNames(missing)}`, {
       files: missing,
-      details: extra.length > 0 ? [`Unsigned files present instead: ${extra.join(", ")} (renamed?)`] : [],
+      details: extra.length > 0 ? [`Unsigned files present instead: ${showNames(extra)} (renamed?)`, ...signingInProgress(extra)] : [],
     });
   }
   if (extra.length > 0 && !options.allowExtraFiles) {
-    throw new VerifyError("E_EXTRA_FILE", `${dir}: ${extra.length} file${extra.length > 1 ? "s are" : " is"} not covered by the signature: ${extra.join(", ")}`, {
+    throw new VerifyError("E_EXTRA_FILE", `${shownDir}: ${extra.length} file${extra.length > 1 ? "s are" : " is"} not covered by the signature: ${showNames(extra)}`, {
       files: extra,
-      details: ["Remove them, or accept unsigned files explicitly (--ignore-unsigned-files / allowExtraFiles)."],
+      details: [...signingInProgress(extra), "Remove them, or accept unsigned files explicitly (--ignore-unsigned-files / allowExtraFiles)."],
     });
   }
 
-  // 8: sizes first (free), then digests.
-  const sizeMismatch = manifest.resources.filter((r) => r.size !== undefined && present.get(r.name)!.size !== r.size);
-  if (sizeMismatch.length > 0) {
-    const first = sizeMismatch[0]!;
-    throw new VerifyError("E_DIGEST_MISMATCH", `${join(dir, first.name)} is ${present.get(first.name)!.size} bytes; the signed file is ${first.size} bytes${sizeMismatch.length > 1 ? ` (and ${sizeMismatch.length - 1} more files differ)` : ""}`, {
-      files: sizeMismatch.map((r) => r.name),
-    });
-  }
+  // 8: sizes first, then digests. A large file's size comes from stat, before reading a byte of
+  // it; a small one's from its single read (a stat would cost as much as the read).
+  const large = manifest.resources.filter((r) => r.size === undefined || r.size > SMALL_FILE_BYTES);
+  const sizes = new Map(await Promise.all(large.map(async (r) => [r.name, await sizeOf(present.get(r.name)!.path).catch((error: unknown) => Promise.reject(inResourceTerms(error, dir, files)))] as const)));
+  checkSizes(manifest.resources.filter((r) => sizes.has(r.name)), sizes, dir);
   const cache = await openCache(options.digestCache);
   const digests = await digestFiles(
-    manifest.resources.map((r) => present.get(r.name)!.path),
-    { ...(cache ? { cache } : {}), ...(options.signal ? { signal: options.signal } : {}) },
-  );
+    manifest.resources.map((r) => ({ path: present.get(r.name)!.path, ...(r.size !== undefined ? { size: r.size } : {}) })),
+    { noFollow: true, ...(cache ? { cache } : {}), ...(options.signal ? { signal: options.signal } : {}) },
+  ).catch((error: unknown) => {
+    throw inResourceTerms(error, dir, files);
+  });
   await cache?.save();
+  checkSizes(manifest.resources, new Map(manifest.resources.map((r, i) => [r.name, digests[i]!.size])), dir);
   const mismatched = manifest.resources.flatMap((r, i) => (digests[i]!.digest === r.digest ? [] : [{ name: r.name, expected: r.digest, actual: digests[i]!.digest }]));
   if (mismatched.length > 0) {
     const first = mismatched[0]!;
-    throw new VerifyError("E_DIGEST_MISMATCH", `${join(dir, first.name)} does not match its signature: sha256 ${first.actual}, signed ${first.expected}${mismatched.length > 1 ? ` (and ${mismatched.length - 1} more)` : ""}`, {
+    throw new VerifyError("E_DIGEST_MISMATCH", `${displayPath(join(dir, first.name))} does not match its signature: sha256 ${first.actual}, signed ${first.expected}${mismatched.length > 1 ? ` (and ${mismatched.length - 1} more)` : ""}`, {
       files: mismatched.map((m) => m.name),
-      details: mismatched.slice(1).map((m) => `${m.name}: sha256 ${m.actual}, signed ${m.expected}`),
+      details: mismatched.slice(1).map((m) => `${escapeForTerminal(m.name)}: sha256 ${m.actual}, signed ${m.expected}`),
     });
   }
 
   // 9: provenance, bound to the same root and key.
   const provenance = await verifyProvenance(absolute, signaturePath, manifest, checked.key.id, trustedKeys, now, options);
   const skipped = [
-    ...(await ignoredNames(absolute, ignorePaths, manifest)),
+    ...ignored.filter((name) => !listed.has(name)).map((name) => ({ name, why: "ignored" as const })),
     ...extra.map((name) => ({ name, why: "unsigned" as const })),
   ];
   return {
@@ -139,6 +150,51 @@ export async function verifyModel(dir: string, options: VerifyOptions): Promise<
     ...(provenance ? { provenance } : {}),
     cachedFiles: digests.filter((d) => d.cached).length,
   };
+}
+
+/** E_DIGEST_MISMATCH for the first file whose size is not the signed size. */
+function checkSizes(resources: readonly OmsManifest["resources"][number][], actual: ReadonlyMap<string, number>, dir: string): void {
+  const differ = resources.filter((r) => r.size !== undefined && actual.get(r.name) !== r.size);
+  if (differ.length === 0) return;
+  const first = differ[0]!;
+  throw new VerifyError("E_DIGEST_MISMATCH", `${displayPath(join(dir, first.name))} is ${actual.get(first.name)} bytes; the signed file is ${first.size} bytes${differ.length > 1 ? ` (and ${differ.length - 1} more files differ)` : ""}`, {
+    files: differ.map((r) => r.name),
+  });
+}
+
+async function sizeOf(path: string): Promise<number> {
+  try {
+    return (await lstat(path)).size;
+  } catch (error) {
+    throw new VerifyError((error as NodeJS.ErrnoException).code === "ENOENT" ? "E_MISSING_FILE" : "E_IO", `cannot inspect ${displayPath(path)}: ${(error as NodeJS.ErrnoException).code}`, { cause: error, files: [path] });
+  }
+}
+
+/** Names for a message: escaped (a name is attacker-controlled text), at most 20 of them. */
+function showNames(names: readonly string[]): string {
+  const shown = names.slice(0, 20).map(escapeForTerminal).join(", ");
+  return names.length > 20 ? `${shown} and ${names.length - 20} more` : shown;
+}
+
+/** atomicWriteFile's temporaries of the signature files: a signer is at work, or was killed mid-write. */
+const SIGNING_TEMPORARY = new RegExp(`^(${[SUMS_FILE, ...SIGNATURE_FILES].map((n) => n.replace(/\./g, "\\.")).join("|")})\\.tmp-\\d+-[0-9a-f]{8}$`);
+
+function signingInProgress(extra: readonly string[]): string[] {
+  return extra.some((name) => SIGNING_TEMPORARY.test(name))
+    ? ["A file named like a signing run's temporary is present: is the directory being re-signed? Verify again once signing has finished (a killed signer's temporaries can be deleted)."]
+    : [];
+}
+
+/** A hashing failure names the file by its path: say it by its signed name, and what it means for a verification. */
+function inResourceTerms(error: unknown, dir: string, files: readonly ListedFile[]): unknown {
+  if (!(error instanceof VerifyError) || error.files.length === 0) return error;
+  const file = files.find((f) => f.path === error.files[0]);
+  if (!file) return error;
+  const shown = displayPath(join(dir, file.name));
+  if (error.code === "E_MISSING_FILE") {
+    return new VerifyError("E_MISSING_FILE", `${shown} vanished while the directory was being verified: is it being re-signed or written to? Verify again once that has finished.`, { cause: error, files: [file.name] });
+  }
+  return new VerifyError(error.code, `${shown}: ${error.message}`, { cause: error, files: [file.name], details: error.details });
 }
 
 async function verifyProvenance(
@@ -186,16 +242,17 @@ async function verifyProvenance(
   return summary;
 }
 
-async function ignoredNames(dir: string, ignorePaths: readonly string[], manifest: OmsManifest): Promise<{ name: string; why: "ignored" }[]> {
-  const all = await listModelFiles(dir, []);
-  const listed = new Set(manifest.resources.map((r) => r.name));
-  return all.files.filter((f) => !listed.has(f.name) && ignorePaths.some((p) => f.name === p || f.name.startsWith(`${p}/`))).map((f) => ({ name: f.name, why: "ignored" as const }));
-}
-
 async function normalizeTrust(keys: VerifyOptions["trustedKeys"]): Promise<TrustedKey[]> {
   if (!Array.isArray(keys)) throw new VerifyError("E_TRUST_CONFIG", "trustedKeys must be a list of keys");
-  if (keys.every((k) => typeof (k as TrustedKey).hint === "string" && typeof (k as TrustedKey).publicKey === "object")) return keys as TrustedKey[];
-  return parseTrustedKeys(keys as TrustedKeyEntry[], "trustedKeys option");
+  if (!keys.every((k) => typeof (k as TrustedKey).hint === "string" && typeof (k as TrustedKey).publicKey === "object")) return parseTrustedKeys(keys as TrustedKeyEntry[], "trustedKeys option");
+  // Parsed keys merged from several places: the same key twice would make the outcome depend on the order.
+  const seen = new Map<string, TrustedKey>();
+  for (const key of keys as TrustedKey[]) {
+    const twin = seen.get(key.hint);
+    if (twin) throw new VerifyError("E_TRUST_CONFIG", `the trusted keys list one key twice: "${twin.id}" (${twin.origin}) and "${key.id}" (${key.origin}); list each key once, with one validity and one revocation state`);
+    seen.set(key.hint, key);
+  }
+  return keys as TrustedKey[];
 }
 
 async function openCache(option: VerifyOptions["digestCache"]): Promise<DigestCache | undefined> {
@@ -245,7 +302,7 @@ export async function compareToManifest(
   const added = files.filter((f) => !listed.has(f.name)).map((f) => f.name);
   const common = manifest.resources.filter((r) => present.has(r.name));
   const cache = await openCache(options.digestCache);
-  const digests = await digestFiles(common.map((r) => present.get(r.name)!.path), cache ? { cache } : {});
+  const digests = await digestFiles(common.map((r) => present.get(r.name)!), { noFollow: true, ...(cache ? { cache } : {}) });
   await cache?.save();
   const modified = common.flatMap((r, i) => (digests[i]!.digest === r.digest ? [] : [{ name: r.name, expected: r.digest, actual: digests[i]!.digest }]));
   modified.sort((a, b) => compareUtf8(a.name, b.name));
