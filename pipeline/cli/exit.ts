@@ -2,7 +2,8 @@
  * Exit statuses, and how an outcome or an error maps to one. The help page's "Exit codes"
  * line is generated from EXIT_MEANINGS.
  */
-import { isPipelineError } from "../core/errors.js";
+import { errorReport, isPipelineError } from "../core/errors.js";
+import { terminalSafe } from "../core/escape.js";
 import type { GraphOutcome } from "../core/executor.js";
 import { printEvent, type CliIo } from "./output.js";
 
@@ -33,16 +34,15 @@ export function exitForErrorCode(code: string): number {
 
 /** An error before or around the work (bad flags, bad config, an engine that failed): its lines, its exit status. */
 export function reportError(io: CliIo, error: unknown, json: boolean): number {
-  const code = isPipelineError(error) ? error.code : "E_INTERNAL";
-  const message = error instanceof Error ? error.message : String(error);
+  // Typed system errors, no stack trace unless AI_TOOLS_DEBUG=1, every line safe for a terminal.
+  const { code, message, details } = errorReport(error);
   if (code === "E_ENGINE_ABORTED") {
     // Ctrl-C during generation: the reason, no error banner.
-    io.err(`\n${message}`);
+    io.err(`\n${terminalSafe(message)}`);
     return EXIT.interrupted;
   }
-  const details = isPipelineError(error) ? [...error.details] : error instanceof Error && error.stack ? [error.stack] : [];
   if (json) printEvent(io, { event: "error", code, message, details });
-  io.err(`error [${code}]: ${message}`);
-  for (const detail of details) io.err(`  ${detail}`);
+  io.err(`error [${code}]: ${terminalSafe(message)}`);
+  for (const detail of details) io.err(`  ${terminalSafe(detail)}`);
   return exitForErrorCode(code);
 }

@@ -46,7 +46,7 @@ export async function workspaceTrustStore(root: string, file?: string): Promise<
  * key is the trust root), a --trusted-keys file (a PEM public key, or YAML/JSON with several
  * keys and their validity), else the workspace's trust file plus the development key.
  */
-export async function trustFromFlags(flags: { key?: string; trustedKeys?: string }, root: string): Promise<{ keys: TrustedKey[]; notes: string[] }> {
+export async function trustFromFlags(flags: { key?: string; trustedKeys?: string }, root: string): Promise<{ keys: TrustedKey[]; certificateRoots: TrustedRoot[]; notes: string[] }> {
   const [{ readFile }, { basename }] = await Promise.all([import("node:fs/promises"), import("node:path")]);
   const file = flags.key ?? flags.trustedKeys;
   if (file === undefined) return workspaceTrustStore(root);
@@ -62,5 +62,5 @@ export async function trustFromFlags(flags: { key?: string; trustedKeys?: string
     const hint = flag === "--key" ? "; a trust file with several keys goes in --trusted-keys" : "";
     throw new PipelineError("E_TRUST_CONFIG", `${flag} ${file} is not a PEM public key (-----BEGIN PUBLIC KEY-----)${hint}`);
   }
-  return { keys: await parseTrustedKeys([{ id: basename(file), publicKey: text }], file), notes: [] };
+  return { keys: await parseTrustedKeys([{ id: basename(file), publicKey: text }], file), certificateRoots: [], notes: [] };
 }
