@@ -56,6 +56,16 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
   }
 
+  if (options.command === "report") {
+    const { runReport } = await import("../report/command.js");
+    const { out: file, models, metricsLog, baselines, maxRegressionPercent, trustedKeys, json } = options;
+    try {
+      return await runReport({ ...(file ? { out: file } : {}), models, ...(metricsLog ? { metricsLog } : {}), baselines, maxRegressionPercent, ...(trustedKeys ? { trustedKeys } : {}), json }, { out, err, env: process.env, root: findRoot(process.env), command: `ai-tools ${argv.join(" ")}` });
+    } catch (error) {
+      return reportError(error, options.json);
+    }
+  }
+
   if (["run", "render", "drift", "engines", "schemas", "metrics"].includes(options.command)) return runtimeCommand(options);
 
   const controller = new AbortController();

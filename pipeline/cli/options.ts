@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import { UsageError } from "../core/errors.js";
 import { BACKENDS, type Backend } from "../config/backends.js";
 
-export const COMMANDS = ["engine", "convert", "download", "bench", "models", "inspect", "doctor", "setup-python", "plan", "status", "keygen", "sign", "verify", "run", "render", "drift", "engines", "schemas", "metrics", "clean", "release"] as const;
+export const COMMANDS = ["engine", "convert", "download", "bench", "models", "inspect", "doctor", "setup-python", "plan", "status", "keygen", "sign", "verify", "run", "render", "drift", "engines", "schemas", "metrics", "clean", "release", "report"] as const;
 export type CommandName = (typeof COMMANDS)[number];
 /** Task ids that `--force <task>` accepts without `=`. */
 export const TASK_IDS = ["upstream", "build", "download", "generate", "convert", "quantize", "bench", "sign"] as const;
@@ -77,6 +77,9 @@ export interface CliOptions {
   metricsFile?: string;
   /** clean --cache: the Hugging Face cache too. */
   cache: boolean;
+  /** report --models (each may be comma-separated) and the --baseline files/folders (report takes several). */
+  models: string[];
+  baselines: string[];
 }
 
 export const USAGE = `Usage: pnpm pipeline <command> [options]
@@ -100,6 +103,8 @@ Commands:
   engines                 registered engines: available, version, how they run
   metrics summary <log>   p50/p95/p99 per model from a metrics log
   schemas                 write the JSON Schemas of the YAML files to schemas/
+  report                  one offline HTML page: bench results per model and host class with the gate,
+                          runtime metrics over time (--metrics-log), verification, drift, provenance
   release <model>         what a CI release job runs: convert (signed with a configured key, not the
                           development one), the bench gate against --baseline, the manifest to publish;
                           --dry-run shows exactly that without running it
@@ -129,14 +134,16 @@ Options:
   --python <path>         the interpreter for the converter (env AI_TOOLS_PYTHON)
   --allow-unsafe-outtype  convert to f32/q8_0 although sparse CPU inference gives NaN with them
   --compare <bench.json>  (bench) compare with an earlier result; exit 1 on a real regression
-  --baseline <bench.json> same as --compare
+  --baseline <bench.json> same as --compare; (report) more results, files or folders (repeatable)
   --max-regression <pct>  (bench) eval tokens/s drop that fails the gate (default 10)
   --force-compare         (bench) compare results from another host class or backend anyway
   --markdown              (bench) the comparison as Markdown (also to $GITHUB_STEP_SUMMARY)
   --key <file>            (convert, sign) the signing key (else env AI_TOOLS_SIGNING_KEY (PEM) or
                           AI_TOOLS_SIGNING_KEY_FILE; convert falls back to build/keys/development.key)
   --allow-insecure-key-permissions  use a key file that group or others can read
-  --out <prefix>          (keygen) where to write the key pair
+  --out <prefix>          (keygen) where to write the key pair; (report) the HTML file
+                          (default build/report/index.html)
+  --models <a,b>          (report) only these models (repeatable)
   --trusted-keys <file>   (verify) the trust store (default configs/trusted-keys.yaml, plus the
                           local development key when it exists)
   --signature <file>      (verify) model.sig from elsewhere, e.g. manifests/<model>/<version>/
@@ -159,7 +166,8 @@ Options:
   --strict                refuse a policy the host cannot honour instead of clamping it
   --no-verify / --require-signature   (run) skip the model's signature check / refuse unsigned models
   --binary <path>         (run) the engine executable (env AI_TOOLS_POWERINFER_BIN)
-  --metrics-log <file>    (run) append one JSON line per request (env AI_TOOLS_METRICS_LOG)
+  --metrics-log <file>    (run) append one JSON line per request (env AI_TOOLS_METRICS_LOG);
+                          (report) the log to chart
   --prom-textfile <file>  (run) also write the metrics as a node_exporter textfile
   --log-prompts           (run) store prompt and output in the metrics log (off: only their lengths)
   -h, --help              this text
@@ -212,7 +220,8 @@ export function parseCli(argv: readonly string[]): CliOptions {
         connections: { type: "string" },
         python: { type: "string" },
         compare: { type: "string" },
-        baseline: { type: "string" },
+        baseline: { type: "string", multiple: true },
+        models: { type: "string", multiple: true },
         "max-regression": { type: "string" },
         "force-compare": { type: "boolean" },
         markdown: { type: "boolean" },
@@ -283,6 +292,8 @@ export function parseCli(argv: readonly string[]): CliOptions {
     verifyModel: "auto",
     logPrompts: values["log-prompts"] ?? false,
     cache: values.cache ?? false,
+    models: values.models ?? [],
+    baselines: values.baseline ?? [],
   };
   if (values["no-verify"] && values["require-signature"]) throw new UsageError("--no-verify and --require-signature contradict each other");
   if (values["no-verify"]) options.verifyModel = "skip";
@@ -314,7 +325,7 @@ export function parseCli(argv: readonly string[]): CliOptions {
   if (values["model-id"] !== undefined) options.modelId = values["model-id"];
   if (values["max-age-days"] !== undefined) options.maxAgeDays = positiveInteger("--max-age-days", values["max-age-days"], 36500);
   if (values.compare && values.baseline) throw new UsageError("--compare and --baseline are the same option: give one");
-  if (values.compare ?? values.baseline) options.compare = (values.compare ?? values.baseline)!;
+  if (values.compare ?? values.baseline?.[0]) options.compare = (values.compare ?? values.baseline?.[0])!;
   if (values["max-regression"] !== undefined) {
     const pct = Number(values["max-regression"]);
     if (!Number.isFinite(pct) || pct <= 0 || pct >= 100) throw new UsageError(`--max-regression must be a percentage between 0 and 100; got "${values["max-regression"]}"`);
@@ -355,6 +366,7 @@ export function parseCli(argv: readonly string[]): CliOptions {
     throw new UsageError(`unknown command "${command}"; commands are ${COMMANDS.join(", ")}. See pnpm pipeline --help.`);
   }
   options.command = command as CommandName;
+  if (options.baselines.length > 1 && options.command !== "report") throw new UsageError("--baseline takes one bench.json here (only report takes several)");
 
   let target = options.command;
   let targetParams = params;
