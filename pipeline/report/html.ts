@@ -33,7 +33,7 @@ header.top{display:flex;justify-content:space-between;align-items:flex-start;gap
 h1{font-size:1.35rem;margin:0 0 .2rem}
 h2{font-size:1.15rem;margin:2rem 0 .6rem;padding-bottom:.3rem;border-bottom:1px solid var(--border)}
 h3{font-size:1rem;margin:1.4rem 0 .4rem}
-main{padding:0 2rem 2rem;max-width:1180px}
+main{padding:0 2rem 2rem;max-width:1400px}
 nav{padding:.5rem 2rem;display:flex;gap:1.2rem;border-bottom:1px solid var(--border);background:var(--panel)}
 a{color:var(--link)}
 .meta,.note,figcaption{color:var(--muted)}
@@ -54,8 +54,9 @@ th,td{border-bottom:1px solid var(--border);padding:.32rem .5rem;text-align:left
 th{font-weight:600;background:var(--panel)}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.name,td.nowrap{white-space:nowrap}
-td.gate{min-width:17rem}
-.paths{font-size:.8em;word-break:break-all;color:var(--muted);max-width:16rem}
+td.gate{min-width:14rem}
+td.result{min-width:12rem}
+.paths{font-size:.8em;overflow-wrap:anywhere;color:var(--muted)}
 .card b.alert{color:var(--bad)}
 .pill{display:inline-block;border-radius:999px;padding:0 .55em;font-size:.85em;font-weight:600;white-space:nowrap}
 .ok{color:var(--ok);background:var(--ok-bg)}
@@ -171,7 +172,7 @@ ${benchTable(g)}`;
 }
 
 function spreadCell(s: Spread | null): string {
-  return s ? `<td class="num">${num(s.median)} <span class="muted">(${num(s.min)}–${num(s.max)}, n=${s.runs})</span></td>` : `<td class="num muted">n/a</td>`;
+  return s ? `<td class="num">${num(s.median)}<div class="note">${num(s.min)}–${num(s.max)}, n=${s.runs}</div></td>` : `<td class="num muted">n/a</td>`;
 }
 
 function gateCell(p: BenchPoint): string {
@@ -182,10 +183,10 @@ function gateCell(p: BenchPoint): string {
 }
 
 function benchTable(g: BenchGroup): string {
-  const head = `<tr><th>result</th><th>benchmarked</th><th>backend</th><th>engine build</th>${THROUGHPUT_METRICS.map((m) => `<th class="num">${e(m.label)} t/s</th>`).join("")}<th>gate</th></tr>`;
+  const head = `<tr><th>result</th><th>benchmarked (UTC)</th><th>backend</th><th>engine build</th>${THROUGHPUT_METRICS.map((m) => `<th class="num">${e(m.label)}<br>t/s, min–max</th>`).join("")}<th>gate</th></tr>`;
   const rows = g.points.map(
     (p) =>
-      `<tr data-result="${e(p.label)}"><td>${e(p.label)}<div class="paths mono">${p.paths.map(e).join("<br>")}</div></td><td class="nowrap">${e(utc(p.createdAt))}</td><td>${e(p.backend)}</td><td class="mono nowrap">${e(p.engineBuild)}</td>${THROUGHPUT_METRICS.map((m) => spreadCell(p.metrics[m.id])).join("")}${gateCell(p)}</tr>`,
+      `<tr data-result="${e(p.label)}"><td class="result">${e(p.label)}<div class="paths mono">${p.paths.map(e).join("<br>")}</div></td><td class="nowrap">${e(utc(p.createdAt).replace(" UTC", ""))}</td><td>${e(p.backend)}</td><td class="mono nowrap">${e(p.engineBuild)}</td>${THROUGHPUT_METRICS.map((m) => spreadCell(p.metrics[m.id])).join("")}${gateCell(p)}</tr>`,
   );
   return table("bench", head, rows);
 }
