@@ -3,7 +3,7 @@
 // to its peer's from the same run, as a Markdown table. Converts the demo model first (the engine
 // benchmarks need it). `--quick` uses fewer runs and smaller files (a smoke run, not for the README).
 //
-// Usage: pnpm bench [--quick] [name ...]     names: noop-engine convert-overhead run-overhead bench-overhead hash verify download gguf-parse metrics-summary
+// Usage: pnpm bench [--quick] [name ...]     names: noop-engine convert-overhead run-overhead bench-overhead hash verify download gguf-parse metrics-summary report
 import { spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -24,6 +24,7 @@ const BENCHES = [
   { name: "download", argv: [...tsx, "bench/download.ts"], peer: "curl" },
   { name: "gguf-parse", argv: [...tsx, "bench/gguf-parse.ts"], peer: "(absolute numbers)" },
   { name: "metrics-summary", argv: [...tsx, "bench/metrics-summary.ts", ...(quick ? ["--lines", "20000"] : [])], peer: "naive Node, jq -s" },
+  { name: "report", argv: [...tsx, "bench/report.ts", ...(quick ? ["--lines", "20000"] : [])], peer: "metrics summary, naive exact Node" },
 ];
 
 const selected = BENCHES.filter((b) => only.length === 0 || only.includes(b.name));
