@@ -75,8 +75,10 @@ function spread(a: Aggregate | null): Spread | null {
   return a && { median: a.median, min: a.min, max: a.max, runs: a.samples.length };
 }
 
+/** The version where known (marked when a development key signed it: not a release), else where it came from. */
 export function pointLabel(found: Pick<FoundBench, "kind" | "version">): string {
-  return found.version ?? KIND_LABEL[found.kind];
+  if (found.version === null) return KIND_LABEL[found.kind];
+  return found.kind === "development" ? `${found.version} (development key)` : found.version;
 }
 
 /** Groups by model and host class (sorted), each oldest first, with the gate against the previous result of the same backend. */

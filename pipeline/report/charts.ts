@@ -46,11 +46,15 @@ const THEME = {
   point: { size: 40 },
 } as const;
 
-/** Dates for spans of days and more; with the time of day below that. */
+/** Dates for spans of days and more, the time of day below that, seconds within an hour. */
 export function timeFormat(times: readonly string[]): string {
   const ms = times.map((t) => Date.parse(t));
-  return Math.max(...ms) - Math.min(...ms) >= 3 * 86_400_000 ? "%Y-%m-%d" : "%m-%d %H:%M";
+  const span = Math.max(...ms) - Math.min(...ms);
+  return span >= 3 * 86_400_000 ? "%Y-%m-%d" : span >= 3_600_000 || span === 0 ? "%m-%d %H:%M" : "%H:%M:%S";
 }
+
+/** Four significant digits, thousands separated: 21,820 rather than 21,821.830000 when a domain has one value. */
+const NUMBER_FORMAT = ",.4~r";
 
 /** Axis and scale of the shared time axis; UTC, so a report reads the same wherever it was made. */
 function timeX(field: string, title: string | null, format: string) {
@@ -84,7 +88,7 @@ export function benchChartSpec(group: BenchGroup): TopLevelSpec {
   return top({
     vconcat: panels.map(({ metric, rows }, i) => {
       const x = timeX("time", i === panels.length - 1 ? "benchmarked (UTC)" : null, format);
-      const y = (field: string) => ({ field, type: "quantitative", title: "tokens/s", scale: { zero: false, nice: true } }) as const;
+      const y = (field: string) => ({ field, type: "quantitative", title: "tokens/s", scale: { zero: false, nice: true }, axis: { format: NUMBER_FORMAT } }) as const;
       const name = metric.id.replace(/-/g, "_");
       const layers: object[] = [
         { name: `${name}_band`, data: { values: rows }, mark: { type: "area", opacity: 0.2 }, encoding: { x, y: y("min"), y2: { field: "max" }, color } },
@@ -156,6 +160,7 @@ export function runtimeChartSpec(model: string, series: readonly TimelineSeries[
       ...(p.gpuMemoryBytes === null ? [] : [{ time: p.start, engine: seriesLabel(s), kind: "GPU memory", value: p.gpuMemoryBytes / MiB }]),
     ]),
   );
+  // In the timeline's order (by first appearance): an older engine build keeps the first colour.
   const engines = [...new Set(own.map(seriesLabel))];
   const color = { field: "engine", type: "nominal", title: "engine", scale: { domain: engines }, legend: { orient: "bottom", direction: "vertical" } } as const;
   const width = formatBucketWidth(bucketMs);
@@ -169,7 +174,7 @@ export function runtimeChartSpec(model: string, series: readonly TimelineSeries[
   return top({
     vconcat: panels.map((panel, i) => {
       const x = timeX("time", i === panels.length - 1 ? `time (UTC), ${width} buckets` : null, format);
-      const y = { field: "value", type: "quantitative", title: panel.name === "memory" ? "MiB" : "ms", scale: { zero: panel.name === "memory" } } as const;
+      const y = { field: "value", type: "quantitative", title: panel.name === "memory" ? "MiB" : "ms", scale: { zero: panel.name === "memory" }, axis: { format: NUMBER_FORMAT } } as const;
       const dash = { field: panel.dash, type: "nominal", title: panel.dash === "quantile" ? "quantile" : "memory", sort: panel.dash === "quantile" ? ["p50", "p95", "p99"] : ["peak RSS", "GPU memory"] } as const;
       const tooltip = [{ field: "engine" }, { field: panel.dash }, { field: "value", format: ".1f" }, { field: "time", type: "temporal", format: "%Y-%m-%d %H:%M UTC" }];
       return {

@@ -55,7 +55,7 @@ th{font-weight:600;background:var(--panel)}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.name,td.nowrap{white-space:nowrap}
 td.gate{min-width:14rem}
-td.result{min-width:12rem}
+td.result{min-width:10rem}
 .paths{font-size:.8em;overflow-wrap:anywhere;color:var(--muted)}
 .card b.alert{color:var(--bad)}
 .pill{display:inline-block;border-radius:999px;padding:0 .55em;font-size:.85em;font-weight:600;white-space:nowrap}

@@ -54,7 +54,7 @@ export interface TimelineSeries {
 
 export interface Timeline {
   bucketMs: number;
-  /** Sorted by model, engine, engine version. */
+  /** Sorted by model, engine, then when each engine version first served (then by version). */
   series: TimelineSeries[];
   /** Records left out because their `time` is missing or not a date. */
   untimed: number;
@@ -194,8 +194,9 @@ export class MetricsTimeline {
   result(): Timeline {
     const quantiles = (s: QuantileSketch): Quantiles | null =>
       s.count === 0 ? null : { p50: s.getValueAtQuantile(0.5), p95: s.getValueAtQuantile(0.95), p99: s.getValueAtQuantile(0.99) };
+    const firstBucket = (s: Series) => Math.min(...s.buckets.keys());
     const series = this.allSeries()
-      .sort((a, b) => cmp(a.model, b.model) || cmp(a.engine, b.engine) || cmp(a.engineVersion ?? "", b.engineVersion ?? ""))
+      .sort((a, b) => cmp(a.model, b.model) || cmp(a.engine, b.engine) || firstBucket(a) - firstBucket(b) || cmp(a.engineVersion ?? "", b.engineVersion ?? ""))
       .map(
         (s): TimelineSeries => ({
           model: s.model,
