@@ -6,6 +6,8 @@
  * both themes, the README and the job summary.
  *
  * Mark names are part of the page's contract (tests count them): a layer named N draws `g.mark-<type>.N_marks`.
+ * Data marks carry no ARIA label each (hundreds of "time: ...; value: ..." strings, a third of the page): the tables
+ * under the charts hold the same numbers for screen readers; axes and legends keep theirs.
  */
 import type { TopLevelSpec } from "vega-lite";
 import { THROUGHPUT_METRICS, type BenchGroup } from "./bench-series.js";
@@ -91,13 +93,13 @@ export function benchChartSpec(group: BenchGroup): TopLevelSpec {
       const y = (field: string) => ({ field, type: "quantitative", title: "tokens/s", scale: { zero: false, nice: true }, axis: { format: NUMBER_FORMAT } }) as const;
       const name = metric.id.replace(/-/g, "_");
       const layers: object[] = [
-        { name: `${name}_band`, data: { values: rows }, mark: { type: "area", opacity: 0.2 }, encoding: { x, y: y("min"), y2: { field: "max" }, color } },
-        { name: `${name}_spread`, data: { values: rows }, mark: { type: "rule", strokeWidth: 3, opacity: 0.55 }, encoding: { x, y: y("min"), y2: { field: "max" }, color } },
-        { name: `${name}_line`, data: { values: rows }, mark: { type: "line" }, encoding: { x, y: y("median"), color } },
+        { name: `${name}_band`, data: { values: rows }, mark: { aria: false, type: "area", opacity: 0.2 }, encoding: { x, y: y("min"), y2: { field: "max" }, color } },
+        { name: `${name}_spread`, data: { values: rows }, mark: { aria: false, type: "rule", strokeWidth: 3, opacity: 0.55 }, encoding: { x, y: y("min"), y2: { field: "max" }, color } },
+        { name: `${name}_line`, data: { values: rows }, mark: { aria: false, type: "line" }, encoding: { x, y: y("median"), color } },
         {
           name: `${name}_points`,
           data: { values: rows },
-          mark: { type: "point", filled: true, opacity: 1 },
+          mark: { aria: false, type: "point", filled: true, opacity: 1 },
           encoding: {
             x,
             y: y("median"),
@@ -117,7 +119,7 @@ export function benchChartSpec(group: BenchGroup): TopLevelSpec {
         layers.push({
           name: "gate_threshold",
           data: { values: gates },
-          mark: { type: "rule", color: GATE_COLOR, strokeDash: [5, 3], strokeWidth: 1.5 },
+          mark: { aria: false, type: "rule", color: GATE_COLOR, strokeDash: [5, 3], strokeWidth: 1.5 },
           encoding: { x: timeX("from", null, format), x2: { field: "to" }, y: y("threshold"), tooltip: [{ field: "threshold", title: "gate threshold t/s", format: ".2f" }, { field: "against", title: "gated against" }] },
         });
       }
@@ -125,7 +127,7 @@ export function benchChartSpec(group: BenchGroup): TopLevelSpec {
         layers.push({
           name: "gate_failed",
           data: { values: failed },
-          mark: { type: "point", shape: "circle", size: 260, filled: false, color: GATE_COLOR, strokeWidth: 2, opacity: 1 },
+          mark: { aria: false, type: "point", shape: "circle", size: 260, filled: false, color: GATE_COLOR, strokeWidth: 2, opacity: 1 },
           encoding: { x, y: y("median"), tooltip: [{ field: "label", title: "failed the gate" }, { field: "summary", title: "gate" }] },
         });
       }
@@ -183,8 +185,8 @@ export function runtimeChartSpec(model: string, series: readonly TimelineSeries[
         height: PANEL_HEIGHT,
         data: { values: panel.rows },
         layer: [
-          { name: `${panel.name}_line`, mark: { type: "line" }, encoding: { x, y, color, strokeDash: dash } },
-          { name: `${panel.name}_points`, mark: { type: "point", filled: true, size: 16, opacity: 1 }, encoding: { x, y, color, tooltip } },
+          { name: `${panel.name}_line`, mark: { aria: false, type: "line" }, encoding: { x, y, color, strokeDash: dash } },
+          { name: `${panel.name}_points`, mark: { aria: false, type: "point", filled: true, size: 16, opacity: 1 }, encoding: { x, y, color, tooltip } },
         ],
       };
     }),
