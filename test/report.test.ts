@@ -198,6 +198,9 @@ describe("bench sources and the workspace", () => {
     expect(data.bench.groups.map((g) => g.model)).toEqual(["tiny-relu-llama", "tiny-relu-llama"]);
     expect(data.metrics!.summary.models.map((m) => m.model)).toEqual(["model.powerinfer.gguf@v0.3"]);
     expect(data.metrics!.timeline.series.map((s) => s.engineVersion)).toEqual(["build 1544 (7e1a3c9)", "build 1590 (d3ebd7c)"]);
+    expect(data.problems.map((p) => p.path)).toEqual(["manifests/tiny-relu-llama/v0.0/bench.json"]);
+    // Another model's broken file is not this report's problem.
+    expect((await findBenchResults(ws.root, { models: ["relu-llama-2-7b"] })).problems).toEqual([]);
   });
 
   it("--models with a name nothing has is an error listing the names there are", async () => {
@@ -264,7 +267,7 @@ describe("the page", () => {
     problems: [{ path: hostile, code: "E_IO", message: hostile }],
   };
 
-  it("escapes every value, and its one script is allowed by hash alone", () => {
+  it("escapes every value, and its one style element and one script are allowed by their hashes alone", () => {
     const html = renderReportHtml(data, []);
     expect(html).not.toContain("<img");
     expect(html).toContain("&lt;img src=x onerror=&quot;alert(1)&quot;&gt;");
@@ -272,6 +275,8 @@ describe("the page", () => {
     // In the attribute as &#39;...&#39; (escaped like every value), which the browser reads as quotes.
     expect(html).toContain(`script-src &#39;sha256-${createHash("sha256").update(script).digest("base64")}&#39;`);
     expect(html.match(/<script/g)).toHaveLength(1);
+    const style = /<style>([\s\S]*?)<\/style>/.exec(html)![1]!;
+    expect(html).toContain(`style-src &#39;sha256-${createHash("sha256").update(style).digest("base64")}&#39;;`);
   });
 
   it("makes the ids of inlined SVGs unique per chart", () => {

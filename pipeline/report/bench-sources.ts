@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readdir, readFile, stat } from "node:fs/promises";
-import { join, relative, resolve, sep } from "node:path";
+import { basename, join, relative, resolve, sep } from "node:path";
 import { UsageError, isPipelineError } from "../core/errors.js";
 import { parseBenchResult } from "../bench/result.js";
 import type { BenchSourceKind, FoundBench } from "./bench-series.js";
@@ -32,18 +32,22 @@ const MAX_BASELINE_DEPTH = 6;
 interface Candidate {
   path: string;
   kind: BenchSourceKind;
+  /** The model its folder names (models/powerinfer/<model>/, manifests/<model>/...), where the path says. */
+  folderModel?: string;
   /** A --baseline file named on the command line: errors are fatal. */
   named: boolean;
 }
 
 export async function findBenchResults(root: string, options: { baselines?: readonly string[]; models?: readonly string[] } = {}): Promise<FoundBenchResults> {
   const candidates: Candidate[] = [];
-  for (const dir of await subdirectories(join(root, "models", "powerinfer"))) candidates.push({ path: join(dir, "bench.json"), kind: "model", named: false });
+  for (const dir of await subdirectories(join(root, "models", "powerinfer"))) candidates.push({ path: join(dir, "bench.json"), kind: "model", folderModel: basename(dir), named: false });
   for (const [top, kind] of [
     [join(root, "manifests"), "release"],
     [join(root, "build", "manifests"), "development"],
   ] as const) {
-    for (const model of await subdirectories(top)) for (const version of await subdirectories(model)) candidates.push({ path: join(version, "bench.json"), kind, named: false });
+    for (const model of await subdirectories(top)) {
+      for (const version of await subdirectories(model)) candidates.push({ path: join(version, "bench.json"), kind, folderModel: basename(model), named: false });
+    }
   }
   for (const given of options.baselines ?? []) {
     const info = await stat(given).catch(() => null);
@@ -56,6 +60,8 @@ export async function findBenchResults(root: string, options: { baselines?: read
   const problems: SourceProblem[] = [];
   const wanted = options.models && options.models.length > 0 ? new Set(options.models) : null;
   for (const c of candidates) {
+    // Another model's folder is not read (nor its broken files reported) when --models leaves it out.
+    if (wanted && c.folderModel !== undefined && !wanted.has(c.folderModel)) continue;
     if (!c.named && !existsSync(c.path)) continue;
     const shown = showPath(root, c.path);
     let bytes: Buffer;

@@ -84,8 +84,8 @@ async function verify(dir: string, trustedKeys: TrustedKey[], env: NodeJS.Proces
     const result = await verifyModel(dir, { trustedKeys, digestCache: { dir: defaultDigestCacheDir(env) } });
     return { status: "verified", keyId: result.key.id, rootDigest: result.rootDigest, files: result.files.length, provenanceVerified: result.provenance !== undefined };
   } catch (error) {
-    if (!isPipelineError(error)) throw error;
-    return { status: "failed", code: error.code, message: error.message, files: [...((error as { files?: readonly string[] }).files ?? [])] };
+    const { code, message } = failure(error);
+    return { status: "failed", code, message, files: [...((error as { files?: readonly string[] }).files ?? [])] };
   }
 }
 
@@ -107,9 +107,16 @@ async function drift(dir: string, options: InspectOptions): Promise<DriftSummary
     ) as Record<DriftSubject, DriftCell>;
     return { checked: true, drift: report.drift, subjects };
   } catch (error) {
-    if (!isPipelineError(error)) throw error;
-    return { checked: false, code: error.code, message: error.message };
+    return { checked: false, ...failure(error) };
   }
+}
+
+/** A typed error's code, E_IO for a file system error (one odd folder must not end the report); anything else is a bug. */
+function failure(error: unknown): { code: string; message: string } {
+  if (isPipelineError(error)) return { code: error.code, message: error.message };
+  const errno = (error as NodeJS.ErrnoException | null)?.code;
+  if (typeof errno === "string" && /^E[A-Z]+$/.test(errno)) return { code: "E_IO", message: (error as Error).message };
+  throw error;
 }
 
 function subjectWithoutRows(subject: DriftSubject): string {
