@@ -60,6 +60,7 @@ describe.skipIf(!existsSync(CHROMIUM))("the report in Chromium", () => {
   let page: Page;
   let event: Record<string, unknown>;
   let shots: string;
+  let profile: string;
   const consoleErrors: string[] = [];
   const requests: string[] = [];
   const keepShots = process.env.AI_TOOLS_REPORT_SCREENSHOTS;
@@ -74,18 +75,19 @@ describe.skipIf(!existsSync(CHROMIUM))("the report in Chromium", () => {
 
     shots = keepShots ?? mkdtempSync(join(tmpdir(), "ai-tools-report-shots-"));
     mkdirSync(shots, { recursive: true });
-    const profile = mkdtempSync(join(tmpdir(), "ai-tools-chromium-profile-"));
+    profile = mkdtempSync(join(tmpdir(), "ai-tools-chromium-profile-"));
     context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 }, colorScheme: "light" });
     page = context.pages()[0] ?? (await context.newPage());
     page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
     page.on("pageerror", (e) => consoleErrors.push(e.message));
     page.on("request", (r) => requests.push(r.url()));
     await page.goto(pathToFileURL(out).href, { waitUntil: "load" });
-    context.on("close", () => rmSync(profile, { recursive: true, force: true }));
   }, 120_000);
 
   afterAll(async () => {
     await context?.close();
+    // Chromium's helper processes may still be letting go of the profile for a moment after close.
+    if (profile) rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
     if (!keepShots && shots) rmSync(shots, { recursive: true, force: true });
     ws?.cleanup();
   });
