@@ -12,7 +12,7 @@
 // Usage: npx tsx bench/report.ts [--lines N[,N...]]     (default 100000,1000000)
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir, totalmem } from "node:os";
+import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -59,15 +59,17 @@ process.stdout.write(JSON.stringify({ buckets: Object.keys(out).length }));
 
 interface Measured {
   wallS: number;
+  /** User + system CPU seconds: what a quiet machine's wall time comes near (the work is one thread). */
+  cpuS: number;
   maxRssBytes: number;
   stdout: string;
 }
 
 function timed(argv: string[], timeFile: string, env: NodeJS.ProcessEnv): Measured {
-  const result = spawnSync("/usr/bin/time", ["-f", "%e %M", "-o", timeFile, ...argv], { encoding: "utf8", env, maxBuffer: 1 << 26, stdio: ["ignore", "pipe", "pipe"] });
+  const result = spawnSync("/usr/bin/time", ["-f", "%e %U %S %M", "-o", timeFile, ...argv], { encoding: "utf8", env, maxBuffer: 1 << 26, stdio: ["ignore", "pipe", "pipe"] });
   if (result.status !== 0) throw new Error(`${argv.join(" ")} exited with ${result.status ?? result.signal}\n${result.stderr}`);
-  const [wall, rssKiB] = readFileSync(timeFile, "utf8").trim().split(/\s+/).slice(-2).map(Number);
-  return { wallS: wall!, maxRssBytes: rssKiB! * 1024, stdout: result.stdout };
+  const [wall, user, system, rssKiB] = readFileSync(timeFile, "utf8").trim().split(/\s+/).slice(-4).map(Number);
+  return { wallS: wall!, cpuS: user! + system!, maxRssBytes: rssKiB! * 1024, stdout: result.stdout };
 }
 
 const dir = mkdtempSync(join(tmpdir(), "ai-tools-bench-report-"));
@@ -104,7 +106,8 @@ try {
     console.error("running the naive exact peer...");
     const peer = timed([process.execPath, naive, log, String(event.metrics.bucketMs)], timeFile, env);
     const size = `${lines.toLocaleString("en-US")} lines (${mib.toFixed(0)} MiB)`;
-    const row = (name: string, m: Measured) => `| ${size} | ${name} | ${m.wallS.toFixed(2)} s | ${(m.maxRssBytes / 2 ** 20).toFixed(0)} MiB | ${Math.round(lines / m.wallS).toLocaleString("en-US")} |`;
+    const row = (name: string, m: Measured) =>
+      `| ${size} | ${name} | ${m.wallS.toFixed(2)} s | ${m.cpuS.toFixed(2)} s | ${(m.maxRssBytes / 2 ** 20).toFixed(0)} MiB | ${Math.round(lines / m.wallS).toLocaleString("en-US")} |`;
     rows.push(
       row(`ai-tools \`report --metrics-log\` (${event.charts} charts, ${event.metrics.series} series in ${event.metrics.bucketMs / 60_000} min buckets, ${(event.bytes / 1024).toFixed(0)} KiB page)`, report),
       row("reference: ai-tools `metrics summary` (same stream and sketch, no time series or charts)", summary),
@@ -113,12 +116,13 @@ try {
     rmSync(log, { force: true });
   }
   console.log(
-    `ai-tools report on a metrics log; Node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? "unknown CPU"}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM; one run each, the log in the page cache\n`,
+    `ai-tools report on a metrics log; Node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? "unknown CPU"}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ` +
+      `load average ${loadavg()[0]!.toFixed(1)} at the end; one run each, the log in the page cache\n`,
   );
-  console.log("| log | method | wall time | peak RSS | lines/s |");
-  console.log("| --- | --- | ---: | ---: | ---: |");
+  console.log("| log | method | wall time | CPU time | peak RSS | lines/s |");
+  console.log("| --- | --- | ---: | ---: | ---: | ---: |");
   for (const r of rows) console.log(r);
-  console.log("\nWall time and peak RSS from /usr/bin/time, Node start-up included.");
+  console.log("\nWall time, CPU time (user + system) and peak RSS from /usr/bin/time, Node start-up included.");
 } finally {
   cleanup();
 }
