@@ -3,7 +3,7 @@
 // to its peer's from the same run, as a Markdown table. Converts the demo model first (the engine
 // benchmarks need it). `--quick` uses fewer runs and smaller files (a smoke run, not for the README).
 //
-// Usage: pnpm bench [--quick] [name ...]     names: noop-engine convert-overhead run-overhead cli-startup bench-overhead serve hash verify local-checkpoint download gguf-parse registry-transfer metrics-summary oci-transfer oci-tar
+// Usage: pnpm bench [--quick] [name ...]     names: noop-engine convert-overhead run-overhead cli-startup bench-overhead serve hash verify local-checkpoint download gguf-parse registry-transfer metrics-summary oci-transfer oci-tar report
 import { spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -30,6 +30,7 @@ const BENCHES = [
   { name: "metrics-summary", argv: [...tsx, "bench/metrics-summary.ts", ...(quick ? ["--lines", "20000"] : [])], peer: "naive Node, jq -s" },
   { name: "oci-transfer", argv: [...tsx, "bench/oci-transfer.ts", ...(quick ? ["--size-mib", "64", "--runs", "1"] : [])], peer: "skopeo copy" },
   { name: "oci-tar", argv: [...tsx, "bench/oci-tar.ts", ...(quick ? ["--runs", "3"] : ["--runs", "21"])], peer: "GNU tar --sort=name --mtime=@0" },
+  { name: "report", argv: [...tsx, "bench/report.ts", ...(quick ? ["--lines", "20000"] : [])], peer: "metrics summary, naive exact Node" },
 ];
 
 const selected = BENCHES.filter((b) => only.length === 0 || only.includes(b.name));

@@ -199,6 +199,21 @@ describe("quantile sketch", () => {
     }
     expect(Number.isNaN(createSketch().getValueAtQuantile(0.5))).toBe(true);
   });
+
+  it("merges: two sketches merged answer as one sketch fed both halves (time buckets becoming one)", () => {
+    const rand = prng(11);
+    const [a, b, whole] = [createSketch(), createSketch(), createSketch()];
+    for (let i = 0; i < 20_000; i++) {
+      const v = Math.exp(rand() * 12);
+      (i % 3 === 0 ? a : b).accept(v);
+      whole.accept(v);
+    }
+    a.merge(b);
+    expect([a.count, a.min, a.max]).toEqual([whole.count, whole.min, whole.max]);
+    expect(a.sum).toBeCloseTo(whole.sum, 3);
+    for (const q of [0.01, 0.5, 0.95, 0.99]) expect(a.getValueAtQuantile(q)).toBe(whole.getValueAtQuantile(q));
+    expect(() => a.merge({ ...b })).toThrow(/not a sketch from createSketch/);
+  });
 });
 
 describe("metrics summary", () => {
@@ -309,6 +324,19 @@ describe("metrics summary", () => {
     const many = await summarizeMetricsLog(file);
     expect(many.malformed.count).toBe(13);
     expect(many.malformed.first.map((m) => m.line)).toEqual([1, 3, 5, 7, 9, 11, 13, 15, 17, 19]);
+  });
+
+  it("leaves out what `include` refuses (not counted as malformed) and hands each counted record to `onRecord`", async () => {
+    const file = join(dir, "metrics.jsonl");
+    const one = record();
+    const other = { ...one, model: { ...one.model, name: "other.gguf" } };
+    await writeFile(file, [JSON.stringify(one), JSON.stringify(other), "torn {", JSON.stringify(one)].join("\n"));
+    const seen: string[] = [];
+    const summary = await summarizeMetricsLog(file, { include: (r) => r.model.name !== "other.gguf", onRecord: (r) => seen.push(`${r.model.name} ${String(r.time)}`) });
+    expect(summary.records).toBe(2);
+    expect(summary.models.map((m) => m.model)).toEqual(["tiny-q4.gguf@v1"]);
+    expect(summary.malformed.count).toBe(1);
+    expect(seen).toEqual([`tiny-q4.gguf ${one.time}`, `tiny-q4.gguf ${one.time}`]);
   });
 
   it("rejects on a missing file and on abort", async () => {

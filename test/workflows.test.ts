@@ -826,6 +826,7 @@ describe("workflows and actions: CLI commands", () => {
     expect(found).toMatch(/release\.yml: jobs\.build.*: release VALUE --backend cpu --baseline VALUE/);
     expect(found).toMatch(/release\.yml: jobs\.build.*: release VALUE --backend cpu --markdown/);
     expect(found).toMatch(/release\.yml: jobs\.engine.*: engine/);
+    expect(found).toMatch(/release\.yml: jobs\.build.*\(report\): report --out build\/report\/VALUE\.html --baseline VALUE/);
     expect(found).toMatch(/actions\/verify\/action\.yml: runs\.steps\[\d\] \(verify\): verify VALUE --trusted-keys VALUE --signature VALUE --json/);
   });
 

@@ -298,6 +298,16 @@ const metricsSummary = event("metrics-summary", "metrics summary: p50/p95/p99 pe
   ),
 });
 
+const report = event("report", "report: the page written, and what it holds", {
+  file: z.string(),
+  bytes: z.number(),
+  charts: z.number(),
+  bench: z.object({ results: z.number(), groups: z.array(z.object({ model: z.string(), hostClass: z.string(), results: z.number() })), gateFailures: z.array(z.unknown()) }),
+  metrics: z.object({ file: z.string(), lines: z.number(), records: z.number(), malformed: z.number(), bucketMs: z.number(), series: z.number() }).nullable(),
+  models: z.array(z.object({ name: z.string(), verification: z.string(), code: z.string().optional(), keyId: z.string().optional(), drift: z.boolean().nullable() })),
+  problems: z.array(z.object({ path: z.string(), code: z.string(), message: z.string() }).passthrough()),
+});
+
 const serveReady = event("serve-ready", "serve: the endpoint answers", {
   url: z.string().describe("the OpenAI-compatible base URL (…/v1)"),
   model: z.string(),
@@ -342,6 +352,7 @@ export const commandEventSchema = z.union([
   drift,
   engine,
   metricsSummary,
+  report,
   serveReady,
   push,
   pull,

@@ -49,6 +49,16 @@ export const MAX_MALFORMED_REPORTED = 10;
 /** The fields the summary reads; the rest of a record is not checked (it may grow within schema version 1). */
 type SummaryInput = Pick<MetricsRecord, "model" | "engine" | "exitStatus" | "metrics">;
 
+/** A line the summary accepted: the fields it checked, and the rest of the record unchecked. */
+export type AcceptedRecord = SummaryInput & { readonly [field: string]: unknown };
+
+export interface AccumulatorOptions {
+  /** Records for which this is false are left out of the summary (not counted as malformed either). */
+  include?: (record: AcceptedRecord) => boolean;
+  /** Each record the summary counted, after it did: for readers that need more from the same pass (time series). */
+  onRecord?: (record: AcceptedRecord) => void;
+}
+
 interface Group {
   model: string;
   engine: string;
@@ -66,6 +76,8 @@ export class MetricsAccumulator {
   private malformedCount = 0;
   private readonly malformedFirst: { line: number; reason: string }[] = [];
 
+  constructor(private readonly options: AccumulatorOptions = {}) {}
+
   /** One line of the log; `lineNumber` is 1-based, for the malformed report. Blank lines are skipped. */
   addLine(text: string, lineNumber: number): void {
     if (text.trim() === "") return;
@@ -78,10 +90,16 @@ export class MetricsAccumulator {
     }
     const problem = checkRecord(value);
     if (problem) return this.malformed(lineNumber, problem);
-    this.addRecord(value as SummaryInput);
+    this.addRecord(value as AcceptedRecord);
   }
 
   addRecord(record: SummaryInput): void {
+    if (this.options.include && !this.options.include(record)) return;
+    this.tally(record);
+    this.options.onRecord?.(record);
+  }
+
+  private tally(record: SummaryInput): void {
     this.records++;
     const model = record.model.version ? `${record.model.name}@${record.model.version}` : record.model.name;
     const key = `${model}\u0000${record.engine.name}`;
@@ -182,11 +200,11 @@ export function summarizeRecords(records: Iterable<SummaryInput>): MetricsSummar
  * Streams `file` line by line (never whole) into a summary.
  * @throws the read error (ENOENT, ...) or, when `signal` aborts, an AbortError.
  */
-export async function summarizeMetricsLog(file: string, options: { signal?: AbortSignal } = {}): Promise<MetricsSummary> {
+export async function summarizeMetricsLog(file: string, options: { signal?: AbortSignal } & AccumulatorOptions = {}): Promise<MetricsSummary> {
   options.signal?.throwIfAborted();
   const input = createReadStream(file, { signal: options.signal });
   const lines = createInterface({ input, crlfDelay: Infinity });
-  const acc = new MetricsAccumulator();
+  const acc = new MetricsAccumulator(options);
   let lineNumber = 0;
   // Synchronous 'line' handling, not `for await`: the fastest way through readline, and nothing here awaits.
   lines.on("line", (line) => acc.addLine(line, ++lineNumber));

@@ -31,6 +31,7 @@ export { pull } from "./pull.js";
 export { push } from "./push.js";
 export { release } from "./release.js";
 export { render } from "./render.js";
+export { report } from "./report.js";
 export { run } from "./run.js";
 export { schemas } from "./schemas.js";
 export { serve } from "./serve.js";
