@@ -83,7 +83,7 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
 
   // The signature first: who signed it, and which files it covers, before any weight moves.
   const signatureLayer = layers.find((l) => l.packing === "raw" && l.filepath === SIGNATURE_FILE);
-  if (signatureLayer) await ingest(options, signatureLayer.filepath, signatureLayer.descriptor.digest, signatureLayer.descriptor.size);
+  const early = signatureLayer ? await ingest(options, signatureLayer.filepath, signatureLayer.descriptor.digest, signatureLayer.descriptor.size) : undefined;
   const signed = await signedManifestOf(store, manifest);
   await options.checkSignature(await store.readBlob(signatureLayer!.descriptor.digest, MAX_BUNDLE_BYTES), `${SIGNATURE_FILE} of ${formatReference(reference)}`);
   bindLayersToSignature(manifest, signed);
@@ -94,7 +94,7 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
   ];
   if (manifest.config.size > MAX_CONFIG_BYTES) throw new RegistryError("E_REGISTRY_LIMIT", `${formatReference(reference)}: the config blob is ${manifest.config.size} bytes, over ${MAX_CONFIG_BYTES}`);
   const missing = [];
-  for (const blob of wanted) if (!(await store.has(blob.digest))) missing.push(blob);
+  for (const blob of wanted) if (blob.digest === early?.digest ? early.fetched : !(await store.has(blob.digest))) missing.push(blob);
   options.onProgress?.({
     kind: "plan",
     blobs: wanted.length,
@@ -102,7 +102,7 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
     missing: missing.length,
     missingBytes: missing.reduce((n, b) => n + b.size, 0),
   });
-  const blobs = await mapLimit(wanted, options.concurrency ?? 4, (blob) => ingest(options, blob.name, blob.digest, blob.size));
+  const blobs = await mapLimit(wanted, options.concurrency ?? 4, (blob) => (blob.digest === early?.digest ? Promise.resolve(early) : ingest(options, blob.name, blob.digest, blob.size)));
 
   const materialized = await store.materialize(manifest, options.to, { ...(options.replace ? { replace: true } : {}), verify: options.verify });
   const descriptor = { mediaType: OCI_MANIFEST, digest: manifest.digest, size: manifest.size };

@@ -77,7 +77,8 @@ export const push: CliCommand<PushFlags> = {
     }
     io.out(`pushed ${shownPath(io.root, dir)} to ${result.reference}\n`);
     io.out(`  ${result.blobs.length} blobs: ${count("uploaded")} uploaded (${formatBytes(result.bytesSent)}), ${count("exists")} already there, ${count("mounted")} mounted\n`);
-    io.out(`  signed by ${result.verified.key.id}; model.sig and provenance attached as referrers (${result.referrers.map((r) => r.via).join(", ") || "none"})\n`);
+    const via = [...new Set(result.referrers.map((r) => (r.via === "api" ? "Referrers API" : "tag-schema index: the registry has no Referrers API")))].join(", ");
+    io.out(`  signed by ${result.verified.key.id}; ${result.referrers.map((r) => r.file).join(" and ") || "nothing"} attached as referrers${via ? ` (${via})` : ""}\n`);
     io.out(`  pull it with: pnpm pipeline pull ${result.reference}\n`);
     return EXIT.ok;
   },
