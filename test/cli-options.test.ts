@@ -102,7 +102,6 @@ describe("parseCli", () => {
       [["engine", "--jobs", "0"], /--jobs <n>' argument '0' is invalid\. It must be a positive integer/],
       [["download", "m", "--connections", "65"], /--connections <n>' argument '65' is invalid\. It must be an integer from 1 to 64/],
       [["bench", "m", "--max-regression", "150"], /--max-regression <pct>' argument '150' is invalid\. It must be a percentage between 0 and 100/],
-      [["convert"], /^convert needs <model>: a model recipe \(see `models`\)\. See `ai-tools convert --help`\.$/],
       [["verify"], /^verify needs <dir>/],
       [["engine", "extra"], /^engine takes no arguments; got "extra"/],
       [["run", "--prompt", "x"], /^run needs --config <policy\.yaml>/],

@@ -219,7 +219,7 @@ describe("the engine config", () => {
 
 describe("the trust file", () => {
   const cases: { section: string; after: number; indent: number; message: string }[] = [
-    { section: "top level", after: 0, indent: 0, message: "1:1: bogus_key is not a known field (known: keys)" },
+    { section: "top level", after: 0, indent: 0, message: "1:1: bogus_key is not a known field (known: keys, certificateRoots)" },
     {
       section: "a key entry",
       after: 2,

@@ -47,7 +47,7 @@ describe("verify: the trust root from the command line", () => {
   it("--key refuses a private key without showing it, and anything that is not a PEM public key", async () => {
     const privateKey = await ws.cli(["verify", "shipped", "--key", "keys/release.key", "--json"]);
     expect(privateKey.code).toBe(2);
-    expect(privateKey.stderr.trim()).toBe("error [E_TRUST_CONFIG]: --key keys/release.key is a private key; verify takes the public key (keygen wrote it as <prefix>.pub)");
+    expect(privateKey.stderr.trim()).toBe("error [E_TRUST_CONFIG]: --key keys/release.key is a private key; give the public key (keygen wrote it as <prefix>.pub)");
     expect(eventsOf(parseEvents(privateKey.stdout), "verify-result")).toEqual([expect.objectContaining({ ok: false, code: "E_TRUST_CONFIG" })]);
     const secret = readFileSync(join(ws.root, "keys", "release.key"), "utf8").split("\n")[1]!;
     expect(privateKey.stdout + privateKey.stderr).not.toContain(secret);

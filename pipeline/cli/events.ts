@@ -94,6 +94,8 @@ const model = z
       verified: z.boolean(),
       sizeBytes: z.number().optional(),
       unsupported: z.string().optional(),
+      origin: z.enum(["workspace", "built-in"]).describe("the workspace's own recipe (it wins over a built-in one of the same name), or a built-in one"),
+      overrides: z.literal(true).optional(),
     }),
     event("model", "models: a recipe that does not load", { ok: z.literal(false), name: z.string(), error: z.string() }),
   ])

@@ -160,7 +160,7 @@ export function modelOrCheckpoint(command: string, model: string | undefined, fl
     return model;
   }
   if (model !== undefined) throw new UsageError(`${command}: give <model> or --checkpoint/--predictor/--name, not both`);
-  if (given < 3) throw new UsageError(`${command}: --checkpoint, --predictor and --name go together (a checkpoint folder, its predictor folder, and the model's name)`);
+  if (given < 3) throw new UsageError(`${command} of a checkpoint on disk needs all three: --checkpoint <dir> --predictor <dir> --name <model>`);
   return undefined;
 }
 

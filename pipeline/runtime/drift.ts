@@ -55,13 +55,15 @@ export async function detectDrift(
   // Policy: the signed policy.yaml beside the model is the baseline.
   const signedPolicy = dir ? join(dir, "policy.yaml") : null;
   if (signedPolicy && existsSync(signedPolicy)) {
-    const baseline = await loadPolicy(signedPolicy).catch(() => null);
+    // Re-reads for comparison: their notes were given when the policy was prepared.
+    const quiet = { onNote: () => undefined };
+    const baseline = await loadPolicy(signedPolicy, quiet).catch(() => null);
     if (!baseline) rows.push({ subject: "policy", item: "policy.yaml", expected: "a valid policy", actual: "unreadable", status: "drift" });
     else {
       const expected = policyHash(baseline.policy);
       if (expected === rendered.policyHash) rows.push({ subject: "policy", item: "policy hash", expected, actual: rendered.policyHash, status: "ok" });
       else {
-        const current = await loadPolicy(resolvePolicyFile(rendered.file, options.root));
+        const current = await loadPolicy(resolvePolicyFile(rendered.file, options.root), quiet);
         for (const key of changedKeys(withDefaults(baseline.policy), withDefaults(current.policy))) {
           rows.push({ subject: "policy", item: key.path, expected: key.expected, actual: key.actual, status: "drift" });
         }

@@ -30,9 +30,10 @@ export const models: CliCommand<{ json?: boolean }> = {
         continue;
       }
       const notes = [
-        r.verified ? "" : "unverified repo ids",
+        r.verified || r.kind === "local" ? "" : "unverified repo ids",
         r.gated ? "gated: needs HF_TOKEN" : "",
         r.kind === "unsupported" ? "refused: not runnable or convertible on the pinned engine" : r.unsupported ? "cannot be converted by the pinned engine" : "",
+        r.origin === "workspace" ? (r.overrides ? "workspace recipe: overrides the built-in one" : "workspace recipe") : "",
       ]
         .filter(Boolean)
         .join("; ");
