@@ -3,7 +3,7 @@
  * snapshots of declared outputs (size + mtime, plus content digest where a task asks).
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { sha256OfFile } from "../signing/hash.js";
 import { fileIdentity } from "../signing/digest-cache.js";
@@ -96,4 +96,25 @@ export async function checkOutput(path: string, recorded: OutputSnapshot): Promi
   if (info.size === recorded.size && Math.trunc(info.mtimeMs) === recorded.mtimeMs) return null;
   if (recorded.sha256 && info.size === recorded.size && (await sha256File(path)) === recorded.sha256) return null;
   return "modified";
+}
+
+/** Writes every buffer at `position` on, continuing after short writes (at most 512 buffers per writev: IOV_MAX is 1024 on Linux). */
+export async function writeAll(handle: FileHandle, buffers: readonly Buffer[], position: number): Promise<void> {
+  let pending = [...buffers];
+  let offset = position;
+  while (pending.length > 0) {
+    const slice = pending.slice(0, 512);
+    const { bytesWritten } = await handle.writev(slice, offset);
+    offset += bytesWritten;
+    let skip = bytesWritten;
+    const rest: Buffer[] = [];
+    for (const buffer of pending) {
+      if (skip >= buffer.length) skip -= buffer.length;
+      else {
+        rest.push(skip > 0 ? buffer.subarray(skip) : buffer);
+        skip = 0;
+      }
+    }
+    pending = rest;
+  }
 }

@@ -23,7 +23,7 @@ import { mkdir, open, readFile, rename, rm, type FileHandle } from "node:fs/prom
 import { dirname } from "node:path";
 import type { Response } from "got";
 import type pLimit from "p-limit";
-import { atomicWriteFile, removeTemporariesOf } from "../core/files.js";
+import { atomicWriteFile, removeTemporariesOf, writeAll } from "../core/files.js";
 import { PipelineError } from "../core/errors.js";
 import { lockBlob } from "./blob-lock.js";
 import { etagOf, type RepoCache, type TreeFile } from "./cache.js";
@@ -467,25 +467,6 @@ async function writeBody(body: AsyncIterable<Buffer>, handle: FileHandle, start:
 const WRITES_IN_FLIGHT = 16;
 
 /** All of `buffers` at `position`: writev takes at most IOV_MAX buffers and may write short. */
-async function writeAll(handle: FileHandle, buffers: readonly Buffer[], position: number): Promise<void> {
-  let pending = [...buffers];
-  let offset = position;
-  while (pending.length > 0) {
-    const slice = pending.slice(0, 512);
-    const { bytesWritten } = await handle.writev(slice, offset);
-    offset += bytesWritten;
-    let skip = bytesWritten;
-    const rest: Buffer[] = [];
-    for (const buffer of pending) {
-      if (skip >= buffer.length) skip -= buffer.length;
-      else {
-        rest.push(skip > 0 ? buffer.subarray(skip) : buffer);
-        skip = 0;
-      }
-    }
-    pending = rest;
-  }
-}
 
 async function fetchWhole(options: BlobDownloadOptions, url: string, handle: FileHandle, digest: StreamingDigest): Promise<void> {
   let received = 0;

@@ -15,6 +15,7 @@ import { dirname } from "node:path";
 import { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { PipelineError } from "../core/errors.js";
+import { writeAll } from "../core/files.js";
 import { Authorizer, type Access } from "./auth.js";
 import { sha256Sink, type Sha256Sink } from "./hasher.js";
 import { resolveCredentials, type RegistryCredential, type ResolvedCredential } from "./credentials.js";
@@ -567,24 +568,6 @@ function partialWriter(partial: PartialBlob, limit: number | undefined, onWritte
   return { stream, idle: () => inflight.catch(() => undefined) };
 }
 
-async function writeAll(handle: FileHandle, buffers: Buffer[], position: number): Promise<void> {
-  let pending = buffers;
-  let at = position;
-  while (pending.length > 0) {
-    const { bytesWritten } = await handle.writev(pending, at);
-    at += bytesWritten;
-    let skip = bytesWritten;
-    const rest: Buffer[] = [];
-    for (const buffer of pending) {
-      if (skip >= buffer.length) skip -= buffer.length;
-      else {
-        rest.push(skip > 0 ? buffer.subarray(skip) : buffer);
-        skip = 0;
-      }
-    }
-    pending = rest;
-  }
-}
 
 async function discardFile(handle: FileHandle, path: string): Promise<void> {
   await handle.close().catch(() => undefined);

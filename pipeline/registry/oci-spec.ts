@@ -7,8 +7,8 @@
  * reads the old keys).
  */
 
-export const IMAGE_MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json";
-export const IMAGE_INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json";
+// The image-spec's own types are declared once, in types.ts (the transport's vocabulary).
+export { OCI_MANIFEST as IMAGE_MANIFEST_MEDIA_TYPE, OCI_INDEX as IMAGE_INDEX_MEDIA_TYPE } from "./types.js";
 
 export const MODEL_MANIFEST_ARTIFACT_TYPE = "application/vnd.cncf.model.manifest.v1+json";
 export const MODEL_CONFIG_MEDIA_TYPE = "application/vnd.cncf.model.config.v1+json";

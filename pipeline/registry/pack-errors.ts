@@ -7,10 +7,11 @@
  * E_EXTRA_FILE, E_DIGEST_MISMATCH).
  */
 import { PipelineError } from "../core/errors.js";
+import type { RegistryErrorCode } from "./errors.js";
 
 export type PackErrorCode =
-  /** A manifest, layer count, config or path past the documented limits. */
-  | "E_REGISTRY_LIMIT"
+  /** A manifest, layer count, config or path past the documented limits (the transport's code, errors.ts). */
+  | Extract<RegistryErrorCode, "E_REGISTRY_LIMIT">
   /** A layer path or tar member that could write outside its place: `..`, absolute, backslash, control characters, a link or device, a duplicate. */
   | "E_REGISTRY_UNSAFE_PATH"
   /** Not a ModelPack manifest this toolkit can materialise (types, descriptors, annotations). */

@@ -128,34 +128,18 @@ export class OciStore implements TarLayerSink {
    * partial is removed (a resumed partial is retried once from zero first).
    */
   async ingest(digest: string, size: number, fill: BlobFill, options: IngestOptions = {}): Promise<IngestResult> {
-    const final = this.blobPath(digest);
     if (!Number.isSafeInteger(size) || size < 0) throw new PackError("E_REGISTRY_MANIFEST_INVALID", `blob ${digest}: size ${size} is not a byte count`);
-    if (await this.presentWithSize(digest, size)) return { path: final, fetched: false, resumedFrom: 0, bytesWritten: 0 };
-    const release = await acquireRunLock(join(this.stateDir, "locks", `${checkedHex(digest)}.lock`), {
-      ...(options.signal ? { signal: options.signal } : {}),
-      ...(options.onWait ? { onWait: options.onWait } : {}),
-    });
-    try {
-      if (await this.presentWithSize(digest, size)) return { path: final, fetched: false, resumedFrom: 0, bytesWritten: 0 };
-      const partial = this.partialPath(digest);
-      await mkdir(dirname(partial), { recursive: true });
+    return this.underBlobLock(digest, size, options, async (partial) => {
       for (let attempt = 0; ; attempt++) {
         const result = await fillPartial(partial, digest, size, fill, options.signal);
-        if (result.digest === checkedHex(digest)) {
-          await chmod(partial, 0o444);
-          await rename(partial, final);
-          await syncDir(dirname(final));
-          return { path: final, fetched: true, resumedFrom: result.resumedFrom, bytesWritten: result.bytesWritten };
-        }
+        if (result.digest === checkedHex(digest)) return { resumedFrom: result.resumedFrom, bytesWritten: result.bytesWritten };
         await rm(partial, { force: true });
         // Bytes kept from an earlier attempt may be the culprit: one fresh try from zero.
         if (result.resumedFrom === 0 || attempt >= 1) {
           throw new PipelineError("E_DIGEST_MISMATCH", `blob ${digest}: the ${size} bytes received hash to sha256:${result.digest}. Nothing was kept; the registry's copy may be corrupt`);
         }
       }
-    } finally {
-      await release();
-    }
+    });
   }
 
   /**
@@ -165,6 +149,22 @@ export class OciStore implements TarLayerSink {
    * the size is still checked before the blob gets its name.
    */
   async ingestDownload(digest: string, size: number, download: (partialPath: string) => Promise<{ digest: string; size: number; resumedFrom: number }>, options: IngestOptions = {}): Promise<IngestResult> {
+    return this.underBlobLock(digest, size, options, async (partial) => {
+      const got = await download(partial);
+      if (got.digest !== digest || got.size !== size) {
+        await rm(partial, { force: true });
+        throw new PipelineError("E_DIGEST_MISMATCH", `blob ${digest}: received ${got.size} bytes hashing to ${got.digest}, the descriptor says ${size} bytes; nothing was kept`);
+      }
+      return { resumedFrom: got.resumedFrom, bytesWritten: got.size - got.resumedFrom };
+    });
+  }
+
+  /**
+   * The blob at once when present; else, under its lock (16 pulls sharing the store fetch it
+   * once; the others find it present), `produce` fills the partial file with checked bytes,
+   * which then gets the blob's name (read-only, renamed, the folder synced).
+   */
+  private async underBlobLock(digest: string, size: number, options: IngestOptions, produce: (partial: string) => Promise<{ resumedFrom: number; bytesWritten: number }>): Promise<IngestResult> {
     const final = this.blobPath(digest);
     if (await this.presentWithSize(digest, size)) return { path: final, fetched: false, resumedFrom: 0, bytesWritten: 0 };
     const release = await acquireRunLock(join(this.stateDir, "locks", `${checkedHex(digest)}.lock`), {
@@ -175,15 +175,11 @@ export class OciStore implements TarLayerSink {
       if (await this.presentWithSize(digest, size)) return { path: final, fetched: false, resumedFrom: 0, bytesWritten: 0 };
       const partial = this.partialPath(digest);
       await mkdir(dirname(partial), { recursive: true });
-      const got = await download(partial);
-      if (got.digest !== digest || got.size !== size) {
-        await rm(partial, { force: true });
-        throw new PipelineError("E_DIGEST_MISMATCH", `blob ${digest}: received ${got.size} bytes hashing to ${got.digest}, the descriptor says ${size} bytes; nothing was kept`);
-      }
+      const produced = await produce(partial);
       await chmod(partial, 0o444);
       await rename(partial, final);
       await syncDir(dirname(final));
-      return { path: final, fetched: true, resumedFrom: got.resumedFrom, bytesWritten: got.size - got.resumedFrom };
+      return { path: final, fetched: true, ...produced };
     } finally {
       await release();
     }
