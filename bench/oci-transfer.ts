@@ -67,9 +67,17 @@ try {
   const times: Record<string, number[]> = { "push ours": [], "push skopeo": [], "pull ours": [], "pull skopeo": [], "re-push ours": [] };
   for (let run = 0; run < RUNS; run++) {
     const store = join(work, `store-push-${run}`);
-    times["push ours"]!.push(await seconds(() => pushWorkspaceModel({ root: work, dir: model, reference: `oci://${host}/ours-${run}/model:v1`, trustedKeys, env: env(store) })));
-    times["push skopeo"]!.push(await seconds(() => execFileSync("skopeo", ["copy", "--dest-tls-verify=false", `oci:${layout}:v1`, `docker://${host}/skopeo-${run}/model:v1`], { stdio: "ignore" })));
-    times["re-push ours"]!.push(await seconds(() => pushWorkspaceModel({ root: work, dir: model, reference: `oci://${host}/ours-${run}/model:v1`, trustedKeys, env: env(store) })));
+    // Pushes go to a fresh, empty registry each run: skopeo remembers where it saw each blob (its
+    // blob info cache) and would mount them from the seed repository instead of uploading; we
+    // would too (the store's locations), but a fresh store per run already forgets them.
+    const dest = await startRegistry();
+    try {
+      times["push ours"]!.push(await seconds(() => pushWorkspaceModel({ root: work, dir: model, reference: `oci://${dest.host}/ours/model:v1`, trustedKeys, env: env(store) })));
+      times["push skopeo"]!.push(await seconds(() => execFileSync("skopeo", ["copy", "--dest-tls-verify=false", `oci:${layout}:v1`, `docker://${dest.host}/skopeo/model:v1`], { stdio: "ignore" })));
+      times["re-push ours"]!.push(await seconds(() => pushWorkspaceModel({ root: work, dir: model, reference: `oci://${dest.host}/ours/model:v1`, trustedKeys, env: env(store) })));
+    } finally {
+      await dest.close();
+    }
     const pullRoot = join(work, `pull-${run}`);
     times["pull ours"]!.push(await seconds(() => pullWorkspaceModel({ root: pullRoot, reference: `oci://${host}/seed/model:v1`, trustedKeys, env: env(join(pullRoot, "store")) })));
     times["pull skopeo"]!.push(await seconds(() => execFileSync("skopeo", ["copy", "--src-tls-verify=false", `docker://${host}/seed/model:v1`, `oci:${join(work, `skopeo-pull-${run}`)}:v1`], { stdio: "ignore" })));
