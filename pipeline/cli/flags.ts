@@ -122,13 +122,15 @@ export interface TransferFlags {
   connections?: number;
   /** MiB. */
   chunkSize?: number;
+  verifyCache?: boolean;
 }
 
 export function transferFlags(command: Command): Command {
   const group = "Download:";
   return command
     .addOption(new Option("--connections <n>", "range requests in flight per large file (default 4)").argParser(integerIn(1, 64)).helpGroup(group))
-    .addOption(new Option("--chunk-size <MiB>", "size of each range request (default 16)").argParser(integerIn(1, 1024)).helpGroup(group));
+    .addOption(new Option("--chunk-size <MiB>", "size of each range request (default 16)").argParser(integerIn(1, 1024)).helpGroup(group))
+    .addOption(new Option("--verify-cache", "rehash every cached file of the checkpoint (default: the digest cache vouches for unchanged ones)").helpGroup(group));
 }
 
 /** How a checkpoint is converted. */

@@ -62,6 +62,7 @@ export async function openGraph(request: GraphRequest, io: CliIo): Promise<Opene
   const options = {
     ...(flags.connections ? { connectionsPerFile: flags.connections } : {}),
     ...(flags.chunkSize ? { chunkSize: flags.chunkSize * 2 ** 20 } : {}),
+    ...(flags.verifyCache ? { verifyCache: true } : {}),
     ...(flags.python ? { python: flags.python } : {}),
     ...(flags.allowUnsafeOuttype ? { allowUnsafeOuttype: true } : {}),
     ...(flags.key ? { signingKeyFile: flags.key } : {}),
