@@ -5,9 +5,9 @@
  * rates when it finishes by itself. Stop sequences are matched here (llama.cpp's -r only
  * hands control back in interactive mode), and the process is stopped at the first one.
  */
-import { spawn } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import type { RenderedPolicy } from "../pipeline/policy/types.js";
+import { startProcess } from "../pipeline/core/process.js";
 import { commonGenerationArgs } from "./llama-flags.js";
 import { StopScanner } from "./stop-scanner.js";
 import { EngineError, type EngineProbe, type GenerateOptions, type GenerateResult } from "./types.js";
@@ -78,9 +78,9 @@ export const END_OF_TEXT = " [end of text]";
 
 function run(binary: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(binary, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+    const { child, killGroup } = startProcess([binary, ...args], { env });
     let output = "";
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    const timer = setTimeout(() => killGroup("SIGKILL"), timeoutMs);
     child.stdout.on("data", (d) => (output += d));
     child.stderr.on("data", (d) => (output += d));
     child.on("error", (error) => resolve({ code: null, output: String(error) }));
@@ -128,14 +128,7 @@ export async function generateCli(binary: string, modelPath: string, prompt: str
   const argv = llamaCliArgv(binary, modelPath, prompt, policy, await acceptedFlags(binary, request.env));
   const started = performance.now();
   // Its own process group, so a stop reaches anything it started too.
-  const child = spawn(argv[0]!, argv.slice(1), { env: request.env, stdio: ["ignore", "pipe", "pipe"], detached: true });
-  const killGroup = (signal: NodeJS.Signals) => {
-    try {
-      process.kill(-child.pid!, signal);
-    } catch {
-      // Already gone.
-    }
-  };
+  const { child, killGroup } = startProcess(argv, { env: request.env });
   let stopped: "aborted" | "stop sequence" | null = null;
   const stop = (why: "aborted" | "stop sequence") => {
     stopped ??= why;

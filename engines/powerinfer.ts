@@ -5,7 +5,6 @@
  * step's parser). `main` echoes the prompt before generating and may split a UTF-8
  * character across writes: the echo is cut off by bytes, the rest decoded as a stream.
  */
-import { spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -16,6 +15,7 @@ import type { RenderedPolicy } from "../pipeline/policy/types.js";
 import { commonGenerationArgs } from "./llama-flags.js";
 import { CUDA_LIBRARY } from "../pipeline/nvidia.js";
 import { atomicWriteFile } from "../pipeline/core/files.js";
+import { startProcess } from "../pipeline/core/process.js";
 import { defaultDigestCacheDir } from "../pipeline/signing/digest-cache.js";
 import { EngineError, type Engine, type EngineProbe, type GenerateOptions, type GenerateResult } from "./types.js";
 
@@ -115,7 +115,7 @@ export async function acceptedFlags(binary: string, env: NodeJS.ProcessEnv): Pro
     return flags;
   }
   const help = await new Promise<string>((resolve) => {
-    const child = spawn(binary, ["--help"], { env, stdio: ["ignore", "pipe", "pipe"] });
+    const { child } = startProcess([binary, "--help"], { env });
     let text = "";
     child.stdout.on("data", (d) => (text += d));
     child.stderr.on("data", (d) => (text += d));
@@ -251,14 +251,7 @@ async function runMain(argv: string[], prompt: string, options: GenerateOptions 
       ? setInterval(() => void gpuMemoryUsed(nvidiaSmi, options.env).then((used) => used !== null && (gpuPeak = Math.max(gpuPeak ?? 0, used - gpuBefore))), 500)
       : undefined;
   const started = performance.now();
-  const child = spawn(command[0]!, command.slice(1), { env: options.env, stdio: ["ignore", "pipe", "pipe"], detached: true });
-  const killGroup = (signal: NodeJS.Signals) => {
-    try {
-      process.kill(-child.pid!, signal);
-    } catch {
-      // Already gone.
-    }
-  };
+  const { child, killGroup } = startProcess(command, { env: options.env });
   let stopped: "aborted" | "timeout" | null = null;
   const onAbort = () => {
     stopped = "aborted";

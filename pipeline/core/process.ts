@@ -158,6 +158,49 @@ export function formatArgv(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   return redact(argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(" "), env);
 }
 
+/** A child started by startProcess: its streams, and a kill that reaches its whole group. */
+export interface StartedProcess {
+  child: ChildProcess & { stdout: NodeJS.ReadableStream; stderr: NodeJS.ReadableStream };
+  /** Signals the child's process group (nothing when it is already gone). */
+  killGroup(signal: NodeJS.Signals): void;
+  /** Resolves when the child has exited and its streams are closed. */
+  closed: Promise<void>;
+}
+
+/**
+ * A child whose output the caller reads as it comes (an engine streaming tokens, a `--help`
+ * read for its flags) or that the caller feeds on stdin (a lock holder): started like
+ * runCommand's, in its own process group, known to the exit hook and to the step's group
+ * tracker, so a crash or a killed step never leaves it running. runCommand is for commands
+ * that run to completion; this is for the ones the caller drives.
+ */
+export function startProcess(argv: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; stdin?: "pipe" | "ignore" } = {}): StartedProcess {
+  const [program, ...args] = argv;
+  if (!program) throw new Error("startProcess: empty argv");
+  installExitHook();
+  const child = spawn(program, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: [options.stdin ?? "ignore", "pipe", "pipe"], detached: true });
+  const tracker = trackers.getStore();
+  const pid = child.pid;
+  if (pid !== undefined) {
+    liveGroups.add(pid);
+    tracker?.started(pid);
+  }
+  const closed = new Promise<void>((resolve) =>
+    child.once("close", () => {
+      if (pid !== undefined) {
+        liveGroups.delete(pid);
+        tracker?.ended(pid);
+      }
+      resolve();
+    }),
+  );
+  return {
+    child: child as StartedProcess["child"],
+    killGroup: (signal) => pid !== undefined && killGroup(pid, signal),
+    closed,
+  };
+}
+
 export async function runCommand(argv: readonly string[], options: RunCommandOptions = {}): Promise<CommandResult> {
   const [program, ...args] = argv;
   if (!program) throw new Error("runCommand: empty argv");

@@ -14,7 +14,7 @@
  * Where flock(1) is missing (macOS), the lock falls back to ai-tools' own run lock on a
  * sibling file: our processes still exclude each other, Python's do not see it.
  */
-import { spawn } from "node:child_process";
+import { startProcess } from "../core/process.js";
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import { AbortedError, PipelineError } from "../core/errors.js";
@@ -38,12 +38,11 @@ export async function lockBlob(path: string, options: { signal?: AbortSignal } =
 /** Holds flock(2) on `path` through flock(1); null when flock(1) is not installed. */
 function flock(path: string, signal: AbortSignal | undefined): Promise<BlobLockRelease | null> {
   return new Promise((resolve, reject) => {
-    const child = spawn("flock", ["--exclusive", path, "sh", "-c", "echo && exec cat >/dev/null"], { stdio: ["pipe", "pipe", "pipe"] });
+    const { child, killGroup, closed: exited } = startProcess(["flock", "--exclusive", path, "sh", "-c", "echo && exec cat >/dev/null"], { stdin: "pipe" });
     let stderr = "";
     let held = false;
-    const exited = new Promise<void>((done) => child.once("close", () => done()));
     const onAbort = () => {
-      child.kill("SIGTERM");
+      killGroup("SIGTERM");
       reject(new AbortedError());
     };
     signal?.addEventListener("abort", onAbort, { once: true });
@@ -52,7 +51,7 @@ function flock(path: string, signal: AbortSignal | undefined): Promise<BlobLockR
       held = true;
       signal?.removeEventListener("abort", onAbort);
       resolve(async () => {
-        child.stdin.end();
+        child.stdin!.end();
         await exited;
       });
     });
