@@ -5,7 +5,7 @@
  * and no credential anywhere in the output.
  */
 import { generateKeyPairSync } from "node:crypto";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeSignedModel, MODEL_ID } from "./helpers/signed-model.js";
@@ -62,8 +62,6 @@ describe("push and pull from the command line", () => {
     expect(tag.code).toBe(2);
     const [event] = parseEvents(tag.stdout);
     expect(event).toMatchObject({ event: "error", code: "E_REGISTRY_REFERENCE" });
-    const insecure = await ws.cli(["pull", "oci://registry.example.com:5000/x/y:v1", "--key", pubFile], { ...env(), AI_TOOLS_REGISTRY_CA: "" });
-    expect(insecure.stderr).not.toContain("E_INTERNAL");
   });
 
   it("a model signed by another key is refused (exit 1) and nothing is left under the target", async () => {
@@ -92,6 +90,5 @@ describe("push and pull from the command line", () => {
       expect(out).not.toContain("not-the-password");
       expect(out).not.toContain(Buffer.from("ci:s3cret-pass").toString("base64"));
     }
-    mkdirSync(join(ws.root, "x"), { recursive: true });
   });
 });
