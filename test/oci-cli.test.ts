@@ -5,10 +5,11 @@
  * and no credential anywhere in the output.
  */
 import { generateKeyPairSync } from "node:crypto";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeSignedModel, MODEL_ID } from "./helpers/signed-model.js";
+import { makeSignedModel, MODEL_ID, writeModelFiles } from "./helpers/signed-model.js";
+import { signWithCertificate, TestCa } from "./helpers/certificates.js";
 import { startRegistry, type TestRegistry } from "./helpers/registry.js";
 import { makeWorkspace, type TestWorkspace } from "./helpers/workspace.js";
 import { parseEvents } from "./helpers/events.js";
@@ -90,5 +91,32 @@ describe("push and pull from the command line", () => {
       expect(out).not.toContain("not-the-password");
       expect(out).not.toContain(Buffer.from("ci:s3cret-pass").toString("base64"));
     }
+  });
+
+  it("a certificate-signed model travels on the trust file's roots: pinned signers pull, others are refused before any weight moves", async () => {
+    const ca = new TestCa(ws.root);
+    const dir = join(ws.root, "models", "powerinfer", "cert-tiny");
+    mkdirSync(dir, { recursive: true });
+    writeModelFiles(dir);
+    await signWithCertificate(dir, ca.issue("/CN=release-signer/O=Acme", ["keyUsage=critical,digitalSignature", "extendedKeyUsage=codeSigning"]));
+    const ref = `oci://${registry.host}/cli/cert-tiny:v1`;
+    const caFile = join(ws.root, "acme-ca.pem");
+    writeFileSync(caFile, ca.pem);
+    const pushed = await ws.cli(["push", "cert-tiny", ref, "--certificate-root", caFile], env());
+    expect(pushed.code, pushed.stderr).toBe(0);
+
+    const pinned = ca.trustFile(join(ws.root, "release-trust.yaml"), "acme-release-ca", ["CN=release-signer, O=Acme"]);
+    const pulled = await ws.cli(["pull", ref, "--trusted-keys", pinned, "--to", "cert/ok", "--json"], { ...env(), AI_TOOLS_OCI_STORE: join(ws.root, "cert-store-ok") });
+    expect(pulled.code, pulled.stderr).toBe(0);
+    expect(existsSync(join(ws.root, "cert", "ok", "model.sig"))).toBe(true);
+
+    const other = ca.trustFile(join(ws.root, "other-trust.yaml"), "acme-release-ca", ["CN=someone-else, O=Acme"]);
+    const store = join(ws.root, "cert-store-refused");
+    const refused = await ws.cli(["pull", ref, "--trusted-keys", other, "--to", "cert/refused"], { ...env(), AI_TOOLS_OCI_STORE: store });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/E_POLICY.*"CN=release-signer, O=Acme" is not among the subjects root "acme-release-ca" may vouch for/);
+    expect(existsSync(join(ws.root, "cert", "refused"))).toBe(false);
+    // Only model.sig came down (and the manifest): no weight was fetched for an unpinned signer.
+    expect(readdirSync(join(store, "blobs", "sha256")).length).toBeLessThanOrEqual(2);
   });
 });

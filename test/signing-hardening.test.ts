@@ -5,7 +5,7 @@
  * killed signer, and I/O errors that must be typed, without stack traces.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { createHash, createPrivateKey, generateKeyPairSync, type KeyObject } from "node:crypto";
+import { createHash, generateKeyPairSync, type KeyObject } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,6 +17,7 @@ import { loadTrustStore, parseTrustedKeys, TRUSTED_KEY_FIELDS, TRUSTED_ROOT_FIEL
 import { workspaceTrustStore } from "../pipeline/signing/trust-store.js";
 import { verifyModel } from "../pipeline/signing/verify.js";
 import { makeWorkspace, PROJECT_ROOT, type TestWorkspace } from "./helpers/workspace.js";
+import { TestCa, signWithCertificate as signCertificateModel, type TestLeaf } from "./helpers/certificates.js";
 
 const ESC_NAME = "\x1b[2K\x1b[1Gverified: all OK";
 
@@ -99,47 +100,13 @@ describe("terminal control characters in file names", () => {
   });
 });
 
-/** A CA, and leaves it issues with the given extensions, made by openssl(1). */
-class TestCa {
-  readonly dir = mkdtempSync(join(root, "ca-"));
-  readonly pem: string;
-  private leaves = 0;
-
-  constructor(subject = "/CN=test-root/O=Acme") {
-    this.openssl(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key"]);
-    this.openssl(["req", "-x509", "-new", "-key", "ca.key", "-subj", subject, "-days", "30", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign", "-out", "ca.pem"]);
-    this.pem = readFileSync(join(this.dir, "ca.pem"), "utf8");
-  }
-
-  /** A leaf with `extensions` (openssl extfile lines), and its private key. */
-  issue(subject: string, extensions: string[]): { certificate: Buffer; privateKey: KeyObject } {
-    const name = `leaf-${++this.leaves}`;
-    this.openssl(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", `${name}.key`]);
-    this.openssl(["req", "-new", "-key", `${name}.key`, "-subj", subject, "-out", `${name}.csr`]);
-    writeFileSync(join(this.dir, `${name}.ext`), extensions.join("\n") + "\n");
-    this.openssl(["x509", "-req", "-in", `${name}.csr`, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "7", "-extfile", `${name}.ext`, "-outform", "DER", "-out", `${name}.der`]);
-    return { certificate: readFileSync(join(this.dir, `${name}.der`)), privateKey: createPrivateKey(readFileSync(join(this.dir, `${name}.key`))) };
-  }
-
-  private openssl(args: string[]): void {
-    execFileSync("openssl", args, { cwd: this.dir, stdio: "ignore" });
-  }
-}
-
-/** A model signed with the certificate method: the leaf's key signs, model.sig carries the chain. */
-async function signWithCertificate(leaf: { certificate: Buffer; privateKey: KeyObject }): Promise<string> {
-  const dir = newModel();
-  await signModelDirectory(dir, { privateKey: leaf.privateKey });
-  const bundle = JSON.parse(readFileSync(join(dir, "model.sig"), "utf8")) as { verificationMaterial: unknown };
-  bundle.verificationMaterial = { x509CertificateChain: { certificates: [{ rawBytes: leaf.certificate.toString("base64") }] }, tlogEntries: [] };
-  writeFileSync(join(dir, "model.sig"), JSON.stringify(bundle, null, 2));
-  return dir;
-}
+/** A model signed with the certificate method (test/helpers/certificates.ts). */
+const signWithCertificate = (leaf: TestLeaf): Promise<string> => signCertificateModel(newModel(), leaf);
 
 describe("certificate method: what the leaf is for, and who it is", () => {
   let ca: TestCa;
   beforeAll(() => {
-    ca = new TestCa();
+    ca = new TestCa(root);
   });
   const SANS = "subjectAltName=email:release@acme.example,URI:https://github.com/acme/models/.github/workflows/release.yml@refs/heads/main";
 

@@ -260,13 +260,15 @@ export function prepareOptionsOf(flags: PolicyFlags, root: string, env: NodeJS.P
 export interface TrustFlags {
   key?: string;
   trustedKeys?: string;
+  certificateRoot?: string[];
 }
 
 export function trustFlags(command: Command, what: string): Command {
   const group = "Trust:";
   return command
     .addOption(new Option("--key <public.pem>", `trust only this public key (PEM); ${what}`).conflicts("trustedKeys").helpGroup(group))
-    .addOption(new Option("--trusted-keys <file>", "the trust store: YAML (format: configs/trusted-keys.yaml) or one PEM public key (default: configs/trusted-keys.yaml plus this machine's development key)").helpGroup(group));
+    .addOption(new Option("--trusted-keys <file>", "the trust store: YAML (format: configs/trusted-keys.yaml) or one PEM public key (default: configs/trusted-keys.yaml plus this machine's development key)").helpGroup(group))
+    .addOption(new Option("--certificate-root <pem>", "a root certificate for certificate-signed models (repeatable; the trust file's certificateRoots count too)").argParser(collect).helpGroup(group));
 }
 
 /** How a registry is reached (push, pull). Credentials come from the environment and auth files, never flags. */

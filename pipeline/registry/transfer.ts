@@ -10,6 +10,7 @@ import { readFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { atomicWriteFile } from "../core/files.js";
 import { parseBundle, verifyBundleSignature } from "../signing/bundle.js";
+import type { CertificateRoot } from "../signing/certificates.js";
 import type { TrustedKey } from "../signing/trust.js";
 import { verifyModel, type VerifyResult } from "../signing/verify.js";
 import { DigestCache } from "../signing/digest-cache.js";
@@ -44,17 +45,27 @@ export async function registryClient(reference: RegistryReference, access: Regis
   });
 }
 
+/** Who may have signed a model: the trusted keys, and the certificate roots (with their pinned signer identities) of the trust file or flags. */
+export interface ModelTrust {
+  trustedKeys: readonly TrustedKey[];
+  certificateRoots?: readonly CertificateRoot[];
+}
+
+/** The trust as the signing library's options take it. */
+function trustOptions(trust: ModelTrust): { trustedKeys: TrustedKey[]; certificateRoots?: readonly CertificateRoot[] } {
+  return { trustedKeys: [...trust.trustedKeys], ...(trust.certificateRoots && trust.certificateRoots.length > 0 ? { certificateRoots: trust.certificateRoots } : {}) };
+}
+
 export async function openStore(env: NodeJS.ProcessEnv): Promise<OciStore> {
   return OciStore.open(defaultStoreDir(env));
 }
 
-export interface WorkspacePushOptions extends RegistryAccess {
+export interface WorkspacePushOptions extends RegistryAccess, ModelTrust {
   root: string;
   /** The signed model directory. */
   dir: string;
   reference: string;
-  /** Verified first (signature, trusted key, every file), so nothing broken is published. */
-  trustedKeys: readonly TrustedKey[];
+  // The directory is verified first against the trust (signature, key or root, every file), so nothing broken is published.
   mountFrom?: readonly string[];
   concurrency?: number;
   chunkSize?: number;
@@ -65,7 +76,7 @@ export async function pushWorkspaceModel(options: WorkspacePushOptions): Promise
   const reference = parseReference(options.reference);
   // The digest cache keeps a re-push of an unchanged model from reading its weights again.
   const cache = await DigestCache.open();
-  const verified = await verifyModel(options.dir, { trustedKeys: options.trustedKeys, digestCache: cache, ...(options.signal ? { signal: options.signal } : {}) });
+  const verified = await verifyModel(options.dir, { ...trustOptions(options), digestCache: cache, ...(options.signal ? { signal: options.signal } : {}) });
   const store = await openStore(options.env);
   const client = await registryClient(reference, options);
   try {
@@ -88,14 +99,13 @@ export async function pushWorkspaceModel(options: WorkspacePushOptions): Promise
   }
 }
 
-export interface WorkspacePullOptions extends RegistryAccess {
+export interface WorkspacePullOptions extends RegistryAccess, ModelTrust {
   root: string;
   reference: string;
   /** Default: models/powerinfer/<last path component of the repository>. */
   to?: string;
   requireDigest?: boolean;
   replace?: boolean;
-  trustedKeys: readonly TrustedKey[];
   concurrency?: number;
   onProgress?: (event: PullProgress) => void;
 }
@@ -120,10 +130,10 @@ export async function pullWorkspaceModel(options: WorkspacePullOptions): Promise
       ...(options.requireDigest ? { requireDigest: true } : {}),
       ...(options.replace ? { replace: true } : {}),
       checkSignature: (bytes, label) => {
-        verifyBundleSignature(parseBundle(bytes, label), { trustedKeys: [...options.trustedKeys], now: new Date() });
+        verifyBundleSignature(parseBundle(bytes, label), { ...trustOptions(options), now: new Date() });
       },
       verify: async (dir) => {
-        verified = await verifyModel(dir, { trustedKeys: options.trustedKeys, ...(options.signal ? { signal: options.signal } : {}) });
+        verified = await verifyModel(dir, { ...trustOptions(options), ...(options.signal ? { signal: options.signal } : {}) });
       },
       locations: FileBlobLocations.inStore(store.dir),
       ...(options.concurrency ? { concurrency: options.concurrency } : {}),

@@ -117,9 +117,9 @@ async function localModelFromRegistry(reference: string, options: PrepareOptions
   const [{ pullWorkspaceModel, readPullRecord }, { workspaceTrustStore }] = await Promise.all([import("../registry/transfer.js"), import("../signing/trust-store.js")]);
   const known = await readPullRecord(options.root, reference);
   if (known) return known;
-  const { keys, notes } = await workspaceTrustStore(options.root, options.trustedKeys);
+  const { keys, certificateRoots, notes } = await workspaceTrustStore(options.root, options.trustedKeys);
   for (const note of notes) options.onNote?.(note);
-  const pulled = await pullWorkspaceModel({ root: options.root, reference, env: options.env, trustedKeys: keys });
+  const pulled = await pullWorkspaceModel({ root: options.root, reference, env: options.env, trustedKeys: keys, certificateRoots });
   options.onNote?.(`pulled ${pulled.reference} into ${pulled.dir} (${pulled.bytesFetched} bytes fetched, signature verified)`);
   return { reference, digest: pulled.digest, dir: pulled.dir, pulledAt: new Date().toISOString() };
 }

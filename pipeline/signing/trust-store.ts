@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { PipelineError } from "../core/errors.js";
+import type { CertificateRoot } from "./certificates.js";
 import { keyHint, parsePublicKeyPem } from "./keys.js";
 import { loadTrustStore, parseTrustedKeys, type TrustedKey, type TrustedRoot } from "./trust.js";
 
@@ -16,7 +17,12 @@ export const DEVELOPMENT_PUBLIC_KEY = join("build", "keys", "development.pub");
  * certificate-method ones: the CLI passes both to verifyModel, the roots ahead of any given
  * with --certificate-root.
  */
-export async function workspaceTrustStore(root: string, file?: string): Promise<{ keys: TrustedKey[]; certificateRoots: TrustedRoot[]; notes: string[] }> {
+export async function workspaceTrustStore(
+  root: string,
+  file?: string,
+  /** Roots come from elsewhere (--certificate-root): a workspace with no keys is then no error. */
+  options: { rootsGiven?: boolean } = {},
+): Promise<{ keys: TrustedKey[]; certificateRoots: TrustedRoot[]; notes: string[] }> {
   if (file) return { ...(await loadTrustStore(file)), notes: [] };
   const notes: string[] = [];
   const configured = join(root, TRUSTED_KEYS_FILE);
@@ -33,7 +39,7 @@ export async function workspaceTrustStore(root: string, file?: string): Promise<
       notes.push(`also trusting this machine's development key ${DEVELOPMENT_PUBLIC_KEY} (no --trusted-keys given)`);
     }
   }
-  if (keys.length === 0 && store.certificateRoots.length === 0) {
+  if (keys.length === 0 && store.certificateRoots.length === 0 && !options.rootsGiven) {
     throw new PipelineError("E_TRUST_CONFIG", `no trusted keys: ${existsSync(configured) ? `${configured} lists none` : `${configured} does not exist`} and there is no development key`, {
       details: ["Pass --trusted-keys <file> with the publisher's public key (format: configs/trusted-keys.yaml)."],
     });
@@ -46,10 +52,27 @@ export async function workspaceTrustStore(root: string, file?: string): Promise<
  * key is the trust root), a --trusted-keys file (a PEM public key, or YAML/JSON with several
  * keys and their validity), else the workspace's trust file plus the development key.
  */
-export async function trustFromFlags(flags: { key?: string; trustedKeys?: string }, root: string): Promise<{ keys: TrustedKey[]; certificateRoots: TrustedRoot[]; notes: string[] }> {
+export async function trustFromFlags(
+  flags: { key?: string; trustedKeys?: string; certificateRoot?: readonly string[] },
+  root: string,
+): Promise<{ keys: TrustedKey[]; certificateRoots: CertificateRoot[]; notes: string[] }> {
+  const trust = await keysFromFlags(flags, root, (flags.certificateRoot ?? []).length > 0);
+  // --certificate-root files (PEM) join the trust file's roots; a root named on the command line pins no identity.
+  const { readFile } = await import("node:fs/promises");
+  const named = await Promise.all(
+    (flags.certificateRoot ?? []).map((file) =>
+      readFile(file, "utf8").catch((error: NodeJS.ErrnoException) => {
+        throw new PipelineError("E_TRUST_CONFIG", `cannot read --certificate-root ${file}: ${error.code ?? error.message}; give a PEM root certificate`);
+      }),
+    ),
+  );
+  return { ...trust, certificateRoots: [...trust.certificateRoots, ...named] };
+}
+
+async function keysFromFlags(flags: { key?: string; trustedKeys?: string }, root: string, rootsGiven: boolean): Promise<{ keys: TrustedKey[]; certificateRoots: TrustedRoot[]; notes: string[] }> {
   const [{ readFile }, { basename }] = await Promise.all([import("node:fs/promises"), import("node:path")]);
   const file = flags.key ?? flags.trustedKeys;
-  if (file === undefined) return workspaceTrustStore(root);
+  if (file === undefined) return workspaceTrustStore(root, undefined, { rootsGiven });
   const flag = flags.key !== undefined ? "--key" : "--trusted-keys";
   const text = await readFile(file, "utf8").catch((error: NodeJS.ErrnoException) => {
     throw new PipelineError("E_TRUST_CONFIG", `cannot read ${flag} ${file}: ${error.code ?? error.message}`);

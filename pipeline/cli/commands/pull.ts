@@ -8,7 +8,6 @@ import type { CliCommand } from "../command.js";
 import { EXIT } from "../exit.js";
 import { registryFlags, trustFlags, type RegistryFlags, type TrustFlags } from "../flags.js";
 import { formatBytes, printEvent, shownPath } from "../output.js";
-import { progressLine } from "../progress.js";
 
 interface PullFlags extends RegistryFlags, TrustFlags {
   to?: string;
@@ -32,23 +31,16 @@ export const pull: CliCommand<PullFlags> = {
     return command;
   },
   async run({ args: [reference], options }, io) {
-    const [{ pullWorkspaceModel }, { trustFromFlags }] = await Promise.all([import("../../registry/transfer.js"), import("../../signing/trust-store.js")]);
-    // A bad reference is the cheapest mistake to report: before any file or key is read.
-    (await import("../../registry/reference.js")).parseReference(reference!);
-    const { keys, notes } = await trustFromFlags(options, io.root);
-    if (!options.json) for (const note of notes) io.err(`note: ${note}`);
-    const progress = options.json ? undefined : progressLine(io, "pull");
+    const [{ pullWorkspaceModel }, { prepareTransfer }] = await Promise.all([import("../../registry/transfer.js"), import("../registry-transfer.js")]);
+    const { trust, access, progress } = await prepareTransfer("pull", reference!, options, io);
     const result = await pullWorkspaceModel({
       root: io.root,
       reference: reference!,
-      trustedKeys: keys,
-      env: io.env,
+      ...trust,
+      ...access,
       ...(options.to ? { to: options.to } : {}),
       ...(options.requireDigest ? { requireDigest: true } : {}),
       ...(options.replace ? { replace: true } : {}),
-      ...(options.insecure ? { insecure: true } : {}),
-      ...(options.registryCa ? { caFile: options.registryCa } : {}),
-      ...(options.concurrency ? { concurrency: options.concurrency } : {}),
       ...(progress ? { onProgress: progress.pull } : {}),
     }).finally(() => progress?.done());
     const fetched = result.blobs.filter((b) => b.fetched);

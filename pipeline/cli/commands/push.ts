@@ -9,7 +9,6 @@ import { EXIT } from "../exit.js";
 import { Option } from "commander";
 import { collect, integerIn, registryFlags, trustFlags, type RegistryFlags, type TrustFlags } from "../flags.js";
 import { formatBytes, printEvent, shownPath } from "../output.js";
-import { progressLine } from "../progress.js";
 
 interface PushFlags extends RegistryFlags, TrustFlags {
   mountFrom?: string[];
@@ -33,30 +32,23 @@ export const push: CliCommand<PushFlags> = {
     return command;
   },
   async run({ args: [model, reference], options }, io) {
-    const [{ existsSync, statSync }, { join, resolve }, { pushWorkspaceModel }, { trustFromFlags }] = await Promise.all([
+    const [{ existsSync, statSync }, { join, resolve }, { pushWorkspaceModel }, { prepareTransfer }] = await Promise.all([
       import("node:fs"),
       import("node:path"),
       import("../../registry/transfer.js"),
-      import("../../signing/trust-store.js"),
+      import("../registry-transfer.js"),
     ]);
     const { UsageError } = await import("../../core/errors.js");
     const named = join(io.root, "models", "powerinfer", model!);
     const dir = existsSync(model!) && statSync(model!).isDirectory() ? resolve(model!) : named;
     if (!existsSync(dir)) throw new UsageError(`push: ${model} is neither a directory nor a converted model (no ${shownPath(io.root, named)}); convert it first: pnpm pipeline convert ${model}`);
-    // A bad reference is the cheapest mistake to report: before any file or key is read.
-    (await import("../../registry/reference.js")).parseReference(reference!);
-    const { keys, notes } = await trustFromFlags(options, io.root);
-    if (!options.json) for (const note of notes) io.err(`note: ${note}`);
-    const progress = options.json ? undefined : progressLine(io, "push");
+    const { trust, access, progress } = await prepareTransfer("push", reference!, options, io);
     const result = await pushWorkspaceModel({
       root: io.root,
       dir,
       reference: reference!,
-      trustedKeys: keys,
-      env: io.env,
-      ...(options.insecure ? { insecure: true } : {}),
-      ...(options.registryCa ? { caFile: options.registryCa } : {}),
-      ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+      ...trust,
+      ...access,
       ...(options.chunkSize ? { chunkSize: options.chunkSize * 2 ** 20 } : {}),
       ...(options.mountFrom ? { mountFrom: options.mountFrom } : {}),
       ...(progress ? { onProgress: progress.push } : {}),

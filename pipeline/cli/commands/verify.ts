@@ -72,12 +72,11 @@ export const verify: CliCommand<VerifyFlags> = {
 };
 
 async function verifyDirectory(dir: string, options: VerifyFlags, io: CliIo): Promise<number> {
-  const [{ readFileSync }, { verifyModel }] = await Promise.all([import("node:fs"), import("../../signing/verify.js")]);
+  const { verifyModel } = await import("../../signing/verify.js");
   const { trustFromFlags } = await import("../../signing/trust-store.js");
-  const { keys, certificateRoots, notes } = await trustFromFlags(options, io.root);
-  if (!options.json) for (const note of notes) io.err(`note: ${note}`);
   // The trust file's roots (with their pinned identities) and the ones named on the command line.
-  const roots = [...certificateRoots, ...(options.certificateRoot ?? []).map((file) => readFileSync(file, "utf8"))];
+  const { keys, certificateRoots: roots, notes } = await trustFromFlags(options, io.root);
+  if (!options.json) for (const note of notes) io.err(`note: ${note}`);
   const provenance = options.provenance === false ? "skip" : options.requireProvenance ? "require" : "auto";
   const result = await verifyModel(dir, {
     trustedKeys: keys,
