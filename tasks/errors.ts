@@ -1,8 +1,8 @@
 /**
- * The codes only the steps throw: the engine checkout (upstream.ts), the GPU backend of a
- * build (build.ts), the converter's output (convert, fetch-gguf, generate, quantize) and the
- * GPU split solver (gpu-split.ts). Codes a lower floor throws too live there (a missing
- * output is core's E_BUILD_OUTPUT; an unsuitable Python, pipeline/python.ts's).
+ * The codes only the steps throw: the engine checkout (upstream.ts), the converter's output
+ * (convert, fetch-gguf, generate, quantize) and the GPU split solver (gpu-split.ts). Codes a
+ * lower floor throws too live there (a missing output is core's E_BUILD_OUTPUT; a CPU-only
+ * GPU build, pipeline/engine-build's E_BUILD_BACKEND; an unsuitable Python, pipeline/python.ts's).
  */
 export const TASK_ERROR_CODES = [
   // external/powerinfer has local changes.
@@ -10,8 +10,6 @@ export const TASK_ERROR_CODES = [
   // The config pin and the submodule gitlink disagree.
   "E_UPSTREAM_PIN_MISMATCH",
   "E_UPSTREAM_FETCH",
-  // A GPU build came out as a CPU build, or the toolkit is missing.
-  "E_BUILD_BACKEND",
   "E_CONVERT_OUTPUT",
   // f32/q8_0 sparse models give NaN on CPU.
   "E_UNSAFE_OUTTYPE",

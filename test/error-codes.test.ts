@@ -8,10 +8,11 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ENGINE_ERROR_CODES } from "../engines/errors.js";
-import { BENCH_ERROR_CODES } from "../pipeline/bench/errors.js";
+import { BENCH_ERROR_CODES } from "../pipeline/model-bench/errors.js";
 import { ERROR_TABLE, type ErrorRow } from "../pipeline/cli/error-table.js";
 import { EXIT, exitForErrorCode } from "../pipeline/cli/exit.js";
 import { MODEL_ERROR_CODES } from "../pipeline/config/errors.js";
+import { ENGINE_BUILD_ERROR_CODES } from "../pipeline/engine-build/errors.js";
 import { CORE_ERROR_CODES, PipelineError, type DeclaredCode, type ErrorCode } from "../pipeline/core/errors.js";
 import { GGUF_ERROR_CODES } from "../pipeline/gguf/errors.js";
 import { HUB_ERROR_CODES } from "../pipeline/hub/errors.js";
@@ -34,7 +35,8 @@ const DOMAIN_LISTS: Record<string, readonly string[]> = {
   "pipeline/registry/errors.ts": REGISTRY_ERROR_CODES,
   "pipeline/registry/pack-errors.ts": PACK_ERROR_CODES,
   "pipeline/config/errors.ts": MODEL_ERROR_CODES,
-  "pipeline/bench/errors.ts": BENCH_ERROR_CODES,
+  "pipeline/model-bench/errors.ts": BENCH_ERROR_CODES,
+  "pipeline/engine-build/errors.ts": ENGINE_BUILD_ERROR_CODES,
   "pipeline/python.ts": PYTHON_ERROR_CODES,
   "engines/errors.ts": ENGINE_ERROR_CODES,
   "tasks/errors.ts": TASK_ERROR_CODES,

@@ -7,11 +7,11 @@ import { readFile, stat } from "node:fs/promises";
 import { relative, isAbsolute } from "node:path";
 import { Lexer, LineCounter, parseDocument, isMap, isScalar, visit, type Document, type Node } from "yaml";
 import type { z } from "zod";
-import { PipelineError, type DeclaredCode } from "../core/errors.js";
+import { PipelineError } from "../core/errors.js";
 import { aliasesUsed } from "../policy/aliases.js";
 
 /** Core's configuration codes, the ones a YAML file can fail with. */
-export type ConfigErrorCode = DeclaredCode<"E_CONFIG_MISSING" | "E_CONFIG_SYNTAX" | "E_CONFIG_INVALID">;
+export type ConfigErrorCode = import("../core/errors.js").DeclaredCode<"E_CONFIG_MISSING" | "E_CONFIG_SYNTAX" | "E_CONFIG_INVALID">;
 
 export interface ConfigProblem {
   file: string;

@@ -9,8 +9,8 @@ import { redact } from "./redact.js";
  * Core's own codes, the ground floor's: input and configuration, child processes, the task
  * graph and its locks, file I/O, and the catch-all for a bug. Each domain declares its codes
  * the same way, next to what throws them (hub/errors.ts, gguf/errors.ts, signing/errors.ts,
- * registry/errors.ts and pack-errors.ts, config/errors.ts, bench/errors.ts, python.ts,
- * engines/errors.ts, tasks/errors.ts); pipeline/cli/error-table.ts maps every code to its
+ * registry/errors.ts and pack-errors.ts, config/errors.ts, model-bench/errors.ts,
+ * engine-build/errors.ts, python.ts, engines/errors.ts, tasks/errors.ts); pipeline/cli/error-table.ts maps every code to its
  * exit status and README row.
  */
 export const CORE_ERROR_CODES = [
