@@ -2,7 +2,6 @@
  * The engine interface every backend implements, and the registry's view of it. A
  * backend turns a prompt and a rendered policy into streamed text and metrics.
  */
-import { PipelineError } from "../pipeline/core/errors.js";
 import type { RenderedPolicy } from "../pipeline/policy/types.js";
 
 export interface EngineProbe {
@@ -61,6 +60,4 @@ export interface Engine {
   generate(prompt: string, policy: RenderedPolicy, options?: GenerateOptions): Promise<GenerateResult>;
 }
 
-export type EngineErrorCode = "E_ENGINE_UNKNOWN" | "E_ENGINE_UNAVAILABLE" | "E_ENGINE_FAILED" | "E_ENGINE_TIMEOUT" | "E_ENGINE_AUTH" | "E_ENGINE_HTTP" | "E_ENGINE_ABORTED";
-
-export class EngineError extends PipelineError<EngineErrorCode> {}
+export { EngineError, type EngineErrorCode } from "./errors.js";

@@ -13,6 +13,13 @@ import { PipelineError } from "./core/errors.js";
 import { runCommand } from "./core/process.js";
 import { atomicWriteFile } from "./core/files.js";
 
+/** No interpreter has the modules a step needs (numpy < 2 and sentencepiece; the solver's torch and cvxopt). */
+export const PYTHON_ERROR_CODES = ["E_PYTHON_UNSUITABLE"] as const;
+
+declare module "./core/errors.js" {
+  interface ErrorCodes extends Record<(typeof PYTHON_ERROR_CODES)[number], true> {}
+}
+
 export type PythonModule = "numpy" | "sentencepiece" | "torch" | "transformers" | "safetensors" | "powerinfer" | "cvxopt";
 
 export const CONVERTER_MODULES: Record<string, PythonModule[]> = {

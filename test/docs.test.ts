@@ -1,21 +1,54 @@
 /**
- * The README's troubleshooting table names every error code the toolkit can print, so a
- * user who sees one finds what to do.
+ * The README's Troubleshooting table is the error table (pipeline/cli/error-table.ts)
+ * rendered, so a user who sees a code finds what happened, what to do and the exit status;
+ * its Exit codes table describes every status the CLI and that table use.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { ERROR_TABLE, troubleshootingMarkdown } from "../pipeline/cli/error-table.js";
+import { EXIT } from "../pipeline/cli/exit.js";
+import { renderReadme } from "../scripts/readme-tables.js";
 import { PROJECT_ROOT } from "./helpers/workspace.js";
 
-const codesIn = (file: string) => new Set(readFileSync(join(PROJECT_ROOT, file), "utf8").match(/"E_[A-Z_]+"/g)?.map((c) => c.slice(1, -1)) ?? []);
+const readme = readFileSync(join(PROJECT_ROOT, "README.md"), "utf8");
+
+function section(title: string): string {
+  const start = readme.indexOf(`\n## ${title}\n`);
+  expect(start, `README.md has a "## ${title}" section`).toBeGreaterThanOrEqual(0);
+  const end = readme.indexOf("\n## ", start + 1);
+  return readme.slice(start, end < 0 ? undefined : end);
+}
+
+const tableLines = (text: string) => text.split("\n").filter((line) => line.startsWith("|"));
 
 describe("README troubleshooting", () => {
-  it("has a row for every error code", () => {
-    const readme = readFileSync(join(PROJECT_ROOT, "README.md"), "utf8");
-    const section = readme.slice(readme.indexOf("## Troubleshooting"), readme.indexOf("\n## ", readme.indexOf("## Troubleshooting") + 5));
-    const codes = new Set([...codesIn("pipeline/core/errors.ts"), ...codesIn("pipeline/signing/errors.ts"), ...codesIn("engines/types.ts"), ...codesIn("pipeline/registry/errors.ts"), ...codesIn("pipeline/registry/pack-errors.ts")]);
-    expect(codes.size).toBeGreaterThan(50);
-    const missing = [...codes].filter((code) => !section.includes("`" + code + "`"));
-    expect(missing).toEqual([]);
+  it("is the error table rendered: one row per row of it, each code listed once (`pnpm readme` rewrites it)", () => {
+    expect(tableLines(section("Troubleshooting"))).toEqual(troubleshootingMarkdown().split("\n"));
+    expect(renderReadme(readme) === readme, "README.md differs from what `pnpm readme` writes").toBe(true);
+    const listed = tableLines(section("Troubleshooting")).flatMap((line) => line.split(" | ")[0]!.match(/`E_[A-Z0-9_]+`/g) ?? []);
+    expect(listed.sort()).toEqual(Object.keys(ERROR_TABLE).map((code) => `\`${code}\``).sort());
+  });
+
+  it("renders codes that share a row on one line, with the exit status the CLI uses", () => {
+    const markdown = troubleshootingMarkdown();
+    expect(markdown).toContain("| `E_GGUF_IO`, `E_GGUF_TRUNCATED`, `E_GGUF_MAGIC`, `E_GGUF_VERSION`, `E_GGUF_LIMIT`, `E_GGUF_INVALID` | 1 | a GGUF file is unreadable");
+    expect(markdown).toContain("| `E_ENGINE_UNKNOWN` | 2 | no engine of that name |");
+    expect(markdown).toContain("| `E_ENGINE_ABORTED` | 130 |");
+    // A cell with a pipe stays one cell.
+    expect(troubleshootingMarkdown({ E_X: { exit: 1, what: "a | b", todo: "c" } })).toContain("| `E_X` | 1 | a \\| b | c |");
+  });
+
+  it("refuses to render a README whose markers are missing", () => {
+    expect(() => renderReadme("# no markers\n")).toThrow(/README.md needs exactly one "<!-- troubleshooting-table: generated from pipeline\/cli\/error-table.ts/);
+  });
+});
+
+describe("README exit codes", () => {
+  it("describes every exit status the CLI has and every status the error table gives a code", () => {
+    const described = tableLines(section("Exit codes")).map((line) => Number(line.split("|")[1]!.trim())).filter(Number.isInteger);
+    const used = new Set([...Object.values(EXIT), ...Object.values(ERROR_TABLE).map((row) => row.exit)]);
+    expect([...used].filter((status) => !described.includes(status))).toEqual([]);
+    expect(described.filter((status) => !used.has(status as never))).toEqual([]);
   });
 });

@@ -1,35 +1,24 @@
-/**
- * Exit statuses, and how an outcome or an error maps to one. The help page's "Exit codes"
- * line is generated from EXIT_MEANINGS.
- */
-import { errorReport, isPipelineError } from "../core/errors.js";
+/** How an outcome or an error maps to an exit status (exit-status.ts; each code's: error-table.ts). */
+import { errorReport, isPipelineError, type ErrorCode } from "../core/errors.js";
 import { terminalSafe } from "../core/escape.js";
 import type { GraphOutcome } from "../core/executor.js";
+import { ERROR_TABLE } from "./error-table.js";
+import { EXIT } from "./exit-status.js";
 import { printEvent, type CliIo } from "./output.js";
 
-export const EXIT = { ok: 0, failed: 1, usage: 2, drift: 3, busy: 75, interrupted: 130 } as const;
+export { EXIT, EXIT_MEANINGS, type ExitStatus } from "./exit-status.js";
 
-export const EXIT_MEANINGS: Readonly<Record<(typeof EXIT)[keyof typeof EXIT], string>> = {
-  0: "ok",
-  1: "a step, the verification, the engine or the bench gate failed",
-  2: "bad usage or configuration",
-  3: "drift found (drift)",
-  75: "busy (--no-wait)",
-  130: "interrupted",
-};
-
+/** A failed step is exit 1, unless it failed only because another run holds it (`--no-wait`: E_LOCK_BUSY's 75). */
 export function exitForOutcome(outcome: GraphOutcome): number {
   if (outcome.status === "aborted") return EXIT.interrupted;
   if (outcome.status === "success") return EXIT.ok;
-  const busy = [...outcome.tasks.values()].some((o) => o.status === "failed" && isPipelineError(o.error) && o.error.code === "E_LOCK_BUSY");
+  const busy = [...outcome.tasks.values()].some((o) => o.status === "failed" && isPipelineError(o.error) && exitForErrorCode(o.error.code) === EXIT.busy);
   return busy ? EXIT.busy : EXIT.failed;
 }
 
-/** Bad flags, bad configuration, an unknown engine or model: the user's to fix, exit 2. */
+/** The exit status of an error code, from its row in the error table; a code no domain declares is a failure. */
 export function exitForErrorCode(code: string): number {
-  if (code === "E_ENGINE_ABORTED") return EXIT.interrupted;
-  const usage = ["E_USAGE", "E_ENGINE_UNKNOWN", "E_MODEL_UNSUPPORTED", "E_TRUST_CONFIG", "E_REGISTRY_REFERENCE", "E_REGISTRY_INSECURE"];
-  return usage.includes(code) || code.startsWith("E_CONFIG") || code.startsWith("E_GRAPH") ? EXIT.usage : EXIT.failed;
+  return Object.hasOwn(ERROR_TABLE, code) ? ERROR_TABLE[code as ErrorCode].exit : EXIT.failed;
 }
 
 /** An error before or around the work (bad flags, bad config, an engine that failed): its lines, its exit status. */

@@ -10,7 +10,8 @@ import type { z } from "zod";
 import { PipelineError } from "../core/errors.js";
 import { aliasesUsed } from "../policy/aliases.js";
 
-export type ConfigErrorCode = "E_CONFIG_MISSING" | "E_CONFIG_SYNTAX" | "E_CONFIG_INVALID";
+/** Core's configuration codes, the ones a YAML file can fail with. */
+export type ConfigErrorCode = import("../core/errors.js").DeclaredCode<"E_CONFIG_MISSING" | "E_CONFIG_SYNTAX" | "E_CONFIG_INVALID">;
 
 export interface ConfigProblem {
   file: string;

@@ -4,72 +4,59 @@
  */
 import { escapeForTerminal } from "./escape.js";
 import { redact } from "./redact.js";
-import type { VerifyErrorCode } from "../signing/errors.js";
-import type { PackErrorCode } from "../registry/pack-errors.js";
-import type { RegistryErrorCode } from "../registry/errors.js";
-export type ErrorCode =
-  | "E_USAGE"
-  | "E_CONFIG_MISSING"
-  | "E_CONFIG_SYNTAX"
-  | "E_CONFIG_INVALID"
-  | "E_TOOL_MISSING"
-  | "E_COMMAND_FAILED"
-  | "E_COMMAND_TIMEOUT"
-  | "E_ABORTED"
-  | "E_LOCK_BUSY"
-  | "E_GRAPH_CYCLE"
-  | "E_GRAPH_UNKNOWN_TASK"
-  | "E_DEPENDENCY_NOT_READY"
-  | "E_UPSTREAM_DIRTY"
-  | "E_UPSTREAM_PIN_MISMATCH"
-  | "E_UPSTREAM_FETCH"
-  | "E_BUILD_OUTPUT"
-  | "E_BUILD_BACKEND"
-  | "E_HUB_REPO_NOT_FOUND"
-  | "E_HUB_REVISION_NOT_FOUND"
-  | "E_HUB_ENTRY_NOT_FOUND"
-  | "E_HUB_GATED"
-  | "E_HUB_AUTH"
-  | "E_HUB_RATE_LIMITED"
-  | "E_HUB_HTTP"
-  | "E_HUB_BAD_RESPONSE"
-  | "E_HUB_UNSAFE_PATH"
-  | "E_HUB_OFFLINE_MISS"
-  | "E_HUB_NO_MATCH"
-  | "E_DIGEST_MISMATCH"
-  | "E_DISK_FULL"
-  | "E_PYTHON_UNSUITABLE"
-  | "E_CONVERT_OUTPUT"
-  | "E_GPU_SPLIT"
-  | "E_UNSAFE_OUTTYPE"
-  | "E_MODEL_UNSUPPORTED"
-  | "E_GGUF_IO"
-  | "E_GGUF_TRUNCATED"
-  | "E_GGUF_MAGIC"
-  | "E_GGUF_VERSION"
-  | "E_GGUF_LIMIT"
-  | "E_GGUF_INVALID"
-  | "E_BENCH_NO_TIMINGS"
-  | "E_BENCH_LOG_INVALID"
-  | "E_BENCH_LLAMA_BENCH_INVALID"
-  | "E_BENCH_RESULT_INVALID"
-  // Signing (the verifier's own codes are VerifyErrorCode, pipeline/signing/errors.ts).
-  | "E_SIGNING_KEY"
-  | "E_SIGN_INPUT"
-  /** A file name with control characters, bidirectional overrides or bytes that are not UTF-8: refused by sign. */
-  | "E_SIGN_UNSAFE_NAME"
-  | VerifyErrorCode
-  // Runtime (engines/, pipeline/policy).
-  | "E_ENGINE_UNKNOWN"
-  | "E_ENGINE_UNAVAILABLE"
-  | "E_ENGINE_FAILED"
-  | "E_ENGINE_TIMEOUT"
-  | "E_ENGINE_AUTH"
-  | "E_ENGINE_HTTP"
-  | "E_ENGINE_ABORTED"
-  // Registry: transport (pipeline/registry/errors.ts) and packing (pack-errors.ts).
-  | RegistryErrorCode
-  | PackErrorCode;
+
+/**
+ * Core's own codes, the ground floor's: input and configuration, child processes, the task
+ * graph and its locks, file I/O, and the catch-all for a bug. Each domain declares its codes
+ * the same way, next to what throws them (hub/errors.ts, gguf/errors.ts, signing/errors.ts,
+ * registry/errors.ts and pack-errors.ts, config/errors.ts, model-bench/errors.ts,
+ * engine-build/errors.ts, python.ts, engines/errors.ts, tasks/errors.ts); pipeline/cli/error-table.ts maps every code to its
+ * exit status and README row.
+ */
+export const CORE_ERROR_CODES = [
+  "E_USAGE",
+  "E_CONFIG_MISSING",
+  "E_CONFIG_SYNTAX",
+  "E_CONFIG_INVALID",
+  "E_TOOL_MISSING",
+  "E_COMMAND_FAILED",
+  "E_COMMAND_TIMEOUT",
+  "E_ABORTED",
+  "E_LOCK_BUSY",
+  "E_GRAPH_CYCLE",
+  "E_GRAPH_UNKNOWN_TASK",
+  "E_DEPENDENCY_NOT_READY",
+  // A task finished without an output it declares (the executor checks every task's; the build's binaries).
+  "E_BUILD_OUTPUT",
+  // Bytes that differ from their expected sha256: a download, a registry blob, a signed file.
+  "E_DIGEST_MISMATCH",
+  "E_DISK_FULL",
+  "E_IO",
+  // Anything that is not a PipelineError or a system error: a bug (errorReport).
+  "E_INTERNAL",
+] as const;
+
+export type CoreErrorCode = (typeof CORE_ERROR_CODES)[number];
+
+/**
+ * Every declared code, as keys. Core lists only its own; each domain adds its list with a
+ * module augmentation beside its runtime declaration:
+ *
+ *   export const GGUF_ERROR_CODES = ["E_GGUF_IO", ...] as const;
+ *   declare module "../core/errors.js" { interface ErrorCodes extends Record<GgufErrorCode, true> {} }
+ *
+ * so core imports no domain, yet `new PipelineError("E_GGUF_IOO", ...)` still fails tsc.
+ */
+export interface ErrorCodes extends Record<CoreErrorCode, true> {}
+
+/** A code some domain declares. */
+export type ErrorCode = keyof ErrorCodes & string;
+
+/**
+ * A code declared elsewhere, named in another domain's union (VerifyErrorCode names E_IO):
+ * tsc checks that it is declared, and the declaration stays in one place.
+ */
+export type DeclaredCode<C extends ErrorCode> = C;
 
 export class PipelineError<C extends ErrorCode = ErrorCode> extends Error {
   readonly code: C;
@@ -202,7 +189,7 @@ export function debugEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
  * typed E_IO/E_DISK_FULL it stands for; anything else as E_INTERNAL. A stack trace only
  * when debugging (`debug`, default AI_TOOLS_DEBUG): it helps a developer, not a user.
  */
-export function errorReport(error: unknown, options: { debug?: boolean } = {}): { code: ErrorCode | "E_INTERNAL"; message: string; details: string[] } {
+export function errorReport(error: unknown, options: { debug?: boolean } = {}): { code: ErrorCode; message: string; details: string[] } {
   const debug = options.debug ?? debugEnabled();
   const typed = isPipelineError(error) ? error : isSystemError(error) ? fileSystemError(error, error.syscall ?? "access") : undefined;
   const stack = debug && error instanceof Error && error.stack ? [error.stack] : [];

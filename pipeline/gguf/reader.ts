@@ -6,24 +6,9 @@
  * errors untyped, and it reads tokenizer arrays whole and never checks tensor offsets against the file size.
  */
 import { open, stat } from "node:fs/promises";
-import { PipelineError } from "../core/errors.js";
+import { GgufError, type GgufErrorCode } from "./errors.js";
 
-export type GgufErrorCode = "E_GGUF_IO" | "E_GGUF_TRUNCATED" | "E_GGUF_MAGIC" | "E_GGUF_VERSION" | "E_GGUF_LIMIT" | "E_GGUF_INVALID";
-
-/** A GGUF file that cannot be read or is not a sound GGUF v2/v3 (or PowerInfer `PWRI`) header. */
-export class GgufError extends PipelineError<GgufErrorCode> {
-  constructor(
-    code: GgufErrorCode,
-    message: string,
-    /** The file (or source name). */
-    readonly file: string,
-    /** Byte offset in the file where the problem was found, where one applies. */
-    readonly offset?: number,
-    options: { cause?: unknown; details?: readonly string[] } = {},
-  ) {
-    super(code, `${file}: ${message}${offset === undefined ? "" : ` (at byte ${offset})`}`, options);
-  }
-}
+export { GgufError, type GgufErrorCode } from "./errors.js";
 
 // ---- limits -------------------------------------------------------------------------------------------------------
 
