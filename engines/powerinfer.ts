@@ -9,8 +9,8 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } fro
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
-import { parseTimings } from "../pipeline/bench/timings.js";
-import { gpuMemoryUsed, parseRusage } from "../pipeline/bench/runner.js";
+import { parseTimings } from "../pipeline/model-bench/timings.js";
+import { gpuMemoryUsed, parseRusage } from "../pipeline/model-bench/runner.js";
 import type { RenderedPolicy } from "../pipeline/policy/types.js";
 import { commonGenerationArgs } from "./llama-flags.js";
 import { CUDA_LIBRARY } from "../pipeline/nvidia.js";
