@@ -197,7 +197,7 @@ export function isSparseModel(path: string): boolean {
 export async function policyForBuild(policy: RenderedPolicy, gpu: boolean, env: NodeJS.ProcessEnv): Promise<{ policy: RenderedPolicy; sparse: boolean; notes: string[] }> {
   const sparse = isSparseModel(policy.modelPath!);
   if (!gpu || !sparse) return { policy, sparse, notes: [] };
-  const { placeGpuIndex } = await import("../pipeline/runtime/gpu-index.js");
+  const { placeGpuIndex } = await import("../pipeline/gpu-index/placement.js");
   const outcome = await placeGpuIndex(policy, env);
   const notes = outcome.note ? [outcome.note] : [];
   // No signed index for this host: a private folder without the stray unsigned one, when there was one.

@@ -1,5 +1,5 @@
 /**
- * GPU split precomputed offline (tasks/gpu-split.ts, pipeline/runtime/gpu-index.ts): the step on
+ * GPU split precomputed offline (tasks/gpu-split.ts, pipeline/gpu-index/placement.ts): the step on
  * a 12-layer model with the fixture solver (test/fixtures/upstream/powerinfer-py, stubs in test/fixtures/gpu-split: upstream's CLI, functions,
  * file listing flaw and index format; no torch), the layer-order proof, the Python refusal,
  * signing of the indexes, and `run` placing the index for a GPU build. No network, a few seconds.
@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { executeGraph } from "../pipeline/core/executor.js";
 import type { Graph, TaskDefinition } from "../pipeline/core/graph.js";
 import { readGgufHeader } from "../pipeline/gguf/reader.js";
-import { validateGpuIndex } from "../pipeline/gpu-split.js";
+import { validateGpuIndex } from "../pipeline/gpu-index/validate.js";
 import { gpuSplitTask } from "../tasks/gpu-split.js";
 import { signModelDirectory } from "../pipeline/signing/sign.js";
 import { createPowerInferEngine } from "../engines/powerinfer.js";
