@@ -322,7 +322,7 @@ interface ProvenanceFacts {
   createdAt?: string;
 }
 
-/** What the SLSA provenance says about the build (tasks/sign.ts, model-graphs.ts externalParameters); nothing when absent. */
+/** What the SLSA provenance says about the build (tasks/sign.ts, graphs/model.ts externalParameters); nothing when absent. */
 async function readProvenanceFacts(path: string): Promise<ProvenanceFacts> {
   const exists = await lstat(path).catch(() => null);
   if (!exists) return {};
