@@ -13,7 +13,7 @@ import { parseTimings } from "../pipeline/model-bench/timings.js";
 import { gpuMemoryUsed, parseRusage } from "../pipeline/model-bench/runner.js";
 import type { RenderedPolicy } from "../pipeline/policy/types.js";
 import { commonGenerationArgs } from "./llama-flags.js";
-import { CUDA_LIBRARY } from "../pipeline/nvidia.js";
+import { CUDA_LIBRARY } from "../pipeline/engine-build/nvidia.js";
 import { atomicWriteFile } from "../pipeline/core/files.js";
 import { startProcess } from "../pipeline/core/process.js";
 import { defaultDigestCacheDir } from "../pipeline/signing/digest-cache.js";
@@ -75,7 +75,7 @@ export function resolvePowerInferBuild(options: PowerInferEngineOptions): PowerI
 }
 
 /**
- * A binary given by path: a GPU build links the CUDA libraries (nvidia.ts's list) or hipBLAS.
+ * A binary given by path: a GPU build links the CUDA libraries (pipeline/engine-build/nvidia.ts's list) or hipBLAS.
  * Read once per binary identity, not on every request (a CUDA main is hundreds of MB).
  */
 const gpuBinaries = new Map<string, boolean>();

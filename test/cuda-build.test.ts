@@ -9,14 +9,8 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  assertCudaBinary,
-  assertDriverSupportsToolkit,
-  assertGpuBackendFound,
-  chooseCudaArchitectures,
-  type BuildResult,
-  type CudaBuildPlan,
-} from "../tasks/build.js";
+import { assertGpuBackendFound, type BuildResult } from "../tasks/build.js";
+import { assertCudaBinary, assertDriverSupportsToolkit, chooseCudaArchitectures, type CudaBuildPlan } from "../pipeline/engine-build/cuda-plan.js";
 import {
   archSupport,
   compareVersions,
@@ -27,7 +21,7 @@ import {
   parseSmiHeader,
   probeNvidia,
   type NvidiaProbe,
-} from "../pipeline/nvidia.js";
+} from "../pipeline/engine-build/nvidia.js";
 import { makeWorkspace, type TestWorkspace } from "./helpers/workspace.js";
 
 const SMI_HEADER = (cuda: string) => `Tue Nov 26 18:00:00 2025
