@@ -16,7 +16,7 @@ import { commonGenerationArgs } from "./llama-flags.js";
 import { CUDA_LIBRARY } from "../pipeline/engine-build/nvidia.js";
 import { atomicWriteFile } from "../pipeline/core/files.js";
 import { startProcess } from "../pipeline/core/process.js";
-import { defaultDigestCacheDir } from "../pipeline/signing/digest-cache.js";
+import { defaultDigestCacheDir } from "../pipeline/core/digest-cache.js";
 import { EngineError, type Engine, type EngineProbe, type GenerateOptions, type GenerateResult } from "./types.js";
 
 const GNU_TIME = "/usr/bin/time";

@@ -24,7 +24,7 @@ import { basename, dirname, join } from "node:path";
 import { readGgufHeader } from "../gguf/reader.js";
 import { hostVramBytes, modelShape, neededBudgetBytes } from "./budget.js";
 import { GENERATED_GPUIDX_SUFFIX, hostIndexName, indexVramCapacity, validateGpuIndex } from "./validate.js";
-import { defaultDigestCacheDir } from "../signing/digest-cache.js";
+import { defaultDigestCacheDir } from "../core/digest-cache.js";
 import { SIGNATURE_FILE } from "../signing/oms.js";
 import type { RenderedPolicy } from "../policy/types.js";
 

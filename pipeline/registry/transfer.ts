@@ -12,7 +12,7 @@ import { atomicWriteFile } from "../core/files.js";
 import { parseBundle, verifyBundleSignature } from "../signing/bundle.js";
 import type { TrustedKey } from "../signing/trust.js";
 import { verifyModel, type VerifyResult } from "../signing/verify.js";
-import { DigestCache } from "../signing/digest-cache.js";
+import { DigestCache } from "../core/digest-cache.js";
 import { RegistryClient, type RegistryClientOptions } from "./client.js";
 import { FileBlobLocations } from "./locations.js";
 import { pullModel, type PullProgress, type PullResult } from "./pull.js";

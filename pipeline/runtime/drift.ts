@@ -13,7 +13,7 @@ import type { RenderedPolicy } from "../policy/types.js";
 import { compareToManifest } from "../signing/verify.js";
 import { PROVENANCE_FILE, SIGNATURE_FILE } from "../signing/oms.js";
 import { resolvePowerInferBuild } from "../../engines/powerinfer.js";
-import { digestFiles } from "../signing/hash.js";
+import { digestFiles } from "../core/hash.js";
 import { resolvePolicyFile } from "./prepare.js";
 
 export interface DriftRow {

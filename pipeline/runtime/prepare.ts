@@ -174,7 +174,7 @@ export async function checkModelIntegrity(rendered: RenderedPolicy, options: Int
   const expected = rendered.audit?.checksum;
   if (expected) {
     if (modelSha256 === null) {
-      const [{ digestFiles }, { DigestCache }] = await Promise.all([import("../signing/hash.js"), import("../signing/digest-cache.js")]);
+      const [{ digestFiles }, { DigestCache }] = await Promise.all([import("../core/hash.js"), import("../core/digest-cache.js")]);
       const cache = await DigestCache.open(options.digestCacheDir);
       modelSha256 = (await digestFiles([rendered.modelPath], { cache }))[0]!.digest;
       await cache.save();
