@@ -19,7 +19,7 @@ import { GGML_TYPES } from "../gguf/reader.js";
 import type { HostProfile } from "../policy/types.js";
 
 /** A GGUF integer value (u32 or u64) as a number. */
-export function num(value: unknown): number | undefined {
+export function ggufNumber(value: unknown): number | undefined {
   return typeof value === "number" ? value : typeof value === "bigint" ? Number(value) : undefined;
 }
 
@@ -36,7 +36,7 @@ export interface ModelShape {
 export function modelShape(header: GgufHeader): ModelShape {
   const architecture = header.kv.get("general.architecture");
   if (typeof architecture !== "string") throw new Error("general.architecture is missing");
-  const get = (key: string) => num(header.kv.get(`${architecture}.${key}`));
+  const get = (key: string) => ggufNumber(header.kv.get(`${architecture}.${key}`));
   const layers = get("block_count");
   const ffn = get("feed_forward_length");
   const embd = get("embedding_length");

@@ -3,7 +3,7 @@
  * names, and whether a GGUF header is an index the engine accepts for a model.
  */
 import type { GgufHeader, GgufTensorInfo } from "../gguf/reader.js";
-import { num } from "./budget.js";
+import { ggufNumber } from "./budget.js";
 
 export const GPU_INDEX_ARCHITECTURE = "generic.gpu_index";
 export const GENERATED_GPUIDX_SUFFIX = ".generated.gpuidx";
@@ -34,5 +34,5 @@ export function validateGpuIndex(header: GgufHeader, expect: { layers: number; f
 }
 
 export function indexVramCapacity(header: GgufHeader): number | undefined {
-  return num(header.kv.get("split.vram_capacity"));
+  return ggufNumber(header.kv.get("split.vram_capacity"));
 }
