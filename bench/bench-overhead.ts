@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCommand } from "../pipeline/core/process.js";
-import { mainArgv, runMainOnce, type MainBenchSettings } from "../pipeline/bench/runner.js";
+import { mainArgv, runMainOnce, type MainBenchSettings } from "../pipeline/model-bench/runner.js";
 import { formatArgv } from "../pipeline/core/process.js";
 
 const root = process.env.AI_TOOLS_ROOT ?? join(import.meta.dirname, "..");

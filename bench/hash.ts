@@ -11,7 +11,7 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writ
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { sha256OfFile } from "../pipeline/signing/hash.js";
+import { sha256OfFile } from "../pipeline/core/hash.js";
 
 const { values } = parseArgs({ options: { "size-mib": { type: "string", default: "1024" }, runs: { type: "string", default: "5" } } });
 const sizeMiB = Number(values["size-mib"]);

@@ -9,14 +9,14 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } fro
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
-import { parseTimings } from "../pipeline/bench/timings.js";
-import { gpuMemoryUsed, parseRusage } from "../pipeline/bench/runner.js";
+import { parseTimings } from "../pipeline/model-bench/timings.js";
+import { gpuMemoryUsed, parseRusage } from "../pipeline/model-bench/runner.js";
 import type { RenderedPolicy } from "../pipeline/policy/types.js";
 import { commonGenerationArgs } from "./llama-flags.js";
-import { CUDA_LIBRARY } from "../pipeline/nvidia.js";
+import { CUDA_LIBRARY } from "../pipeline/engine-build/nvidia.js";
 import { atomicWriteFile } from "../pipeline/core/files.js";
 import { startProcess } from "../pipeline/core/process.js";
-import { defaultDigestCacheDir } from "../pipeline/signing/digest-cache.js";
+import { defaultDigestCacheDir } from "../pipeline/core/digest-cache.js";
 import { EngineError, type Engine, type EngineProbe, type GenerateOptions, type GenerateResult } from "./types.js";
 
 const GNU_TIME = "/usr/bin/time";
@@ -75,7 +75,7 @@ export function resolvePowerInferBuild(options: PowerInferEngineOptions): PowerI
 }
 
 /**
- * A binary given by path: a GPU build links the CUDA libraries (nvidia.ts's list) or hipBLAS.
+ * A binary given by path: a GPU build links the CUDA libraries (pipeline/engine-build/nvidia.ts's list) or hipBLAS.
  * Read once per binary identity, not on every request (a CUDA main is hundreds of MB).
  */
 const gpuBinaries = new Map<string, boolean>();
@@ -190,21 +190,6 @@ export function isSparseModel(path: string): boolean {
   }
 }
 
-/**
- * The policy as this build runs it. GPU builds of sparse models: the host class's precomputed
- * split put where the engine looks for it, with a budget it accepts (`notes` say what was done).
- */
-export async function policyForBuild(policy: RenderedPolicy, gpu: boolean, env: NodeJS.ProcessEnv): Promise<{ policy: RenderedPolicy; sparse: boolean; notes: string[] }> {
-  const sparse = isSparseModel(policy.modelPath!);
-  if (!gpu || !sparse) return { policy, sparse, notes: [] };
-  const { placeGpuIndex } = await import("../pipeline/runtime/gpu-index.js");
-  const outcome = await placeGpuIndex(policy, env);
-  const notes = outcome.note ? [outcome.note] : [];
-  // No signed index for this host: a private folder without the stray unsigned one, when there was one.
-  if (!outcome.placed) return { policy: outcome.modelPath ? { ...policy, modelPath: outcome.modelPath } : policy, sparse, notes };
-  return { policy: { ...policy, modelPath: outcome.placed.modelPath, runtime: { ...policy.runtime, vram_budget_gb: outcome.placed.vramBudgetGib } }, sparse, notes };
-}
-
 export function createPowerInferEngine(options: PowerInferEngineOptions = {}): Engine {
   const env = options.env ?? process.env;
   return {
@@ -229,9 +214,9 @@ export function createPowerInferEngine(options: PowerInferEngineOptions = {}): E
     async generate(prompt: string, policy: RenderedPolicy, request: GenerateOptions = {}): Promise<GenerateResult> {
       const build = resolvePowerInferBuild(options);
       if ("missing" in build) throw new EngineError("E_ENGINE_UNAVAILABLE", `powerinfer: ${build.missing}`);
-      const { policy: effective, sparse, notes } = await policyForBuild(policy, build.gpu, env);
-      const { argv, dropped } = filterArgv(powerInferArgv(build.binary, prompt, effective, sparse), await acceptedFlags(build.binary, env));
-      const warnings = [...notes, ...dropped.map((flag) => `${build.binary} does not accept ${flag}: not passed`)];
+      // On a GPU build the runtime has already placed the host's GPU index (runtime/prepare.ts policyForBuild): the policy says where main runs and its budget.
+      const { argv, dropped } = filterArgv(powerInferArgv(build.binary, prompt, policy, isSparseModel(policy.modelPath!)), await acceptedFlags(build.binary, env));
+      const warnings = dropped.map((flag) => `${build.binary} does not accept ${flag}: not passed`);
       return runMain(argv, prompt, { env, timeoutMs: options.timeoutMs ?? 30 * 60_000, ...request }, warnings);
     },
   };

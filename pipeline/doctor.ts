@@ -10,7 +10,7 @@ import { dirname, join } from "node:path";
 import { isPipelineError } from "./core/errors.js";
 import { StateStore } from "./core/state.js";
 import { TOOLS, type BuildResult } from "../tasks/build.js";
-import { archSupport, compareVersions, cudaArchitecturesOf, cudaLibrariesOf, parseNvccRelease, probeNvidia, suggestCudacxx, type NvidiaProbe } from "./nvidia.js";
+import { archSupport, compareVersions, cudaArchitecturesOf, cudaLibrariesOf, parseNvccRelease, probeNvidia, suggestCudacxx, type NvidiaProbe } from "./engine-build/nvidia.js";
 import { GIT_INSTALL_HINT } from "../tasks/upstream.js";
 import { hubSettings } from "./hub/env.js";
 import { choosePython, CONVERTER_MODULES } from "./python.js";

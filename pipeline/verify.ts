@@ -11,6 +11,6 @@ export { VerifyError, isVerifyError, type VerifyErrorCode } from "./signing/erro
 export { loadTrustedKeys, loadTrustStore, parseTrustedKeys, parseTrustedRoots, type TrustedKey, type TrustedKeyEntry, type TrustedRoot, type TrustedRootEntry, type TrustStore } from "./signing/trust.js";
 export { escapeForTerminal } from "./core/escape.js";
 export { keyHint, publicKeyPem } from "./signing/keys.js";
-export { DigestCache, defaultDigestCacheDir } from "./signing/digest-cache.js";
+export { DigestCache, defaultDigestCacheDir } from "./core/digest-cache.js";
 export { rootDigest, OMS_PREDICATE_TYPE, type Resource } from "./signing/oms.js";
 export type { ProvenanceSummary } from "./signing/provenance.js";

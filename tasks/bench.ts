@@ -11,13 +11,13 @@ import type { TaskDefinition } from "../pipeline/core/graph.js";
 import { atomicWriteFile, sha256File } from "../pipeline/core/files.js";
 import { formatArgv } from "../pipeline/core/process.js";
 import type { BenchSettings } from "../pipeline/config/recipe.js";
-import { benchThreads, detectHost, type HostInfo } from "../pipeline/bench/host.js";
-import { parseLlamaBenchJson, type LlamaBenchRow } from "../pipeline/bench/llama-bench.js";
-import { buildAggregates, serializeBenchResult, type BenchResultInput } from "../pipeline/bench/result.js";
-import { mainArgv, runMainOnce, type MainBenchSettings, type RunSample } from "../pipeline/bench/runner.js";
+import { benchThreads, detectHost, type HostInfo } from "../pipeline/model-bench/host.js";
+import { parseLlamaBenchJson, type LlamaBenchRow } from "../pipeline/model-bench/llama-bench.js";
+import { buildAggregates, serializeBenchResult, type BenchResultInput } from "../pipeline/model-bench/result.js";
+import { mainArgv, runMainOnce, type MainBenchSettings, type RunSample } from "../pipeline/model-bench/runner.js";
 import type { BuildResult } from "./build.js";
 import type { ConvertResult } from "./convert.js";
-import { PAPER_PROMPTS } from "../pipeline/bench/paper-prompts.js";
+import { PAPER_PROMPTS } from "../pipeline/model-bench/paper-prompts.js";
 import { PipelineError } from "../pipeline/core/errors.js";
 
 export interface BenchTaskSettings {

@@ -8,28 +8,30 @@
  * (unless --cuda-arch is given), nvcc is passed as CMAKE_CUDA_COMPILER, a driver older
  * than the toolkit stops it before configuring, and `main` must name the CUDA libraries.
  * The GPUs' compute capabilities and the driver's CUDA version are inputs: another GPU
- * rebuilds.
+ * rebuilds. The CUDA plan itself is pipeline/engine-build/cuda-plan.ts.
  */
 import { existsSync } from "node:fs";
 import { mkdtemp, realpath, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PipelineError, UsageError } from "../pipeline/core/errors.js";
+import { PipelineError } from "../pipeline/core/errors.js";
 import { runCommand } from "../pipeline/core/process.js";
 import type { TaskDefinition, TaskPlanContext } from "../pipeline/core/graph.js";
 import type { ToolInfo, ToolSpec } from "../pipeline/core/tools.js";
-import { CUDA_ARCHITECTURES, type Backend } from "../pipeline/config/engine-config.js";
+import type { Backend } from "../pipeline/config/engine-config.js";
+import { probeNvidia, type NvidiaProbe } from "../pipeline/engine-build/nvidia.js";
 import {
-  compareVersions,
-  compatibleToolkits,
-  cudaArchitecturesOf,
-  cudaLibrariesOf,
-  parseNvccRelease,
-  probeNvidia,
-  suggestCudacxx,
-  type NvidiaGpu,
-  type NvidiaProbe,
-} from "../pipeline/nvidia.js";
+  assertCudaArchFlag,
+  assertCudaBinary,
+  assertDriverSupportsToolkit,
+  assertNoPinnedCudaFlags,
+  cudaBuildInputs,
+  cudaConfigureArgs,
+  describeCudaPlan,
+  planCudaBuild,
+  type CudaBuildInfo,
+  type CudaBuildPlan,
+} from "../pipeline/engine-build/cuda-plan.js";
 import type { EngineSettings, Workspace } from "../pipeline/workspace.js";
 import type { UpstreamResult } from "./upstream.js";
 import { restoreCachedBuild, storeCachedBuild } from "./engine-cache.js";
@@ -76,100 +78,6 @@ async function probeGpus(workspace: Workspace, nvidia: () => Promise<NvidiaProbe
     amdGpu: existsSync("/dev/kfd"),
   };
 }
-
-/** Where CMAKE_CUDA_ARCHITECTURES came from, strongest first. */
-export type CudaArchSource = "--cuda-arch" | "detected GPU" | "config" | "engine default";
-
-export interface CudaArchChoice {
-  /** The CMAKE_CUDA_ARCHITECTURES passed; null: none (the engine's own default, 52;61;70). */
-  architectures: string | null;
-  source: CudaArchSource;
-  /** Why, in words (logged, and kept in the build result). */
-  reason: string;
-}
-
-const describeGpus = (gpus: readonly NvidiaGpu[]) =>
-  gpus.map((g) => `${g.name} (compute capability ${g.computeCap ?? "unknown"})`).join(", ");
-
-/**
- * CMAKE_CUDA_ARCHITECTURES: an explicit --cuda-arch, else the compute capabilities of
- * the GPUs nvidia-smi lists (exact code for the card: no slow JIT from PTX at first
- * launch, none of upstream's "invalid device symbol" errors, a shorter build), else the
- * config's list (a machine without a GPU: a CI image building for others), else
- * nothing (the engine's default).
- */
-export function chooseCudaArchitectures(options: { flag?: string; gpu: NvidiaProbe; config?: string; configKey: string }): CudaArchChoice {
-  const { flag, gpu, config, configKey } = options;
-  const detected = cudaArchitecturesOf(gpu.gpus);
-  if (flag) {
-    const note = detected && detected !== flag ? ` (the detected GPU would give ${detected})` : "";
-    return { architectures: flag, source: "--cuda-arch", reason: `--cuda-arch ${flag}${note}` };
-  }
-  if (detected) return { architectures: detected, source: "detected GPU", reason: `detected GPU: ${describeGpus(gpu.gpus)}` };
-  const why = gpu.gpus.length > 0 ? (gpu.problem ?? "nvidia-smi did not report a compute capability") : `no GPU detected (${gpu.problem ?? "nvidia-smi lists none"})`;
-  if (config) return { architectures: config, source: "config", reason: `${configKey}: ${why}, so the configured architectures are kept` };
-  return { architectures: null, source: "engine default", reason: `the engine's default (52;61;70): ${why} and ${configKey} is not set` };
-}
-
-/** What a CUDA build was made for and with: part of the build's inputs and of its result. */
-export interface CudaBuildPlan {
-  architectures: string | null;
-  architecturesSource: CudaArchSource;
-  architecturesReason: string;
-  /** The nvcc passed as CMAKE_CUDA_COMPILER (real path). */
-  compiler: string;
-  /** nvcc's release, "12.4". */
-  toolkitVersion: string | null;
-  /** The GPUs nvidia-smi listed; [] without one. */
-  gpus: NvidiaGpu[];
-  driverVersion: string | null;
-  /** The newest CUDA the driver supports. */
-  driverCudaVersion: string | null;
-}
-
-export interface CudaBuildInfo extends CudaBuildPlan {
-  /** The check that the binary is a CUDA one: the CUDA libraries it names. */
-  binary: { path: string; libraries: string[] };
-}
-
-/**
- * A toolkit newer than the driver builds fine and then fails at run time (CUDA error
- * 222, "the provided PTX was compiled with an unsupported toolchain"): refuse it before
- * building. Only where a GPU answers: without one there is no driver to run on here.
- */
-export function assertDriverSupportsToolkit(plan: CudaBuildPlan, searchRoots?: readonly string[]): void {
-  const { driverCudaVersion: driver, toolkitVersion: toolkit } = plan;
-  if (plan.gpus.length === 0 || !driver || !toolkit || compareVersions(toolkit, driver) <= 0) return;
-  const older = compatibleToolkits(driver, searchRoots);
-  const cudacxx = suggestCudacxx(driver, searchRoots);
-  throw new PipelineError(
-    "E_BUILD_BACKEND",
-    `the NVIDIA driver supports CUDA up to ${driver}; nvcc is ${toolkit}: install a newer driver or an older toolkit (CUDACXX=${cudacxx})`,
-    {
-      details: [
-        `Driver ${plan.driverVersion ?? "unknown"} (nvidia-smi), nvcc ${plan.compiler}.`,
-        "Binaries from a toolkit newer than the driver fail when they start (CUDA error 222: the provided PTX was compiled with an unsupported toolchain).",
-        older.length
-          ? `Toolkits on this machine the driver supports: ${older.join(", ")}.`
-          : `No toolkit of CUDA ${driver} or older was found under /usr/local or /opt; set CUDACXX to one's nvcc, or build with --backend cpu.`,
-      ],
-    },
-  );
-}
-
-/** A CUDA build whose `main` names no CUDA library is a CPU build, whatever CMake said. */
-export async function assertCudaBinary(file: string, shownAs: string): Promise<string[]> {
-  const libraries = await cudaLibrariesOf(file);
-  if (libraries.length > 0) return libraries;
-  throw new PipelineError("E_BUILD_BACKEND", `${shownAs} is a CPU binary from a cuda build: it links neither libcudart nor libcublas.`, {
-    details: [
-      "CMake configured a CUDA build, but the engine was compiled without it (upstream would print \"warning: PowerInfer was compiled without cuBLAS\").",
-      "Check that the cuda preset sets -DLLAMA_CUBLAS=ON (not llama.cpp's newer -DGGML_CUDA=ON) and that the CUDA toolkit includes cuBLAS.",
-    ],
-  });
-}
-
-const CUDA_PIN = /^-DCMAKE_CUDA_(ARCHITECTURES|COMPILER)(:[A-Z]+)?=/;
 
 export interface BuildInfo {
   number: number | null;
@@ -237,13 +145,7 @@ export function buildTask(workspace: Workspace, settings: EngineSettings): TaskD
   const resolve = () =>
     (resolved ??= (async () => {
       const probeNvidiaOnce = () => (nvidia ??= probeNvidia(workspace.env));
-      if (settings.cudaArch !== undefined && !CUDA_ARCHITECTURES.test(settings.cudaArch)) {
-        const dotted = /^\d+\.\d+(;\d+\.\d+)*$/.test(settings.cudaArch) ? settings.cudaArch.replaceAll(".", "") : null;
-        throw new UsageError(
-          `--cuda-arch must be a CMAKE_CUDA_ARCHITECTURES list such as "89" or "80;86;89;90" (or native, all, all-major); got "${settings.cudaArch}"`,
-          dotted ? [`Compute capability 8.9 is written 89: --cuda-arch "${dotted}".`] : [],
-        );
-      }
+      assertCudaArchFlag(settings.cudaArch);
       const detected =
         settings.backend === "auto"
           ? detectBackend(await probeGpus(workspace, probeNvidiaOnce))
@@ -267,40 +169,22 @@ export function buildTask(workspace: Workspace, settings: EngineSettings): TaskD
 
       let cuda: CudaBuildPlan | undefined;
       if (detected.backend === "cuda") {
-        const pinned = [...config.build.cmakeFlags, ...preset.cmakeFlags].find((f) => CUDA_PIN.test(f));
-        if (pinned) {
-          throw new PipelineError("E_CONFIG_INVALID", `${configName}: the cmakeFlags set ${pinned.split("=")[0]!.slice(2)} ("${pinned}"), which the pipeline sets itself.`, {
-            details: [
-              "Set build.presets.cuda.cudaArchitectures (or pass --cuda-arch) for the architectures, and CUDACXX for the nvcc to use.",
-              "Without them, a detected GPU's compute capability and the nvcc on PATH are used.",
-            ],
-          });
-        }
-        const gpu = await probeNvidiaOnce();
-        const arch = chooseCudaArchitectures({
+        assertNoPinnedCudaFlags([...config.build.cmakeFlags, ...preset.cmakeFlags], configName);
+        cuda = planCudaBuild({
           flag: settings.cudaArch,
-          gpu,
+          gpu: await probeNvidiaOnce(),
           config: preset.cudaArchitectures,
           configKey: `${configName} build.presets.cuda.cudaArchitectures`,
-        });
-        cuda = {
-          architectures: arch.architectures,
-          architecturesSource: arch.source,
-          architecturesReason: arch.reason,
           compiler: await realpath(tools.nvcc!.path),
-          toolkitVersion: parseNvccRelease(tools.nvcc!.version),
-          gpus: gpu.gpus,
-          driverVersion: gpu.driverVersion,
-          driverCudaVersion: gpu.driverCudaVersion,
-        };
+          nvccVersion: tools.nvcc!.version,
+        });
       }
       const configureArgs = [
         `-DCMAKE_BUILD_TYPE=${config.build.buildType}`,
         `-DLLAMA_NATIVE=${settings.native ? "ON" : "OFF"}`,
         ...config.build.cmakeFlags,
         ...preset.cmakeFlags,
-        ...(cuda ? [`-DCMAKE_CUDA_COMPILER=${cuda.compiler}`] : []),
-        ...(cuda?.architectures ? [`-DCMAKE_CUDA_ARCHITECTURES=${cuda.architectures}`] : []),
+        ...(cuda ? cudaConfigureArgs(cuda) : []),
       ];
       const why = cuda ? `${detected.why}; CUDA architectures ${cuda.architectures ?? "not set"} from ${cuda.architecturesReason}` : detected.why;
       return { ...detected, why, configureArgs, env, tools, cuda };
@@ -321,14 +205,7 @@ export function buildTask(workspace: Workspace, settings: EngineSettings): TaskD
           backend: r.backend,
           "cmake flags": r.configureArgs,
           [`${configName}#build.targets`]: config.build.targets,
-          // A different GPU or driver rebuilds, and the reason names where the architectures came from.
-          ...(r.cuda
-            ? {
-                "CUDA architectures": `${r.cuda.architectures ?? "engine default"} (${r.cuda.architecturesSource})`,
-                "GPU compute capabilities": [...new Set(r.cuda.gpus.map((g) => g.computeCap ?? "unknown"))].sort().join(", ") || "none",
-                "NVIDIA driver CUDA version": r.cuda.driverCudaVersion ?? "none",
-              }
-            : {}),
+          ...(r.cuda ? cudaBuildInputs(r.cuda) : {}),
         },
         env: BUILD_ENV.filter((name) => r.env[name] !== undefined || workspace.env[name] !== undefined),
         tools: Object.fromEntries(Object.entries(r.tools).map(([name, tool]) => [name, `${tool.version} (${tool.path})`])),
@@ -352,15 +229,8 @@ export function buildTask(workspace: Workspace, settings: EngineSettings): TaskD
       };
       ctx.log(`backend: ${r.backend} (${r.why})`);
       if (r.cuda) {
-        const c = r.cuda;
-        ctx.log(`CUDA architectures: ${c.architectures ?? "not set (the engine's default, 52;61;70)"} (${c.architecturesReason})`);
-        ctx.log(`nvcc: ${c.compiler} (release ${c.toolkitVersion ?? "unknown"})`);
-        ctx.log(
-          c.gpus.length
-            ? `GPUs: ${describeGpus(c.gpus)}; driver ${c.driverVersion ?? "unknown"} supports CUDA up to ${c.driverCudaVersion ?? "unknown"}`
-            : "GPUs: none answered (nvidia-smi): building without a GPU, the driver/toolkit check is skipped",
-        );
-        assertDriverSupportsToolkit(c);
+        for (const line of describeCudaPlan(r.cuda)) ctx.log(line);
+        assertDriverSupportsToolkit(r.cuda);
       }
 
       const cache = settings.buildCache ? { cache: settings.buildCache, backend: r.backend, targets: config.build.targets, buildDir } : undefined;

@@ -21,7 +21,7 @@ import type { TreeFile } from "../pipeline/hub/cache.js";
 import { hubSettings } from "../pipeline/hub/env.js";
 import { downloadSnapshot, resolveSnapshotCommit, type SnapshotOptions, type SnapshotProgress, type SnapshotRequest, type SnapshotResult } from "../pipeline/hub/snapshot.js";
 import { checkCachedFiles } from "../pipeline/hub/verify-cache.js";
-import { DigestCache, defaultDigestCacheDir } from "../pipeline/signing/digest-cache.js";
+import { DigestCache, defaultDigestCacheDir } from "../pipeline/core/digest-cache.js";
 import { checkReluCheckpoint, describeCheckpoint, type CheckpointArchitecture } from "../pipeline/config/architecture.js";
 
 export interface HubSource {

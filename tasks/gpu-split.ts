@@ -6,7 +6,7 @@
  * For each host profile the recipe names: the VRAM budget is the host's (the recipe's
  * runtime.vram_budget_gb when smaller); the bytes left for the FFN split and the solver's
  * neuron capacity are derived from the GGUF header exactly as the engine derives them
- * (pipeline/gpu-split.ts); upstream's solve_gpu_split and export_split then run with
+ * (pipeline/gpu-index/budget.ts); upstream's solve_gpu_split and export_split then run with
  * activation files staged so the exporter's string sort equals layer order (its
  * activation_10-before-activation_2 bug), and the result is validated with our GGUF reader
  * before it is renamed to models/powerinfer/<m>/model.<host>.gpuidx.
@@ -17,17 +17,9 @@ import { delimiter, join } from "node:path";
 import type { TaskDefinition } from "../pipeline/core/graph.js";
 import { PipelineError } from "../pipeline/core/errors.js";
 import { readGgufHeader } from "../pipeline/gguf/reader.js";
-import {
-  hostIndexName,
-  hostVramBytes,
-  indexVramCapacity,
-  modelShape,
-  neuronCapacity,
-  remainingBytes,
-  SOLVER_DRIVER,
-  stageActivations,
-  validateGpuIndex,
-} from "../pipeline/gpu-split.js";
+import { hostVramBytes, modelShape, neuronCapacity, remainingBytes } from "../pipeline/gpu-index/budget.js";
+import { SOLVER_DRIVER, stageActivations } from "../pipeline/gpu-index/solver.js";
+import { hostIndexName, indexVramCapacity, validateGpuIndex } from "../pipeline/gpu-index/validate.js";
 import { loadHostProfile } from "../pipeline/policy/host.js";
 import { choosePython, installHint, type PythonChoice, type PythonModule } from "../pipeline/python.js";
 import { PACKAGE_ROOT, type EngineSettings, type Workspace } from "../pipeline/workspace.js";

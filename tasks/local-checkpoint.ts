@@ -4,7 +4,7 @@
  * DIR`), handed to the convert step in the shape a download has. Nothing is copied.
  *
  * Its fingerprint is every file's sha256, taken through the digest cache
- * (pipeline/signing/digest-cache.ts): an unchanged folder costs one stat per file, a
+ * (pipeline/core/digest-cache.ts): an unchanged folder costs one stat per file, a
  * changed file makes the step (and the conversion after it) stale, naming the file. The
  * same preflight as a download: config.json against the architecture allow-list.
  */
@@ -13,8 +13,8 @@ import { join, relative } from "node:path";
 import type { TaskDefinition } from "../pipeline/core/graph.js";
 import { PipelineError } from "../pipeline/core/errors.js";
 import { checkReluCheckpoint, describeCheckpoint, type CheckpointArchitecture } from "../pipeline/config/architecture.js";
-import { DigestCache, defaultDigestCacheDir } from "../pipeline/signing/digest-cache.js";
-import { digestFiles } from "../pipeline/signing/hash.js";
+import { DigestCache, defaultDigestCacheDir } from "../pipeline/core/digest-cache.js";
+import { digestFiles } from "../pipeline/core/hash.js";
 
 export interface LocalCheckpointSettings {
   model: string;

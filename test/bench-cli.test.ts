@@ -7,8 +7,8 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseBenchResult, type BenchResult } from "../pipeline/bench/result.js";
-import { PAPER_PROMPTS } from "../pipeline/bench/paper-prompts.js";
+import { parseBenchResult, type BenchResult } from "../pipeline/model-bench/result.js";
+import { PAPER_PROMPTS } from "../pipeline/model-bench/paper-prompts.js";
 import { makeWorkspace, PROJECT_ROOT, type TestWorkspace } from "./helpers/workspace.js";
 import { parseEvents } from "./helpers/events.js";
 

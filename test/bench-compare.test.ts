@@ -4,8 +4,8 @@
  * results from another host class, backend or setting are refused unless forced. Plus the text/Markdown tables.
  */
 import { describe, expect, it } from "vitest";
-import { compareResults, formatComparisonMarkdown, formatComparisonTable, formatResultMarkdown, formatResultTable } from "../pipeline/bench/compare.js";
-import { parseLlamaBenchJson } from "../pipeline/bench/llama-bench.js";
+import { compareResults, formatComparisonMarkdown, formatComparisonTable, formatResultMarkdown, formatResultTable } from "../pipeline/model-bench/compare.js";
+import { parseLlamaBenchJson } from "../pipeline/model-bench/llama-bench.js";
 import {
   aggregate,
   BENCH_SCHEMA_VERSION,
@@ -15,8 +15,8 @@ import {
   serializeBenchResult,
   type BenchResult,
   type BenchRun,
-} from "../pipeline/bench/result.js";
-import { BenchError, type Timings } from "../pipeline/bench/timings.js";
+} from "../pipeline/model-bench/result.js";
+import { BenchError, type Timings } from "../pipeline/model-bench/timings.js";
 import { PipelineError } from "../pipeline/core/errors.js";
 import { SAMPLE_TIMINGS, thrownBy } from "./helpers/samples.js";
 

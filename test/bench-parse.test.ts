@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
-import { parseLlamaBenchJson } from "../pipeline/bench/llama-bench.js";
-import { BenchError, parseLogYaml, parseTimings, type Timings } from "../pipeline/bench/timings.js";
+import { parseLlamaBenchJson } from "../pipeline/model-bench/llama-bench.js";
+import { BenchError, parseLogYaml, parseTimings, type Timings } from "../pipeline/model-bench/timings.js";
 import { haveSamples, sample, SAMPLE_TIMINGS, thrownBy } from "./helpers/samples.js";
 
 
@@ -427,7 +427,7 @@ describe("parseLlamaBenchJson", () => {
 
 describe("the loader's GPU lines", () => {
   it("reads offloaded FFN MiB, VRAM used, the layers within the budget and what happened to the index", async () => {
-    const { parseGpuLog, endToEndTokensPerSecond } = await import("../pipeline/bench/gpu-log.js");
+    const { parseGpuLog, endToEndTokensPerSecond } = await import("../pipeline/model-bench/gpu-log.js");
     const log = parseGpuLog([
       "llm_load_sparse_model_tensors: using CUDA for GPU acceleration",
       "llm_load_sparse_model_tensors: offloaded layers from VRAM budget(8589934592 bytes): 33/33",

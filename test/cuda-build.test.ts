@@ -9,14 +9,19 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { assertGpuBackendFound, type BuildResult } from "../tasks/build.js";
 import {
+  assertCudaArchFlag,
   assertCudaBinary,
   assertDriverSupportsToolkit,
-  assertGpuBackendFound,
+  assertNoPinnedCudaFlags,
   chooseCudaArchitectures,
-  type BuildResult,
+  cudaBuildInputs,
+  cudaConfigureArgs,
+  describeCudaPlan,
+  planCudaBuild,
   type CudaBuildPlan,
-} from "../tasks/build.js";
+} from "../pipeline/engine-build/cuda-plan.js";
 import {
   archSupport,
   compareVersions,
@@ -27,7 +32,7 @@ import {
   parseSmiHeader,
   probeNvidia,
   type NvidiaProbe,
-} from "../pipeline/nvidia.js";
+} from "../pipeline/engine-build/nvidia.js";
 import { makeWorkspace, type TestWorkspace } from "./helpers/workspace.js";
 
 const SMI_HEADER = (cuda: string) => `Tue Nov 26 18:00:00 2025
@@ -198,6 +203,26 @@ describe("chooseCudaArchitectures: --cuda-arch > detected GPU > config > engine 
     const bare = chooseCudaArchitectures({ gpu: gpu([], "nvidia-smi is not on PATH"), configKey });
     expect(bare).toMatchObject({ architectures: null, source: "engine default" });
     expect(bare.reason).toContain("the engine's default (52;61;70)");
+  });
+
+  it("plans a build from what was probed: the flags CMake gets, the inputs that rebuild on another GPU", () => {
+    const plan = planCudaBuild({ gpu: gpu(["8.9", "8.9"]), configKey, compiler: "/usr/local/cuda-12.4/bin/nvcc", nvccVersion: "Cuda compilation tools, release 12.4, V12.4.131" });
+    expect(plan).toMatchObject({ architectures: "89", architecturesSource: "detected GPU", compiler: "/usr/local/cuda-12.4/bin/nvcc", toolkitVersion: "12.4", driverCudaVersion: "12.4" });
+    expect(cudaConfigureArgs(plan)).toEqual(["-DCMAKE_CUDA_COMPILER=/usr/local/cuda-12.4/bin/nvcc", "-DCMAKE_CUDA_ARCHITECTURES=89"]);
+    expect(cudaBuildInputs(plan)).toEqual({ "CUDA architectures": "89 (detected GPU)", "GPU compute capabilities": "8.9", "NVIDIA driver CUDA version": "12.4" });
+    const bare = planCudaBuild({ gpu: gpu([], "nvidia-smi is not on PATH"), configKey, compiler: "/usr/bin/nvcc", nvccVersion: "" });
+    expect(cudaConfigureArgs(bare)).toEqual(["-DCMAKE_CUDA_COMPILER=/usr/bin/nvcc"]);
+    expect(cudaBuildInputs(bare)).toEqual({ "CUDA architectures": "engine default (engine default)", "GPU compute capabilities": "none", "NVIDIA driver CUDA version": "none" });
+    expect(describeCudaPlan(bare).at(-1)).toBe("GPUs: none answered (nvidia-smi): building without a GPU, the driver/toolkit check is skipped");
+  });
+
+  it("refuses flags the plan sets itself, and a dotted --cuda-arch with its fix", () => {
+    expect(() => assertNoPinnedCudaFlags(["-DLLAMA_CUBLAS=ON", "-DCMAKE_CUDA_ARCHITECTURES:STRING=80"], "powerinfer.yaml")).toThrow(
+      'powerinfer.yaml: the cmakeFlags set CMAKE_CUDA_ARCHITECTURES:STRING ("-DCMAKE_CUDA_ARCHITECTURES:STRING=80"), which the pipeline sets itself.',
+    );
+    expect(() => assertNoPinnedCudaFlags(["-DLLAMA_CUBLAS=ON"], "powerinfer.yaml")).not.toThrow();
+    expect(() => assertCudaArchFlag("8.9")).toThrow(expect.objectContaining({ code: "E_USAGE", details: ['Compute capability 8.9 is written 89: --cuda-arch "89".'] }));
+    expect(() => assertCudaArchFlag("80;86")).not.toThrow();
   });
 });
 

@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPowerInferEngine } from "../engines/powerinfer.js";
+import { policyForBuild } from "../pipeline/runtime/prepare.js";
 import { loadHostProfile } from "../pipeline/policy/host.js";
 import { renderPolicy } from "../pipeline/policy/render.js";
 import { signModelDirectory } from "../pipeline/signing/sign.js";
@@ -53,10 +54,12 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 async function run(name: string): Promise<{ m: string; text: string; warnings: string[] }> {
   const host = await loadHostProfile(join(PROJECT_ROOT, "configs", "hosts", "gpu-box.yaml"));
   const rendered = renderPolicy({ engine: "powerinfer", model_path: modelFile(name), generation: { max_tokens: 4 }, runtime: { threads: 1 } }, { file: "policy.yaml", host, modelRoot: join(root, "models"), gpuBuild: true });
-  const engine = createPowerInferEngine({ binary: fakeMain, env: { ...process.env, XDG_CACHE_HOME: join(root, "cache"), XDG_RUNTIME_DIR: join(root, "runtime") } });
-  const result = await engine.generate("hi", rendered);
+  const env = { ...process.env, XDG_CACHE_HOME: join(root, "cache"), XDG_RUNTIME_DIR: join(root, "runtime") };
+  // As `ai-tools run` does: the runtime places (or avoids) the index for this GPU build, then the engine runs the policy it got.
+  const placed = await policyForBuild(rendered, true, env);
+  const result = await createPowerInferEngine({ binary: fakeMain, env }).generate("hi", placed.policy);
   const argv = readFileSync(argvLog(), "utf8").trim().split("\n");
-  return { m: argv[argv.indexOf("-m") + 1]!, text: result.text, warnings: result.warnings ?? [] };
+  return { m: argv[argv.indexOf("-m") + 1]!, text: result.text, warnings: [...placed.notes, ...(result.warnings ?? [])] };
 }
 
 describe("an unsigned .generated.gpuidx beside a signed model", () => {

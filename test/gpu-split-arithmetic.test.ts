@@ -1,5 +1,5 @@
 /**
- * The GPU split's arithmetic (pipeline/gpu-split.ts) pinned to numbers worked out BY HAND from the
+ * The GPU split's arithmetic (pipeline/gpu-index/budget.ts) pinned to numbers worked out BY HAND from the
  * engine's own source, for the shapes users run: the offline demo model, a 7B ReLU-LLaMA (F16) and a
  * 40B ReLU-Falcon (Q4_0, grouped-query attention, no ffn_gate), plus the one solver invocation the
  * upstream docs print. Every expected value is a literal derived in the comment beside it; none is
@@ -29,7 +29,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { parseGgufHeader, type GgufHeader } from "../pipeline/gguf/reader.js";
-import { denseBytes, kvCacheBytes, modelShape, neededBudgetBytes, neuronCapacity, remainingBytes } from "../pipeline/gpu-split.js";
+import { denseBytes, kvCacheBytes, modelShape, neededBudgetBytes, neuronCapacity, remainingBytes } from "../pipeline/gpu-index/budget.js";
 import { buildGguf, gv, powerInferModelSpec, type GgufWriteSpec, type WTensor } from "./helpers/gguf-writer.js";
 
 const GiB = 2 ** 30;

@@ -26,7 +26,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PipelineEvent } from "../pipeline/core/events.js";
 import { readGgufHeader } from "../pipeline/gguf/reader.js";
-import { validateGpuIndex } from "../pipeline/gpu-split.js";
+import { validateGpuIndex } from "../pipeline/gpu-index/validate.js";
 import { seededBytes, startHubServer, type HubServer } from "./helpers/hub-server.js";
 import { makeWorkspace, pathWithOnly, PROJECT_ROOT, type TestWorkspace } from "./helpers/workspace.js";
 import { makeReadyMadeGguf } from "./helpers/ready-made-gguf.js";

@@ -1,5 +1,5 @@
 /**
- * GPU split precomputed offline (tasks/gpu-split.ts, pipeline/runtime/gpu-index.ts): the step on
+ * GPU split precomputed offline (tasks/gpu-split.ts, pipeline/gpu-index/placement.ts): the step on
  * a 12-layer model with the fixture solver (test/fixtures/upstream/powerinfer-py, stubs in test/fixtures/gpu-split: upstream's CLI, functions,
  * file listing flaw and index format; no torch), the layer-order proof, the Python refusal,
  * signing of the indexes, and `run` placing the index for a GPU build. No network, a few seconds.
@@ -13,10 +13,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { executeGraph } from "../pipeline/core/executor.js";
 import type { Graph, TaskDefinition } from "../pipeline/core/graph.js";
 import { readGgufHeader } from "../pipeline/gguf/reader.js";
-import { validateGpuIndex } from "../pipeline/gpu-split.js";
+import { validateGpuIndex } from "../pipeline/gpu-index/validate.js";
 import { gpuSplitTask } from "../tasks/gpu-split.js";
 import { signModelDirectory } from "../pipeline/signing/sign.js";
 import { createPowerInferEngine } from "../engines/powerinfer.js";
+import { policyForBuild } from "../pipeline/runtime/prepare.js";
 import { loadHostProfile } from "../pipeline/policy/host.js";
 import { renderPolicy } from "../pipeline/policy/render.js";
 import type { EngineSettings, Workspace } from "../pipeline/workspace.js";
@@ -154,10 +155,12 @@ describe.skipIf(!python3)("gpu-split: precomputed GPU index per host class (need
         { engine: "powerinfer", model_path: modelFile(), generation: { ctx_size: 256, max_tokens: 4 }, runtime: { threads: 1 } },
         { file: "policy.yaml", host, modelRoot: join(root, "models"), gpuBuild: true },
       );
-      const engine = createPowerInferEngine({ binary: fakeMain, env: { ...process.env, XDG_CACHE_HOME: join(root, "cache"), XDG_RUNTIME_DIR: join(root, "runtime") } });
+      const env = { ...process.env, XDG_CACHE_HOME: join(root, "cache"), XDG_RUNTIME_DIR: join(root, "runtime") };
       mkdirSync(join(root, "runtime"), { recursive: true });
-      const result = await engine.generate("hi", rendered);
-      return { argv: readFileSync(argvLog, "utf8").trim().split("\n"), text: result.text, warnings: result.warnings ?? [] };
+      // As `ai-tools run` does: the runtime places the index for this GPU build, then the engine runs the policy it got.
+      const placed = await policyForBuild(rendered, true, env);
+      const result = await createPowerInferEngine({ binary: fakeMain, env }).generate("hi", placed.policy);
+      return { argv: readFileSync(argvLog, "utf8").trim().split("\n"), text: result.text, warnings: [...placed.notes, ...(result.warnings ?? [])] };
     }
     const flag = (argv: string[], name: string) => argv[argv.indexOf(name) + 1];
 
@@ -210,7 +213,10 @@ describe.skipIf(!python3)("gpu-split: precomputed GPU index per host class (need
       chmodSync(cpuMain, 0o755);
       const host = await loadHostProfile(join(PROJECT_ROOT, "configs", "hosts", "gpu-box.yaml"));
       const rendered = renderPolicy({ engine: "powerinfer", model_path: modelFile(), generation: { max_tokens: 4 }, runtime: { threads: 1 } }, { file: "p.yaml", host, modelRoot: root, gpuBuild: false });
-      const result = await createPowerInferEngine({ binary: cpuMain, env: { ...process.env, XDG_CACHE_HOME: join(root, "cache") } }).generate("hi", rendered);
+      const env = { ...process.env, XDG_CACHE_HOME: join(root, "cache") };
+      const placed = await policyForBuild(rendered, false, env);
+      expect(placed).toMatchObject({ policy: rendered, notes: [] });
+      const result = await createPowerInferEngine({ binary: cpuMain, env }).generate("hi", placed.policy);
       expect(result.text).toContain("NO-INDEX");
       const argv = readFileSync(argvLog, "utf8").trim().split("\n");
       expect(argv).not.toContain("--vram-budget");

@@ -13,7 +13,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { hubSettings } from "../pipeline/hub/env.js";
 import { translateDoneChunks } from "../pipeline/hub/download-blob.js";
 import { downloadSnapshot, type SnapshotOptions } from "../pipeline/hub/snapshot.js";
-import { DigestCache } from "../pipeline/signing/digest-cache.js";
+import { DigestCache } from "../pipeline/core/digest-cache.js";
 import { PROJECT_ROOT } from "./helpers/workspace.js";
 import { gitBlobOid, seededBytes, startHubServer, type HubServer } from "./helpers/hub-server.js";
 

@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseBenchResult } from "../pipeline/bench/result.js";
+import { parseBenchResult } from "../pipeline/model-bench/result.js";
 import { parseCli } from "../pipeline/cli/program.js";
 import type { MetricsRecord } from "../pipeline/metrics/record.js";
 import { createSketch } from "../pipeline/metrics/sketch.js";

@@ -29,7 +29,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { BUNDLE_MEDIA_TYPE, createBundle, parseBundle } from "../pipeline/signing/bundle.js";
-import { fileIdentity } from "../pipeline/signing/digest-cache.js";
+import { fileIdentity } from "../pipeline/core/file-identity.js";
 import { IN_TOTO_PAYLOAD_TYPE } from "../pipeline/signing/dsse.js";
 import { VerifyError, type VerifyErrorCode } from "../pipeline/signing/errors.js";
 import { keyHint, spkiDer } from "../pipeline/signing/keys.js";

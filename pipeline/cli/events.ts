@@ -7,7 +7,7 @@
  * so zod does not load at start-up. Fields are only ever added; a breaking change bumps `v`.
  */
 import { z } from "zod";
-import { benchResultSchema } from "../bench/result.js";
+import { benchResultSchema } from "../model-bench/result.js";
 
 const envelope = {
   v: z.literal(1).describe("the event schema version (EVENT_SCHEMA_VERSION)"),

@@ -35,7 +35,7 @@ export interface OpenedGraph {
 
 /** The workspace, its engine settings and the graph the request names. */
 export async function openGraph(request: GraphRequest, io: CliIo): Promise<OpenedGraph> {
-  const [{ engineGraph }, { loadEngineSettings, openWorkspace }] = await Promise.all([import("../graphs.js"), import("../workspace.js")]);
+  const [{ engineGraph }, { loadEngineSettings, openWorkspace }] = await Promise.all([import("../graphs/engine.js"), import("../workspace.js")]);
   const { flags } = request;
   const workspace = openWorkspace(io.root, io.env);
   const settings = await loadEngineSettings(workspace, {
@@ -53,7 +53,7 @@ export async function openGraph(request: GraphRequest, io: CliIo): Promise<Opene
   const [{ loadRecipe }, { localCheckpointRecipe }, { convertGraph, downloadGraph }] = await Promise.all([
     import("../config/recipe.js"),
     import("../config/local-recipe.js"),
-    import("../model-graphs.js"),
+    import("../graphs/model.js"),
   ]);
   // A recipe by name or by file, or one made from --checkpoint/--predictor/--name.
   const recipe = flags.checkpoint

@@ -8,7 +8,7 @@ import { relative, isAbsolute } from "node:path";
 import { Lexer, LineCounter, parseDocument, isMap, isScalar, visit, type Document, type Node } from "yaml";
 import type { z } from "zod";
 import { PipelineError } from "../core/errors.js";
-import { aliasesUsed } from "../policy/aliases.js";
+import { aliasesUsed } from "./aliases.js";
 
 /** Core's configuration codes, the ones a YAML file can fail with. */
 export type ConfigErrorCode = import("../core/errors.js").DeclaredCode<"E_CONFIG_MISSING" | "E_CONFIG_SYNTAX" | "E_CONFIG_INVALID">;

@@ -15,7 +15,7 @@ import { basename, join, resolve } from "node:path";
 import { PACKAGE_ROOT } from "../root.js";
 import { z } from "zod";
 import { ConfigError, displayPath, loadYamlConfig } from "./load-yaml.js";
-import { generationSchema, runtimeSchema, sha256DigestSchema } from "../policy/schema.js";
+import { generationSchema, runtimeSchema, sha256DigestSchema, type GenerationSettings, type RuntimeSettings } from "./generation-schema.js";
 import { hubRepoIdSchema, hubSourceRepoSchema } from "./hub-repo.js";
 
 /** Where recipes live, relative to the workspace root. */
@@ -380,8 +380,7 @@ export type PredictorSource = z.infer<typeof predictorSourceSchema>;
 export type ActivationSource = z.infer<typeof activationSourceSchema>;
 export type GgufSource = z.infer<typeof ggufSourceSchema>;
 export type ConvertSettings = z.infer<typeof convertSchema>;
-export type GenerationSettings = z.infer<typeof generationSchema>;
-export type RuntimeSettings = z.infer<typeof runtimeSchema>;
+export type { GenerationSettings, RuntimeSettings };
 export type AuditInfo = z.infer<typeof auditSchema>;
 export type BenchSettings = z.infer<typeof benchSchema>;
 

@@ -5,8 +5,8 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, readdir, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { sha256OfFile } from "../signing/hash.js";
-import { fileIdentity } from "../signing/digest-cache.js";
+import { sha256OfFile } from "./hash.js";
+import { fileIdentity } from "./file-identity.js";
 import type { Sha256Hex } from "./fingerprint.js";
 
 /** Write to a temporary sibling, then rename: readers see the old or the new file, never half. */
@@ -45,7 +45,7 @@ export async function removeTemporariesOf(path: string, pid?: number): Promise<s
  * executor's output snapshot and the sign step would otherwise read a 13 GB model three times
  * in one run. The identity survives a rename (temporary -> final) and changes with any write;
  * this is for files the pipeline itself produces under its step locks. Verification never
- * uses it (see signing/digest-cache.ts for its rules).
+ * uses it (see core/digest-cache.ts for its rules).
  */
 const producedDigests = new Map<string, Sha256Hex>();
 const MAX_PRODUCED_DIGESTS = 4096;

@@ -11,7 +11,7 @@ import { basename, dirname, join, relative } from "node:path";
 import pLimit from "p-limit";
 import { PipelineError } from "../core/errors.js";
 import { listFiles, resolveRevision } from "./api.js";
-import type { DigestCache } from "../signing/digest-cache.js";
+import type { DigestCache } from "../core/digest-cache.js";
 import { etagOf, isCommit, RepoCache, type TreeFile } from "./cache.js";
 import { checkCachedFiles } from "./verify-cache.js";
 import { downloadBlob } from "./download-blob.js";

@@ -2,12 +2,12 @@
  * Are the cached files still the bytes the Hub listed? The cache trusts a blob by its size
  * (as huggingface_hub does), so a flipped bit on disk would go unnoticed into conversion.
  * LFS files are checked against their sha256 through the digest cache (a file unchanged
- * since its last check is not read again, see signing/digest-cache.ts); other files (small
+ * since its last check is not read again, see core/digest-cache.ts); other files (small
  * text: configs, tokenizers) against their git blob id, read each time.
  */
 import { realpath } from "node:fs/promises";
-import { digestFiles } from "../signing/hash.js";
-import type { DigestCache } from "../signing/digest-cache.js";
+import { digestFiles } from "../core/hash.js";
+import type { DigestCache } from "../core/digest-cache.js";
 import { digestOf } from "./download-blob.js";
 import type { TreeFile } from "./cache.js";
 

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { basename, delimiter, extname, join } from "node:path";
 import { cpus, totalmem } from "node:os";
 import { runCommand } from "../core/process.js";
-import { physicalCoreCount } from "../bench/host.js";
+import { physicalCoreCount } from "../model-bench/host.js";
 import { loadYamlConfig } from "../config/load-yaml.js";
 import { hostSchema } from "./schema.js";
 import type { HostProfile } from "./types.js";

@@ -41,6 +41,9 @@ import { assertDigest, assertRepository, isDigest, normalizeRegistryHost, type R
 import { MANIFEST_SIZE_LIMIT, OCI_MANIFEST_TYPES, type Descriptor } from "./types.js";
 import { addReferrerToFallbackIndex, listReferrers, type AddReferrerResult, type ReferrerList } from "./referrers.js";
 import { mountBlob, uploadBlob, type BlobSource, type MountResult, type UploadOptions, type UploadResult } from "./upload.js";
+import type { CallOptions, ClientPlumbing, Manifest } from "./client-plumbing.js";
+
+export type { CallOptions, Manifest } from "./client-plumbing.js";
 
 export interface RegistryClientOptions {
   /** `host[:port]`. */
@@ -63,20 +66,6 @@ export interface RegistryClientOptions {
   /** Stops every request of this client. */
   signal?: AbortSignal;
   onEvent?: (event: RegistryEvent) => void;
-}
-
-export interface CallOptions {
-  signal?: AbortSignal;
-}
-
-export interface Manifest {
-  /** Exactly the bytes the registry stored (their sha256 is `digest`). */
-  bytes: Buffer;
-  mediaType: string;
-  digest: string;
-  /** The parsed JSON object. */
-  json: Record<string, unknown>;
-  etag?: string;
 }
 
 export interface ManifestHead {
@@ -112,7 +101,7 @@ function mediaTypeOf(contentType: string | undefined): string | undefined {
   return type || undefined;
 }
 
-export class RegistryClient {
+export class RegistryClient implements ClientPlumbing {
   readonly registry: string;
   /** Internal plumbing shared with upload.ts and referrers.ts. */
   readonly transport: RegistryTransport;

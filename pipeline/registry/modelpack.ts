@@ -24,9 +24,9 @@ import { basename, join, resolve } from "node:path";
 import { sha256File } from "../core/files.js";
 import { readGgufHeader } from "../gguf/reader.js";
 import { parseBundle, readBundleFile } from "../signing/bundle.js";
-import type { DigestCache } from "../signing/digest-cache.js";
+import type { DigestCache } from "../core/digest-cache.js";
 import { VerifyError } from "../signing/errors.js";
-import { digestFiles, sha256OfFile } from "../signing/hash.js";
+import { digestFiles, sha256OfFile } from "../core/hash.js";
 import { DEFAULT_IGNORE_PATHS, parseOmsStatement, PROVENANCE_FILE, SIGNATURE_FILE, SIGNATURE_FILES, type OmsManifest, type Resource } from "../signing/oms.js";
 import { compareUtf8 } from "../signing/paths.js";
 import { listModelFiles } from "../signing/walk.js";
@@ -322,7 +322,7 @@ interface ProvenanceFacts {
   createdAt?: string;
 }
 
-/** What the SLSA provenance says about the build (tasks/sign.ts, model-graphs.ts externalParameters); nothing when absent. */
+/** What the SLSA provenance says about the build (tasks/sign.ts, graphs/model.ts externalParameters); nothing when absent. */
 async function readProvenanceFacts(path: string): Promise<ProvenanceFacts> {
   const exists = await lstat(path).catch(() => null);
   if (!exists) return {};

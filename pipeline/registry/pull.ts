@@ -11,7 +11,7 @@
  * models/.
  */
 import { MAX_BUNDLE_BYTES } from "../signing/bundle.js";
-import { mapLimit } from "../signing/hash.js";
+import { mapLimit } from "../core/concurrency.js";
 import { SIGNATURE_FILE } from "../signing/oms.js";
 import type { RegistryClient } from "./client.js";
 import { RegistryError } from "./errors.js";

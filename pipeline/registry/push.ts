@@ -10,7 +10,7 @@
  */
 import { createReadStream } from "node:fs";
 import { Readable } from "node:stream";
-import { mapLimit } from "../signing/hash.js";
+import { mapLimit } from "../core/concurrency.js";
 import type { RegistryClient } from "./client.js";
 import { formatReference, type RegistryReference } from "./reference.js";
 import type { UploadSessionStore } from "./sessions.js";

@@ -15,7 +15,7 @@
  * through untouched, whatever fields they have.
  */
 import { RegistryError } from "./errors.js";
-import type { CallOptions, Manifest, RegistryClient } from "./client.js";
+import type { CallOptions, ClientPlumbing, Manifest } from "./client-plumbing.js";
 import { MANIFEST_SIZE_LIMIT, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST, type Descriptor } from "./types.js";
 import { discard, readCapped } from "./http.js";
 import { assertDigest, assertRepository, isDigest } from "./reference.js";
@@ -63,7 +63,7 @@ export function nextLink(link: string | undefined, base: string): string | undef
   return undefined;
 }
 
-async function readIndexPage(client: RegistryClient, repository: string, url: string, what: string, signal: AbortSignal | undefined): Promise<{ index: Record<string, unknown>; next: string | undefined } | "unsupported"> {
+async function readIndexPage(client: ClientPlumbing, repository: string, url: string, what: string, signal: AbortSignal | undefined): Promise<{ index: Record<string, unknown>; next: string | undefined } | "unsupported"> {
   const request = { method: "GET" as const, url, headers: { accept: OCI_INDEX }, followRedirects: true, access: { repository, actions: ["pull" as const] }, what, ...(signal ? { signal } : {}) };
   const answer = await client.exchange(request, async (response) => {
     if (response.status === 404) {
@@ -88,7 +88,7 @@ async function readIndexPage(client: RegistryClient, repository: string, url: st
 }
 
 /** The artifact type of a listed referrer, fetching its manifest when the entry does not say. */
-async function artifactTypeOf(client: RegistryClient, repository: string, entry: Descriptor, lookups: { left: number }, signal: AbortSignal | undefined): Promise<string | undefined> {
+async function artifactTypeOf(client: ClientPlumbing, repository: string, entry: Descriptor, lookups: { left: number }, signal: AbortSignal | undefined): Promise<string | undefined> {
   if (entry.artifactType && entry.artifactType !== OCI_EMPTY) return entry.artifactType;
   if (lookups.left-- <= 0) return entry.artifactType;
   const manifest = await client.getManifest(repository, entry.digest, signal ? { signal } : {}).catch((error: unknown) => {
@@ -101,7 +101,7 @@ async function artifactTypeOf(client: RegistryClient, repository: string, entry:
   return typeof own === "string" ? own : typeof configType === "string" ? configType : entry.artifactType;
 }
 
-export async function listReferrers(client: RegistryClient, repository: string, subject: string, artifactType: string | undefined, call?: CallOptions): Promise<ReferrerList> {
+export async function listReferrers(client: ClientPlumbing, repository: string, subject: string, artifactType: string | undefined, call?: CallOptions): Promise<ReferrerList> {
   assertRepository(repository);
   assertDigest(subject);
   const signal = client.signalFor(call);
@@ -130,7 +130,7 @@ export async function listReferrers(client: RegistryClient, repository: string, 
 }
 
 /** The tag-schema index of `subject`, or undefined when there is none; anything but an index is refused. */
-async function readFallbackIndex(client: RegistryClient, repository: string, subject: string, signal: AbortSignal | undefined): Promise<Manifest | undefined> {
+async function readFallbackIndex(client: ClientPlumbing, repository: string, subject: string, signal: AbortSignal | undefined): Promise<Manifest | undefined> {
   const tag = referrersTagFor(subject);
   let manifest: Manifest;
   try {
@@ -148,7 +148,7 @@ async function readFallbackIndex(client: RegistryClient, repository: string, sub
 }
 
 export async function addReferrerToFallbackIndex(
-  client: RegistryClient,
+  client: ClientPlumbing,
   repository: string,
   subject: string,
   descriptor: Descriptor,

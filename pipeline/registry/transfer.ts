@@ -13,7 +13,7 @@ import { parseBundle, verifyBundleSignature } from "../signing/bundle.js";
 import type { CertificateRoot } from "../signing/certificates.js";
 import type { TrustedKey } from "../signing/trust.js";
 import { verifyModel, type VerifyResult } from "../signing/verify.js";
-import { DigestCache } from "../signing/digest-cache.js";
+import { DigestCache } from "../core/digest-cache.js";
 import { RegistryClient, type RegistryClientOptions } from "./client.js";
 import { FileBlobLocations } from "./locations.js";
 import { pullModel, type PullProgress, type PullResult } from "./pull.js";

@@ -19,7 +19,7 @@
  */
 import { Readable } from "node:stream";
 import { PipelineError } from "../core/errors.js";
-import type { CallOptions, RegistryClient } from "./client.js";
+import type { CallOptions, ClientPlumbing } from "./client-plumbing.js";
 import { RegistryError } from "./errors.js";
 import { abortError, discard, parseUploadRange, retryDelayMs, sleep, TransientRegistryError, type HttpResponse } from "./http.js";
 import { assertDigest, assertRepository } from "./reference.js";
@@ -113,7 +113,7 @@ function sessionFrom(response: HttpResponse, base: string, offset: number, what:
   return { location: new URL(location, base).toString(), offset, ...(Number.isSafeInteger(minimum) && minimum > 0 ? { minChunkLength: minimum } : {}) };
 }
 
-export async function mountBlob(client: RegistryClient, repository: string, digest: string, fromRepository: string, call?: CallOptions): Promise<MountResult> {
+export async function mountBlob(client: ClientPlumbing, repository: string, digest: string, fromRepository: string, call?: CallOptions): Promise<MountResult> {
   assertRepository(repository);
   assertRepository(fromRepository);
   assertDigest(digest);
@@ -139,7 +139,7 @@ export async function mountBlob(client: RegistryClient, repository: string, dige
   throw await client.errorFor(response, what);
 }
 
-async function startSession(client: RegistryClient, repository: string, what: string, signal: AbortSignal | undefined): Promise<UploadSession> {
+async function startSession(client: ClientPlumbing, repository: string, what: string, signal: AbortSignal | undefined): Promise<UploadSession> {
   const url = client.transport.url(`/v2/${repository}/blobs/uploads/`);
   const response = await client.request({ method: "POST", url, headers: { "content-length": "0" }, access: { repository, actions: ["pull", "push"] }, what, ...(signal ? { signal } : {}) });
   if (response.status !== 202) throw await client.errorFor(response, what);
@@ -148,7 +148,7 @@ async function startSession(client: RegistryClient, repository: string, what: st
 }
 
 /** `GET <location>`: the session as the registry sees it, or undefined when it is gone. */
-async function querySession(client: RegistryClient, repository: string, session: UploadSession, what: string, signal: AbortSignal | undefined): Promise<UploadSession | undefined> {
+async function querySession(client: ClientPlumbing, repository: string, session: UploadSession, what: string, signal: AbortSignal | undefined): Promise<UploadSession | undefined> {
   const response = await client.request({ method: "GET", url: session.location, access: { repository, actions: ["pull", "push"] }, what: `${what}: upload status`, ...(signal ? { signal } : {}) });
   if (response.status === 404 || response.status === 400) {
     await discard(response);
@@ -197,7 +197,7 @@ function bodyOf(blob: BlobSource, start: number, end: number, label: string, onB
   };
 }
 
-export async function uploadBlob(client: RegistryClient, repository: string, blob: BlobSource, options: UploadOptions): Promise<UploadResult> {
+export async function uploadBlob(client: ClientPlumbing, repository: string, blob: BlobSource, options: UploadOptions): Promise<UploadResult> {
   assertRepository(repository);
   assertDigest(blob.digest);
   if (!Number.isSafeInteger(blob.size) || blob.size < 0) throw new RangeError(`uploadBlob: size ${blob.size} is not a byte count`);

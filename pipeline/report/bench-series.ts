@@ -1,10 +1,10 @@
 /**
  * Bench results as the report shows them: one group per model and host class (results are comparable only within a
  * host class), in time order, each result with its spread over the measured runs and the release gate it had to pass
- * against the previous result of the same backend (the gate itself is pipeline/bench/compare.ts). Pure: no I/O.
+ * against the previous result of the same backend (the gate itself is pipeline/model-bench/compare.ts). Pure: no I/O.
  */
-import { compareResults, type Verdict } from "../bench/compare.js";
-import type { Aggregate, BenchResult } from "../bench/result.js";
+import { compareResults, type Verdict } from "../model-bench/compare.js";
+import type { Aggregate, BenchResult } from "../model-bench/result.js";
 
 /** Where a result was found: a model folder, a release manifest, a development-key manifest under build/, or --baseline. */
 export type BenchSourceKind = "model" | "release" | "development" | "baseline";

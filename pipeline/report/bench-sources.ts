@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { basename, join, relative, resolve, sep } from "node:path";
 import { UsageError, isPipelineError } from "../core/errors.js";
-import { parseBenchResult } from "../bench/result.js";
+import { parseBenchResult } from "../model-bench/result.js";
 import type { BenchSourceKind, FoundBench } from "./bench-series.js";
 
 export interface SourceProblem {

@@ -8,7 +8,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { isPipelineError } from "../core/errors.js";
 import { parseBundle } from "../signing/bundle.js";
-import { defaultDigestCacheDir } from "../signing/digest-cache.js";
+import { defaultDigestCacheDir } from "../core/digest-cache.js";
 import { parseJsonObject, PROVENANCE_FILE, SIGNATURE_FILE } from "../signing/oms.js";
 import type { TrustedKey } from "../signing/trust.js";
 import { workspaceTrustStore } from "../signing/trust-store.js";

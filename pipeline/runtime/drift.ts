@@ -4,7 +4,6 @@
  * next to the model (by policy hash, with the keys that differ), and the engine build
  * against the build recorded in the model's provenance (commit, backend, binary digest).
  */
-import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import stringify from "safe-stable-stringify";
@@ -13,7 +12,7 @@ import type { RenderedPolicy } from "../policy/types.js";
 import { compareToManifest } from "../signing/verify.js";
 import { PROVENANCE_FILE, SIGNATURE_FILE } from "../signing/oms.js";
 import { resolvePowerInferBuild } from "../../engines/powerinfer.js";
-import { digestFiles } from "../signing/hash.js";
+import { digestFiles, sha256OfFile } from "../core/hash.js";
 import { resolvePolicyFile } from "./prepare.js";
 
 export interface DriftRow {
@@ -78,7 +77,7 @@ export async function detectDrift(
     const build = resolvePowerInferBuild({ root: options.root, env: options.env, ...(options.binary ? { binary: options.binary } : {}) });
     if ("missing" in build) rows.push({ subject: "engine", item: "main", expected: recorded.commit, actual: build.missing, status: "drift" });
     else {
-      const sha = build.sha256 ?? createHash("sha256").update(readFileSync(build.binary)).digest("hex");
+      const sha = build.sha256 ?? (await sha256OfFile(build.binary)).digest;
       const compare = (item: string, expected: string | null, actual: string | null) =>
         rows.push({ subject: "engine", item, expected, actual, status: expected === null || actual === null ? "unknown" : expected === actual ? "ok" : "drift" });
       compare("source commit", recorded.commit, build.commit);

@@ -174,7 +174,7 @@ export async function checkModelIntegrity(rendered: RenderedPolicy, options: Int
   const expected = rendered.audit?.checksum;
   if (expected) {
     if (modelSha256 === null) {
-      const [{ digestFiles }, { DigestCache }] = await Promise.all([import("../signing/hash.js"), import("../signing/digest-cache.js")]);
+      const [{ digestFiles }, { DigestCache }] = await Promise.all([import("../core/hash.js"), import("../core/digest-cache.js")]);
       const cache = await DigestCache.open(options.digestCacheDir);
       modelSha256 = (await digestFiles([rendered.modelPath], { cache }))[0]!.digest;
       await cache.save();
@@ -187,3 +187,30 @@ export async function checkModelIntegrity(rendered: RenderedPolicy, options: Int
   }
   return { verified, modelSha256 };
 }
+
+/**
+ * The policy as this build runs it. GPU builds of sparse models: the host class's precomputed
+ * split put where the engine looks for it (gpu-index/placement.ts), with a budget it accepts
+ * (`notes` say what was done). The runtime places it before the engine runs: engines only run
+ * what the policy says.
+ */
+export async function policyForBuild(policy: RenderedPolicy, gpu: boolean, env: NodeJS.ProcessEnv): Promise<{ policy: RenderedPolicy; sparse: boolean; notes: string[] }> {
+  const sparse = isSparseModel(policy.modelPath!);
+  if (!gpu || !sparse) return { policy, sparse, notes: [] };
+  const { placeGpuIndex } = await import("../gpu-index/placement.js");
+  const outcome = await placeGpuIndex(policy, env);
+  const notes = outcome.note ? [outcome.note] : [];
+  // No signed index for this host: a private folder without the stray unsigned one, when there was one.
+  if (!outcome.placed) return { policy: outcome.modelPath ? { ...policy, modelPath: outcome.modelPath } : policy, sparse, notes };
+  return { policy: { ...policy, modelPath: outcome.placed.modelPath, runtime: { ...policy.runtime, vram_budget_gb: outcome.placed.vramBudgetGib } }, sparse, notes };
+}
+
+/** policyForBuild for whatever `engine` runs the policy: only PowerInfer's GPU builds place anything. */
+export async function policyForEngine(policy: RenderedPolicy, engine: string, options: { root: string; env: NodeJS.ProcessEnv; binary?: string }): Promise<{ policy: RenderedPolicy; notes: string[] }> {
+  if (engine !== "powerinfer" || !policy.modelPath) return { policy, notes: [] };
+  const build = resolvePowerInferBuild({ root: options.root, env: options.env, ...(options.binary ? { binary: options.binary } : {}) });
+  if ("missing" in build) return { policy, notes: [] };
+  const { policy: effective, notes } = await policyForBuild(policy, build.gpu, options.env);
+  return { policy: effective, notes };
+}
+

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { AbortedError, PipelineError } from "../core/errors.js";
 import type { EventSink } from "../core/events.js";
 import { executeGraph } from "../core/executor.js";
-import { serveGraph } from "../graphs.js";
+import { serveGraph } from "../graphs/engine.js";
 import { loadEngineSettings, openWorkspace, type EngineOverrides } from "../workspace.js";
 import type { ServerBuildResult } from "../../tasks/build-server.js";
 

@@ -10,7 +10,7 @@ import { basename, join, resolve } from "node:path";
 import { atomicWriteFile, sha256File } from "../core/files.js";
 import { PipelineError } from "../core/errors.js";
 import { createBundle } from "./bundle.js";
-import { digestFiles, type DigestOptions } from "./hash.js";
+import { digestFiles, type DigestOptions } from "./digests.js";
 import { keyHint } from "./keys.js";
 import { DEFAULT_IGNORE_PATHS, PROVENANCE_FILE, serializeOmsStatement, SIGNATURE_FILE, SIGNATURE_FILES, SUMS_FILE, rootDigest, type Resource } from "./oms.js";
 import { compareUtf8, isIgnored } from "./paths.js";

@@ -10,13 +10,13 @@ import type { CertificateRoot } from "./certificates.js";
 import { displayPath } from "../core/errors.js";
 import { escapeForTerminal } from "../core/escape.js";
 import { VerifyError } from "./errors.js";
-import { digestFiles, SMALL_FILE_BYTES } from "./hash.js";
+import { digestFiles, SMALL_FILE_BYTES } from "./digests.js";
 import { lstat } from "node:fs/promises";
 import { DEFAULT_IGNORE_PATHS, parseOmsStatement, PROVENANCE_FILE, SIGNATURE_FILE, SIGNATURE_FILES, SUMS_FILE, type OmsManifest } from "./oms.js";
 import { checkProvenance, type ProvenancePolicy, type ProvenanceSummary } from "./provenance.js";
 import { parseTrustedKeys, type TrustedKey, type TrustedKeyEntry } from "./trust.js";
 import { listModelFiles, type ListedFile } from "./walk.js";
-import type { DigestCache } from "./digest-cache.js";
+import type { DigestCache } from "../core/digest-cache.js";
 import { compareUtf8 } from "./paths.js";
 
 export interface VerifyOptions {
@@ -257,7 +257,7 @@ async function normalizeTrust(keys: VerifyOptions["trustedKeys"]): Promise<Trust
 
 async function openCache(option: VerifyOptions["digestCache"]): Promise<DigestCache | undefined> {
   if (!option) return undefined;
-  const { DigestCache } = await import("./digest-cache.js");
+  const { DigestCache } = await import("../core/digest-cache.js");
   if (option instanceof DigestCache) return option;
   return option === true ? DigestCache.open() : DigestCache.open(option.dir, option.racyWindowMs === undefined ? {} : { racyWindowMs: option.racyWindowMs });
 }

@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect } from "vitest";
-import type { Timings } from "../../pipeline/bench/timings.js";
+import type { Timings } from "../../pipeline/model-bench/timings.js";
 import { PROJECT_ROOT } from "./workspace.js";
 
 export const SAMPLES = join(PROJECT_ROOT, "..", "shared", "reference", "powerinfer-samples");

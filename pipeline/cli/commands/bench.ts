@@ -30,7 +30,7 @@ export const bench: CliCommand<BenchFlags> = {
 
 /** The model's bench.json, or with --compare (--baseline) the comparison and the gate's verdict. */
 export async function reportBench(io: CliIo, root: string, model: string, flags: GateFlags & { json?: boolean }): Promise<number> {
-  const [{ readFile, appendFile }, { parseBenchResult }, compare] = await Promise.all([import("node:fs/promises"), import("../../bench/result.js"), import("../../bench/compare.js")]);
+  const [{ readFile, appendFile }, { parseBenchResult }, compare] = await Promise.all([import("node:fs/promises"), import("../../model-bench/result.js"), import("../../model-bench/compare.js")]);
   const file = join(root, "models", "powerinfer", model, "bench.json");
   const fresh = parseBenchResult(await readFile(file, "utf8"), file);
   const summaryFile = flags.markdown ? io.env.GITHUB_STEP_SUMMARY : undefined;

@@ -52,10 +52,11 @@ async function generate(options: RunFlags, io: Parameters<CliCommand["run"]>[1],
   const timing = io.env.AI_TOOLS_TIMING === "1";
   const phase = (name: string) => timing && io.err(`timing: ${name} at ${performance.now().toFixed(1)} ms`);
   phase("cli ready");
-  const [{ preparePolicy, checkModelIntegrity }, metrics] = await Promise.all([import("../../runtime/prepare.js"), import("../../metrics/record.js")]);
+  const [{ preparePolicy, checkModelIntegrity, policyForEngine }, metrics] = await Promise.all([import("../../runtime/prepare.js"), import("../../metrics/record.js")]);
   phase("modules loaded");
   const prompt = await readPrompt(options);
-  const { rendered, engine, root } = await preparePolicy(prepareOptionsOf(options, io.root, io.env, io.err));
+  const prepareOptions = prepareOptionsOf(options, io.root, io.env, io.err);
+  const { rendered, engine, root } = await preparePolicy(prepareOptions);
   phase("policy rendered");
   for (const warning of rendered.warnings) io.err(`warning: ${warning}`);
   const integrity = await checkModelIntegrity(rendered, {
@@ -75,8 +76,12 @@ async function generate(options: RunFlags, io: Parameters<CliCommand["run"]>[1],
   let output = "";
   let failure: unknown;
   let result: Awaited<ReturnType<typeof engine.generate>> | undefined;
+  let placementNotes: string[] = [];
   try {
-    result = await engine.generate(prompt, rendered, {
+    // What the engine build needs in place first (a GPU build's index for this host), then the run.
+    const forEngine = await policyForEngine(rendered, engine.name, { root, env: io.env, ...(prepareOptions.binary ? { binary: prepareOptions.binary } : {}) });
+    placementNotes = forEngine.notes;
+    result = await engine.generate(prompt, forEngine.policy, {
       signal,
       onToken: (piece) => {
         output += piece;
@@ -84,7 +89,7 @@ async function generate(options: RunFlags, io: Parameters<CliCommand["run"]>[1],
       },
     });
     io.out("\n");
-    for (const warning of result.warnings ?? []) io.err(`warning: ${warning}`);
+    for (const warning of [...placementNotes, ...(result.warnings ?? [])]) io.err(`warning: ${warning}`);
   } catch (error) {
     failure = error;
   }

@@ -22,8 +22,9 @@ import { access, copyFile, link, lstat, mkdir, readFile, readlink, rename, rm, s
 import { createHash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import { readGgufHeader } from "../gguf/reader.js";
-import { GENERATED_GPUIDX_SUFFIX, hostIndexName, indexVramCapacity, modelShape, neededBudgetBytes, validateGpuIndex, hostVramBytes } from "../gpu-split.js";
-import { defaultDigestCacheDir } from "../signing/digest-cache.js";
+import { hostVramBytes, modelShape, neededBudgetBytes } from "./budget.js";
+import { GENERATED_GPUIDX_SUFFIX, hostIndexName, indexVramCapacity, validateGpuIndex } from "./validate.js";
+import { defaultDigestCacheDir } from "../core/digest-cache.js";
 import { SIGNATURE_FILE } from "../signing/oms.js";
 import type { RenderedPolicy } from "../policy/types.js";
 

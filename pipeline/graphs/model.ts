@@ -11,23 +11,23 @@
  * validates and places the file instead of running a converter. A recipe the pinned
  * engine cannot run is refused here, by name, before anything runs.
  */
-import type { Graph, TaskDefinition } from "./core/graph.js";
-import type { EngineSettings, Workspace } from "./workspace.js";
-import { engineTasks } from "./graphs.js";
-import { downloadTask } from "../tasks/download.js";
-import { generateTask } from "../tasks/generate.js";
-import { convertTask } from "../tasks/convert.js";
-import { fetchGgufTask } from "../tasks/fetch-gguf.js";
-import { quantizeTask } from "../tasks/quantize.js";
-import { benchTask } from "../tasks/bench.js";
-import { signTask } from "../tasks/sign.js";
-import { gpuSplitTask } from "../tasks/gpu-split.js";
-import { PipelineError } from "./core/errors.js";
+import type { Graph, TaskDefinition } from "../core/graph.js";
+import type { EngineSettings, Workspace } from "../workspace.js";
+import { engineTasks } from "./engine.js";
+import { downloadTask } from "../../tasks/download.js";
+import { generateTask } from "../../tasks/generate.js";
+import { convertTask } from "../../tasks/convert.js";
+import { fetchGgufTask } from "../../tasks/fetch-gguf.js";
+import { quantizeTask } from "../../tasks/quantize.js";
+import { benchTask } from "../../tasks/bench.js";
+import { signTask } from "../../tasks/sign.js";
+import { gpuSplitTask } from "../../tasks/gpu-split.js";
+import { PipelineError } from "../core/errors.js";
 import { dirname, resolve } from "node:path";
-import { ACTIVATION_ALLOW_PATTERNS, isLocalSource, type LoadedRecipe, type LocalSource } from "./config/recipe.js";
-import { displayPath } from "./config/load-yaml.js";
-import { localCheckpointTask } from "../tasks/local-checkpoint.js";
-import { hubSettings } from "./hub/env.js";
+import { ACTIVATION_ALLOW_PATTERNS, isLocalSource, type LoadedRecipe, type LocalSource } from "../config/recipe.js";
+import { displayPath } from "../config/load-yaml.js";
+import { localCheckpointTask } from "../../tasks/local-checkpoint.js";
+import { hubSettings } from "../hub/env.js";
 
 export interface DownloadOptions {
   connectionsPerFile?: number;

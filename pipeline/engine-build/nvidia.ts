@@ -9,7 +9,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
-import { runCommand } from "./core/process.js";
+import { runCommand } from "../core/process.js";
 
 export interface NvidiaGpu {
   name: string;

@@ -7,18 +7,10 @@
  * one full hash.
  */
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { chmod, mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
-import type { BigIntStats } from "node:fs";
+import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
-
-export interface FileIdentity {
-  dev: string;
-  ino: string;
-  size: string;
-  mtimeNs: string;
-  ctimeNs: string;
-}
+import type { FileIdentity } from "./file-identity.js";
 
 interface CacheEntry extends FileIdentity {
   sha256: string;
@@ -30,14 +22,6 @@ const MAX_ENTRIES = 4096;
 
 export function defaultDigestCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.XDG_CACHE_HOME || join(homedir(), ".cache"), "ai-tools");
-}
-
-export async function fileIdentity(path: string): Promise<FileIdentity> {
-  return identityOf(await stat(path, { bigint: true }));
-}
-
-export function identityOf(s: BigIntStats): FileIdentity {
-  return { dev: String(s.dev), ino: String(s.ino), size: String(s.size), mtimeNs: String(s.mtimeNs), ctimeNs: String(s.ctimeNs) };
 }
 
 export class DigestCache {

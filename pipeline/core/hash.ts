@@ -11,15 +11,17 @@
  *   current chunk is hashed (hashing, not I/O, is the bottleneck: signing.md §10), a few
  *   files at a time. The buffers are pooled, not allocated per file.
  *
- * A file that vanishes or cannot be read is a typed error naming it (E_MISSING_FILE, E_IO),
- * never a raw system error.
+ * A file that vanishes or cannot be read is a typed error naming it (HashError:
+ * E_MISSING_FILE, E_NOT_REGULAR_FILE, E_IO), never a raw system error; the verifier
+ * reports it in its own taxonomy (signing/digests.ts).
  */
 import { createHash, hash as hashOnce } from "node:crypto";
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, statSync } from "node:fs";
 import { lstat, open, stat } from "node:fs/promises";
-import { displayPath, fileSystemError } from "../core/errors.js";
-import { identityOf, type DigestCache } from "./digest-cache.js";
-import { VerifyError } from "./errors.js";
+import { mapLimit } from "./concurrency.js";
+import type { DigestCache } from "./digest-cache.js";
+import { displayPath, fileSystemError, PipelineError } from "./errors.js";
+import { identityOf } from "./file-identity.js";
 
 /**
  * Verifying and signing (`noFollow`) never follow a link swapped in since the walk; nothing
@@ -34,6 +36,16 @@ const OPEN_FOLLOW = constants.O_RDONLY | constants.O_NONBLOCK;
 export const SMALL_FILE_BYTES = 256 << 10;
 const CHUNK = 8 << 20;
 const SLICE_MS = 8;
+
+/** A file that could not be hashed; `files` names it (the path as given). */
+export class HashError extends PipelineError<"E_MISSING_FILE" | "E_NOT_REGULAR_FILE" | "E_IO"> {
+  readonly files: readonly string[];
+
+  constructor(code: HashError["code"], message: string, options: { cause?: unknown; files: readonly string[] }) {
+    super(code, message, { cause: options.cause });
+    this.files = options.files;
+  }
+}
 
 export interface FileDigest {
   digest: string;
@@ -55,7 +67,7 @@ export async function sha256OfFile(path: string, signal?: AbortSignal, options: 
     handle = await open(path, options.noFollow ? OPEN_NO_FOLLOW : OPEN_FOLLOW);
     if (!(await handle.stat()).isFile()) {
       await handle.close();
-      throw new VerifyError("E_NOT_REGULAR_FILE", `${displayPath(path)} is no longer a regular file (replaced since the directory was read)`, { files: [path] });
+      throw new HashError("E_NOT_REGULAR_FILE", `${displayPath(path)} is no longer a regular file (replaced since the directory was read)`, { files: [path] });
     }
   } catch (error) {
     throw hashError(error, path);
@@ -123,20 +135,6 @@ function sha256OfSmallFileSync(path: string, cache: DigestCache | undefined, noF
   } finally {
     closeSync(fd);
   }
-}
-
-/** Runs `work` over `items` with at most `limit` in flight, results in input order. By hand: p-limit would be the verify entry point's only dependency. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await work(items[index]!);
-    }
-  });
-  await Promise.all(lanes);
-  return results;
 }
 
 export interface DigestOptions {
@@ -209,20 +207,20 @@ async function identityOfPath(path: string, noFollow: boolean) {
 
 /** A file gone since the walk is E_MISSING_FILE (the directory is being changed), a link swapped in E_NOT_REGULAR_FILE; any other failure E_IO. */
 function hashError(error: unknown, path: string): unknown {
-  if (error instanceof VerifyError || (error as Error | undefined)?.name === "AbortError") return error;
+  if (error instanceof HashError || (error as Error | undefined)?.name === "AbortError") return error;
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   if (code === "ENOENT") {
-    return new VerifyError("E_MISSING_FILE", `${displayPath(path)} vanished while it was being hashed: is another process changing the directory (re-signing it)? Run again once it has finished.`, {
+    return new HashError("E_MISSING_FILE", `${displayPath(path)} vanished while it was being hashed: is another process changing the directory (re-signing it)? Run again once it has finished.`, {
       cause: error,
       files: [path],
     });
   }
   if (code === "ELOOP") {
-    return new VerifyError("E_NOT_REGULAR_FILE", `${displayPath(path)} is now a symbolic link (replaced since the directory was read); links are never followed`, { cause: error, files: [path] });
+    return new HashError("E_NOT_REGULAR_FILE", `${displayPath(path)} is now a symbolic link (replaced since the directory was read); links are never followed`, { cause: error, files: [path] });
   }
   if (typeof code === "string") {
     const typed = fileSystemError(error as NodeJS.ErrnoException, "read", path);
-    return new VerifyError("E_IO", typed.message, { cause: error, files: [path] });
+    return new HashError("E_IO", typed.message, { cause: error, files: [path] });
   }
   return error;
 }
