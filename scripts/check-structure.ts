@@ -48,13 +48,7 @@ export const FLOORS: readonly (readonly string[])[] = [
  * Imports allowed to break the rules, each with its reason; the lead removes an entry once
  * its reason is gone. Nothing else may be added here.
  */
-export const ALLOWED_EDGES: readonly { from: string; to: string; why: string }[] = [
-  // Issue 15 item 3 (error codes per domain, another branch): core/errors.ts still type-imports the
-  // signing and registry code unions for its ErrorCode type. Remove these three at merge.
-  { from: "pipeline/core/errors.ts", to: "pipeline/signing/errors.ts", why: "issue 15 item 3: error codes per domain" },
-  { from: "pipeline/core/errors.ts", to: "pipeline/registry/errors.ts", why: "issue 15 item 3: error codes per domain" },
-  { from: "pipeline/core/errors.ts", to: "pipeline/registry/pack-errors.ts", why: "issue 15 item 3: error codes per domain" },
-];
+export const ALLOWED_EDGES: readonly { from: string; to: string; why: string }[] = [];
 
 export interface ImportEdge {
   /** Repository-relative paths with forward slashes. */

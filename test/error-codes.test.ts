@@ -95,8 +95,8 @@ describe("the error codes' owners", () => {
     expect(imports.filter((path) => !path!.startsWith("./"))).toEqual([]);
   });
 
-  it("keeps ai-tools/verify's VerifyErrorCode: the verifier's codes plus core's E_DIGEST_MISMATCH and E_IO", () => {
-    const codes: VerifyErrorCode[] = [...VERIFY_ERROR_CODES, "E_DIGEST_MISMATCH", "E_IO"];
+  it("keeps ai-tools/verify's VerifyErrorCode: the verifier's codes plus core's file codes", () => {
+    const codes: VerifyErrorCode[] = [...VERIFY_ERROR_CODES, "E_DIGEST_MISMATCH", "E_MISSING_FILE", "E_NOT_REGULAR_FILE", "E_IO"];
     expect(codes).toHaveLength(16);
     // @ts-expect-error: a sign code is not a verification code
     const sign: VerifyErrorCode = "E_SIGN_INPUT";

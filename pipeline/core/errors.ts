@@ -31,6 +31,9 @@ export const CORE_ERROR_CODES = [
   // Bytes that differ from their expected sha256: a download, a registry blob, a signed file.
   "E_DIGEST_MISMATCH",
   "E_DISK_FULL",
+  // A file that is gone, or is no longer a regular file, when it is read (core/hash.ts: verify, sign, the digest cache).
+  "E_MISSING_FILE",
+  "E_NOT_REGULAR_FILE",
   "E_IO",
   // Anything that is not a PipelineError or a system error: a bug (errorReport).
   "E_INTERNAL",

@@ -9,9 +9,9 @@
  */
 import { isMap, isScalar, isSeq, parseDocument, type Document, type Node } from "yaml";
 import { PipelineError } from "../core/errors.js";
-import type { BenchErrorCode } from "../model-bench/errors.js";
+import type { BenchErrorCode } from "./errors.js";
 
-export type { BenchErrorCode } from "../model-bench/errors.js";
+export type { BenchErrorCode } from "./errors.js";
 
 export class BenchError extends PipelineError<BenchErrorCode> {
   /** E_BENCH_NO_TIMINGS: the timings lines (`load`, `sample`, `prompt eval`, `eval`, `total`) or log keys that were absent or unreadable. */

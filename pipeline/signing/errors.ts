@@ -16,7 +16,7 @@ export const SIGN_ERROR_CODES = [
 
 export type SignErrorCode = (typeof SIGN_ERROR_CODES)[number];
 
-/** The verifier's own codes (VerifyErrorCode adds core's E_DIGEST_MISMATCH and E_IO). */
+/** The verifier's own codes (VerifyErrorCode adds core's file codes: E_DIGEST_MISMATCH, E_MISSING_FILE, E_NOT_REGULAR_FILE, E_IO). */
 export const VERIFY_ERROR_CODES = [
   "E_NO_SIGNATURE",
   "E_MALFORMED",
@@ -26,8 +26,6 @@ export const VERIFY_ERROR_CODES = [
   "E_KEY_REVOKED",
   "E_BAD_SIGNATURE",
   "E_MANIFEST_INVALID",
-  "E_NOT_REGULAR_FILE",
-  "E_MISSING_FILE",
   "E_EXTRA_FILE",
   "E_PROVENANCE_MISMATCH",
   "E_POLICY",
@@ -39,7 +37,7 @@ declare module "../core/errors.js" {
 }
 
 /** Every code a VerifyError carries (public: `ai-tools/verify`). */
-export type VerifyErrorCode = (typeof VERIFY_ERROR_CODES)[number] | DeclaredCode<"E_DIGEST_MISMATCH" | "E_IO">;
+export type VerifyErrorCode = (typeof VERIFY_ERROR_CODES)[number] | DeclaredCode<"E_DIGEST_MISMATCH" | "E_MISSING_FILE" | "E_NOT_REGULAR_FILE" | "E_IO">;
 
 export class VerifyError extends PipelineError<VerifyErrorCode> {
   /** Model-relative names the failure is about (missing, extra, mismatched files). */
