@@ -8,7 +8,7 @@
 import { readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { rm, statfs } from "node:fs/promises";
 import { basename, dirname, join, relative } from "node:path";
-import pLimit from "p-limit";
+import { limiter } from "../core/concurrency.js";
 import { PipelineError } from "../core/errors.js";
 import { listFiles, resolveRevision } from "./api.js";
 import type { DigestCache } from "../core/digest-cache.js";
@@ -143,8 +143,8 @@ export async function downloadSnapshot(request: SnapshotRequest, options: Snapsh
   options.onProgress?.({ ...progress });
   let downloadedBytes = 0;
   let rehashedBytes = 0;
-  const connectionLimit = pLimit(options.maxConnections ?? 8);
-  const fileLimit = pLimit(options.fileConcurrency ?? 4);
+  const connectionLimit = limiter(options.maxConnections ?? 8);
+  const fileLimit = limiter(options.fileConcurrency ?? 4);
   const results = await Promise.allSettled(
     toFetch.map((file) =>
       fileLimit(async () => {
