@@ -40,7 +40,11 @@ export function nameProblem(name: unknown): string | null {
 }
 
 /** Why one path segment (a directory entry's name) cannot be part of a resource name, or null. */
+/** Anything segmentProblem could object to (one regex first: most names are fine). A surrogate pair matches too; the exact test below tells. */
+const SEGMENT_SUSPECT = /[\\\0\n\r\ud800-\udfff]/;
+
 export function segmentProblem(segment: string): string | null {
+  if (!SEGMENT_SUSPECT.test(segment)) return null;
   if (/[\\\0\n\r]/.test(segment)) return "contains a backslash, NUL or line break";
   if (/\p{Cs}/u.test(segment)) return "is not valid UTF-8";
   return null;
@@ -49,4 +53,15 @@ export function segmentProblem(segment: string): string | null {
 /** An ignore path covers a name when it is the name or one of its parent folders. */
 export function isIgnored(name: string, ignorePaths: readonly string[]): boolean {
   return ignorePaths.some((p) => name === p || name.startsWith(p.endsWith("/") ? p : `${p}/`));
+}
+
+/** isIgnored for many names against the same paths: the folder prefixes are built once, not per name. */
+export function ignoreMatcher(ignorePaths: readonly string[]): (name: string) => boolean {
+  const exact = new Set(ignorePaths);
+  const folders = ignorePaths.map((p) => (p.endsWith("/") ? p : `${p}/`));
+  return (name) => {
+    if (exact.has(name)) return true;
+    for (const folder of folders) if (name.startsWith(folder)) return true;
+    return false;
+  };
 }
