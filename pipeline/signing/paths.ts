@@ -55,13 +55,17 @@ export function isIgnored(name: string, ignorePaths: readonly string[]): boolean
   return ignorePaths.some((p) => name === p || name.startsWith(p.endsWith("/") ? p : `${p}/`));
 }
 
-/** isIgnored for many names against the same paths: the folder prefixes are built once, not per name. */
+/**
+ * isIgnored for many names against the same paths, in two set lookups per folder level
+ * instead of a prefix test per ignore path: a folder prefix ("p/") can only match a name up
+ * to one of the name's own slashes.
+ */
 export function ignoreMatcher(ignorePaths: readonly string[]): (name: string) => boolean {
   const exact = new Set(ignorePaths);
-  const folders = ignorePaths.map((p) => (p.endsWith("/") ? p : `${p}/`));
+  const folders = new Set(ignorePaths.map((p) => (p.endsWith("/") ? p : `${p}/`)));
   return (name) => {
     if (exact.has(name)) return true;
-    for (const folder of folders) if (name.startsWith(folder)) return true;
+    for (let slash = name.indexOf("/"); slash !== -1; slash = name.indexOf("/", slash + 1)) if (folders.has(name.slice(0, slash + 1))) return true;
     return false;
   };
 }
