@@ -32,7 +32,7 @@ parentPort.on("message", (message) => {
 `;
 
 /** Bytes handed to the worker and not yet hashed, at most. */
-const MAX_QUEUED = 64 << 20;
+const MAX_QUEUED = 16 << 20;
 
 export class BackgroundHash {
   private readonly worker: Worker;
