@@ -5,7 +5,7 @@
  * a changed chunk size, and an offline cache that Python left half-filled.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -118,6 +118,29 @@ describe("hashing while the bytes arrive", () => {
     rmSync(cacheDir, { recursive: true, force: true });
     server.injectFault("model.safetensors", { on: "cdn", flipByteAt: 300 * KiB, times: 2 });
     await expect(downloadSnapshot({ repo: REPO, revision: "main", allowPatterns: ["model.safetensors"] }, options({ connectionsPerFile: 1 }))).rejects.toMatchObject({ code: "E_DIGEST_MISMATCH" });
+  });
+});
+
+describe("hashing a large file on a worker thread", () => {
+  // From 32 MiB on the digest is computed off the main thread: the same checks must hold there.
+  const LARGE = "org/large";
+  const LARGE_WEIGHTS = randomBytes(33 << 20);
+  beforeAll(() => server.addRepo({ id: LARGE, files: [{ path: "model.safetensors", content: LARGE_WEIGHTS, lfs: true }] }));
+  const large = (extra: Partial<SnapshotOptions> = {}) => downloadSnapshot({ repo: LARGE, revision: "main" }, options({ chunkSize: 4 << 20, ...extra }));
+
+  it("gives the same digest in one stream, with ranges read back out of order, and refuses a flipped byte", async () => {
+    const single = await large({ connectionsPerFile: 1 });
+    expect(readFileSync(join(single.dir, "model.safetensors")).equals(LARGE_WEIGHTS)).toBe(true);
+    expect(single.rehashedBytes).toBe(0);
+
+    rmSync(cacheDir, { recursive: true, force: true });
+    const parallel = await large({ connectionsPerFile: 4 });
+    expect(readFileSync(join(parallel.dir, "model.safetensors")).equals(LARGE_WEIGHTS)).toBe(true);
+
+    rmSync(cacheDir, { recursive: true, force: true });
+    server.injectFault("model.safetensors", { on: "cdn", flipByteAt: 20 << 20, times: 2 });
+    await expect(large({ connectionsPerFile: 1 })).rejects.toMatchObject({ code: "E_DIGEST_MISMATCH" });
+    expect(readdirSync(join(cacheDir, "models--org--large", "blobs"))).toEqual([]);
   });
 });
 

@@ -1,6 +1,7 @@
 /**
  * The Hub client's pure parts: fnmatch semantics, environment, cache layout, paths.
  */
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,6 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { assertSafeRepoPath, RepoCache } from "../pipeline/hub/cache.js";
 import { hubSettings } from "../pipeline/hub/env.js";
 import { nextLink } from "../pipeline/hub/api.js";
+import { BackgroundHash } from "../pipeline/hub/background-hash.js";
 import { retryAfterMs } from "../pipeline/hub/http.js";
 import { fnmatchToRegExp, pathFilter } from "../pipeline/hub/patterns.js";
 
@@ -110,5 +112,53 @@ describe("HTTP helpers", () => {
     expect(nextLink('<http://h/api/x?cursor=2>; rel="next"', "http://h/api/x")).toBe("http://h/api/x?cursor=2");
     expect(nextLink("</api/x?cursor=3>; rel=next", "http://h/api/x")).toBe("http://h/api/x?cursor=3");
     expect(nextLink(undefined, "http://h")).toBeUndefined();
+  });
+});
+
+describe("the hash on a worker thread (large downloads)", () => {
+  it("equals node:crypto's over the same pieces: buffers it may take over, slices it must copy, a git blob prefix, a reset", async () => {
+    const data = randomBytes(3 << 20);
+    const hash = new BackgroundHash("sha256");
+    try {
+      hash.update(Buffer.from(data.subarray(0, 1 << 20))); // owns its memory: taken over
+      hash.update(data.subarray(1 << 20, 2 << 20)); // a view into a larger buffer: copied
+      hash.update(data.subarray(2 << 20));
+      expect(data.length).toBe(3 << 20); // the caller's buffer is intact
+      expect(await hash.digest()).toBe(createHash("sha256").update(data).digest("hex"));
+      hash.reset();
+      hash.update(data.subarray(0, 10));
+      expect(await hash.digest()).toBe(createHash("sha256").update(data.subarray(0, 10)).digest("hex"));
+    } finally {
+      await hash.close();
+    }
+    const blob = new BackgroundHash("sha1", `blob ${data.length}\0`);
+    try {
+      blob.update(data.subarray(0, 5));
+      blob.update(data.subarray(5));
+      expect(await blob.digest()).toBe(createHash("sha1").update(`blob ${data.length}\0`).update(data).digest("hex"));
+    } finally {
+      await blob.close();
+    }
+  });
+
+  it("makes the writer wait once 16 MiB are queued, and catches up", async () => {
+    const piece = randomBytes(8 << 20);
+    const expected = createHash("sha256");
+    const hash = new BackgroundHash("sha256");
+    let waits = 0;
+    try {
+      for (let i = 0; i < 6; i++) {
+        expected.update(piece);
+        const pending = hash.update(Buffer.from(piece)); // a copy: update() takes it over
+        if (pending) {
+          waits++;
+          await pending;
+        }
+      }
+      expect(waits).toBeGreaterThan(0);
+      expect(await hash.digest()).toBe(expected.digest("hex"));
+    } finally {
+      await hash.close();
+    }
   });
 });

@@ -12,7 +12,7 @@ import { signModelDirectory } from "../pipeline/signing/sign.js";
 import { verifyModel } from "../pipeline/signing/verify.js";
 import { keyHint, publicKeyPem, sshFingerprint } from "../pipeline/signing/keys.js";
 import { loadTrustedKeys, loadTrustStore } from "../pipeline/signing/trust.js";
-import { compareUtf8, nameProblem } from "../pipeline/signing/paths.js";
+import { compareUtf8, ignoreMatcher, isIgnored, nameProblem } from "../pipeline/signing/paths.js";
 import { loadSigningKey } from "../pipeline/signing/signing-key.js";
 
 /** The error a promise rejects with (a resolved promise fails the test). */
@@ -109,5 +109,13 @@ describe("canonical names", () => {
   it("accepts relative POSIX names and rejects the rest", () => {
     for (const ok of ["a", "a/b.gguf", "activation/activation_0.pt", "ünï/cödé"]) expect(nameProblem(ok), ok).toBeNull();
     for (const bad of ["", "/abs", "../x", "a/../b", "./a", "a//b", "a/", "a\\b", "a\nb", "a\0b", "a\uD800b"]) expect(nameProblem(bad), JSON.stringify(bad)).not.toBeNull();
+  });
+
+  it("ignores the same names in a walk (one matcher for many names) as one name at a time: the path itself, and what is under it", () => {
+    const ignorePaths = [".git", "logs/", "a/b", "model.sig", "x//"];
+    const names = [".git", ".git/config", ".gitignore", "logs", "logs/run.txt", "logs/deep/run.txt", "a", "a/b", "a/b/c", "a/bc", "b/a/b", "model.sig", "model.sig.tmp-1-0a0b0c0d", "x/y", "x//y"];
+    const ignored = ignoreMatcher(ignorePaths);
+    expect(names.filter((n) => ignored(n))).toEqual([".git", ".git/config", "logs/run.txt", "logs/deep/run.txt", "a/b", "a/b/c", "model.sig", "x//y"]);
+    for (const name of names) expect(ignored(name), name).toBe(isIgnored(name, ignorePaths));
   });
 });

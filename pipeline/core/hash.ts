@@ -159,7 +159,8 @@ export async function digestFiles(targets: readonly (string | HashTarget)[], opt
   const results = new Array<FileDigest & { cached: boolean }>(list.length);
   const large: number[] = [];
   let sliceStart = performance.now();
-  for (const [index, target] of list.entries()) {
+  for (let index = 0; index < list.length; index++) {
+    const target = list[index]!;
     // Unknown sizes try the one-read path too: for a large file that costs one wasted 256 KiB read.
     if (target.size !== undefined && target.size > SMALL_FILE_BYTES) {
       large.push(index);

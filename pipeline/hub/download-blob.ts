@@ -21,9 +21,11 @@ import { createHash, type Hash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, open, readFile, rename, rm, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
-import type { Response } from "got";
+import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from "node:http";
+import { request as httpsRequest } from "node:https";
 import type pLimit from "p-limit";
 import { atomicWriteFile, removeTemporariesOf, writeAll } from "../core/files.js";
+import { BackgroundHash } from "./background-hash.js";
 import { PipelineError } from "../core/errors.js";
 import { lockBlob } from "./blob-lock.js";
 import { etagOf, type RepoCache, type TreeFile } from "./cache.js";
@@ -174,14 +176,54 @@ async function readState(cache: RepoCache, file: TreeFile, chunkSize: number): P
   return { etag, size: file.size, chunkSize, done: [] };
 }
 
+/** Files from this size on are hashed on a worker thread (background-hash.ts); below, a thread's start-up (~25 ms) costs more than it saves. */
+const BACKGROUND_HASH_BYTES = 32 << 20;
+
+interface RunningHash {
+  reset(): void;
+  update(data: Buffer): Promise<void> | undefined;
+  digest(): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** The hash on this thread. */
+class InlineHash implements RunningHash {
+  private hash!: Hash;
+
+  constructor(
+    private readonly algorithm: "sha256" | "sha1",
+    private readonly prefix: string | undefined,
+  ) {
+    this.reset();
+  }
+
+  reset(): void {
+    this.hash = createHash(this.algorithm);
+    if (this.prefix !== undefined) this.hash.update(this.prefix);
+  }
+
+  update(data: Buffer): undefined {
+    this.hash.update(data);
+    return undefined;
+  }
+
+  digest(): Promise<string> {
+    return Promise.resolve(this.hash.digest("hex"));
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
 /**
  * The content digest of a file being written at random offsets: bytes at the hashed frontier
  * are hashed as they arrive; finished chunks beyond it are read back from the file once the
  * frontier reaches them; the rest at the end.
  */
 class StreamingDigest {
-  private hash!: Hash;
-  /** Bytes [0, frontier) are hashed. */
+  private readonly hash: RunningHash;
+  /** Bytes [0, frontier) are hashed (or handed to the hashing thread, in order). */
   frontier = 0;
   private catchingUp: Promise<void> = Promise.resolve();
 
@@ -190,21 +232,25 @@ class StreamingDigest {
     private readonly handle: FileHandle,
     private readonly stats: BlobDownloadStats,
   ) {
-    this.reset();
+    const algorithm = file.lfsSha256 ? "sha256" : "sha1";
+    const prefix = file.lfsSha256 ? undefined : `blob ${file.size}\0`;
+    this.hash = file.size >= BACKGROUND_HASH_BYTES ? new BackgroundHash(algorithm, prefix) : new InlineHash(algorithm, prefix);
   }
 
   /** Start over (the file is being rewritten from byte 0). */
   reset(): void {
-    this.hash = createHash(this.file.lfsSha256 ? "sha256" : "sha1");
-    if (!this.file.lfsSha256) this.hash.update(`blob ${this.file.size}\0`);
+    this.hash.reset();
     this.frontier = 0;
   }
 
-  /** `data` was just written at `position`. */
-  offer(position: number, data: Buffer): void {
-    if (position !== this.frontier) return;
-    this.hash.update(data);
+  /**
+   * `data` was just written at `position`. The buffer may be taken over (emptied): read its
+   * length before. A promise when the hashing thread is behind: wait for it before reading on.
+   */
+  offer(position: number, data: Buffer): Promise<void> | undefined {
+    if (position !== this.frontier) return undefined;
     this.frontier += data.length;
+    return this.hash.update(data);
   }
 
   /** Read finished bytes at the frontier back from the file, up to the first byte not known to be written. */
@@ -218,17 +264,22 @@ class StreamingDigest {
   async finish(): Promise<string> {
     await this.catchingUp;
     await this.readBack(this.file.size);
-    return this.hash.digest("hex");
+    return this.hash.digest();
+  }
+
+  close(): Promise<void> {
+    return this.hash.close();
   }
 
   private async readBack(end: number): Promise<void> {
-    const buffer = Buffer.allocUnsafe(Math.min(4 << 20, Math.max(1, end - this.frontier)));
     while (this.frontier < end) {
-      const { bytesRead } = await this.handle.read(buffer, 0, Math.min(buffer.length, end - this.frontier), this.frontier);
+      // A buffer per read: the hashing thread takes each one over.
+      const buffer = Buffer.allocUnsafeSlow(Math.min(4 << 20, end - this.frontier));
+      const { bytesRead } = await this.handle.read(buffer, 0, buffer.length, this.frontier);
       if (bytesRead === 0) throw Object.assign(new Error(`the partial file ended at ${this.frontier} of ${end} bytes`), { code: "E_TRUNCATED" });
-      this.hash.update(buffer.subarray(0, bytesRead));
       this.frontier += bytesRead;
       this.stats.rehashedBytes += bytesRead;
+      await this.hash.update(buffer.subarray(0, bytesRead));
     }
   }
 }
@@ -242,9 +293,10 @@ async function fetchIntoPartial(options: BlobDownloadOptions, stats: BlobDownloa
   const state = await readState(cache, file, chunkSize);
   const chunkCount = Math.max(1, Math.ceil(file.size / chunkSize));
   const handle = await open(partial, state.done.length ? "r+" : "w+");
+  let started: StreamingDigest | undefined;
   try {
     await handle.truncate(file.size);
-    const hashing = new StreamingDigest(file, handle, stats);
+    const hashing = (started = new StreamingDigest(file, handle, stats));
     if (file.size === 0) return await hashing.finish();
     const done = new Set(state.done);
     for (const index of done) {
@@ -288,8 +340,8 @@ async function fetchIntoPartial(options: BlobDownloadOptions, stats: BlobDownloa
             const run = () =>
               fetchRange(options, target.url, handle, from, end, (position, data) => {
                 received += data.length;
-                hashing.offer(position, data);
                 options.onBytes?.(data.length);
+                return hashing.offer(position, data); // last: it may take the buffer over
               });
             stats.rangeRequests++;
             try {
@@ -330,6 +382,8 @@ async function fetchIntoPartial(options: BlobDownloadOptions, stats: BlobDownloa
     // do not. A blob torn by a power loss is caught by the digest check of cached files (verify-cache.ts).
     return await hashing.finish();
   } finally {
+    // The hashing thread (a large file's) ends with the download, failed or not.
+    await started?.close();
     await handle.close();
   }
 }
@@ -363,28 +417,33 @@ async function settleAll(workers: Promise<void>[]): Promise<void> {
   if (failed) throw failed.reason;
 }
 
-/** A GET as a stream, once its status and headers are in: no redirects, no decompression, a stall timeout. */
-async function openStream(options: BlobDownloadOptions, url: string, extraHeaders: Record<string, string> = {}) {
-  const got = await loadGot();
+/**
+ * A GET as a stream, once its status and headers are in: no redirects, no decompression, a stall
+ * timeout. node:http directly, not got: the body is all this needs, and on a 512 MiB body got's
+ * stream layer cost ~10 % more time (bench/download.ts). Network errors keep their codes
+ * (ECONNRESET, ...), a stall is ETIMEDOUT: both retryable (http.ts).
+ */
+function openStream(options: BlobDownloadOptions, url: string, extraHeaders: Record<string, string> = {}): Promise<{ stream: IncomingMessage; response: { statusCode: number; headers: IncomingHttpHeaders } }> {
   const request = requestSignal(options.signal);
-  const stream = got.stream(url, {
-    headers: requestHeaders(options.settings, url, extraHeaders),
-    followRedirect: false,
-    throwHttpErrors: false,
-    decompress: false,
-    retry: { limit: 0 },
-    timeout: { socket: options.stallMs ?? 30_000 },
-    ...(request.signal ? { signal: request.signal } : {}),
+  const stallMs = options.stallMs ?? 30_000;
+  const send = new URL(url).protocol === "https:" ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = send(url, { headers: requestHeaders(options.settings, url, extraHeaders), ...(request.signal ? { signal: request.signal } : {}) });
+    req.setTimeout(stallMs, () => req.destroy(Object.assign(new Error(`no data for ${stallMs} ms (stalled connection)`), { code: "ETIMEDOUT" })));
+    // After the response began, an error here also ends the body stream, which the reader sees.
+    req.on("error", (error) => {
+      request.release();
+      reject(error);
+    });
+    req.once("response", (stream) => {
+      stream.once("close", request.release);
+      resolve({ stream, response: { statusCode: stream.statusCode ?? 0, headers: stream.headers } });
+    });
+    req.end();
   });
-  stream.once("close", request.release);
-  const response = await new Promise<Response>((resolve, reject) => {
-    stream.once("response", resolve);
-    stream.once("error", reject);
-  });
-  return { stream, response };
 }
 
-async function fetchRange(options: BlobDownloadOptions, url: string, handle: FileHandle, start: number, end: number, onData: (position: number, data: Buffer) => void): Promise<void> {
+async function fetchRange(options: BlobDownloadOptions, url: string, handle: FileHandle, start: number, end: number, onData: (position: number, data: Buffer) => Promise<void> | undefined): Promise<void> {
   const { stream, response } = await openStream(options, url, { range: `bytes=${start}-${end}` });
   if (response.statusCode === 200) {
     stream.destroy();
@@ -399,7 +458,7 @@ async function fetchRange(options: BlobDownloadOptions, url: string, handle: Fil
     stream.destroy();
     throw new HubHttpError("E_HUB_BAD_RESPONSE", `downloading ${fileLabel(options)}: asked for bytes ${start}-${end}, got Content-Range "${response.headers["content-range"] ?? ""}"`, 206);
   }
-  const position = await writeBody(stream as AsyncIterable<Buffer>, handle, start, end + 1, onData, () => new HubHttpError("E_HUB_BAD_RESPONSE", `downloading ${fileLabel(options)}: more bytes than the range`, 206));
+  const position = await writeBody(stream, handle, start, end + 1, onData, () => new HubHttpError("E_HUB_BAD_RESPONSE", `downloading ${fileLabel(options)}: more bytes than the range`, 206));
   if (position !== end + 1) throw Object.assign(new Error(`connection closed after ${position - start} of ${end - start + 1} bytes`), { code: "E_TRUNCATED" });
 }
 
@@ -415,7 +474,7 @@ const WRITE_BATCH = 1 << 20;
  * disk, in order: a byte is hashed only when it is the byte the file holds. On failure, what
  * was written is on disk and was reported before this throws (a retry resumes after it).
  */
-async function writeBody(body: AsyncIterable<Buffer>, handle: FileHandle, start: number, limit: number, onData: (position: number, data: Buffer) => void, tooMuch: () => Error): Promise<number> {
+async function writeBody(body: AsyncIterable<Buffer>, handle: FileHandle, start: number, limit: number, onData: (position: number, data: Buffer) => Promise<void> | undefined, tooMuch: () => Error): Promise<number> {
   let written = start;
   let batch: Buffer[] = [];
   let batchStart = start;
@@ -433,9 +492,11 @@ async function writeBody(body: AsyncIterable<Buffer>, handle: FileHandle, start:
     const joined = buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers);
     const write = writeAll(handle, [joined], at);
     // Reported in file order, each once it and every batch before it are on disk.
+    const length = joined.length; // onData may take the buffer over
     const report = Promise.all([reported, write]).then(() => {
-      onData(at, joined);
-      written = at + joined.length;
+      const caughtUp = onData(at, joined);
+      written = at + length;
+      return caughtUp;
     });
     reported = report;
     inFlight.push(report);
@@ -477,10 +538,10 @@ async function fetchWhole(options: BlobDownloadOptions, url: string, handle: Fil
       stream.destroy();
       throw errorFromResponse(response, options.cache.repo, `downloading ${fileLabel(options)}`, options.settings.endpoint);
     }
-    const end = await writeBody(stream as AsyncIterable<Buffer>, handle, 0, options.file.size, (position, data) => {
-      digest.offer(position, data);
+    const end = await writeBody(stream, handle, 0, options.file.size, (position, data) => {
       received += data.length;
       options.onBytes?.(data.length);
+      return digest.offer(position, data); // last: it may take the buffer over
     }, () => new HubHttpError("E_HUB_BAD_RESPONSE", `downloading ${fileLabel(options)}: more bytes than the file's ${options.file.size}`, 200));
     if (end !== options.file.size) throw Object.assign(new Error(`got ${end} of ${options.file.size} bytes`), { code: "E_TRUNCATED" });
   } catch (error) {

@@ -40,7 +40,11 @@ export function nameProblem(name: unknown): string | null {
 }
 
 /** Why one path segment (a directory entry's name) cannot be part of a resource name, or null. */
+/** Anything segmentProblem could object to (one regex first: most names are fine). A surrogate pair matches too; the exact test below tells. */
+const SEGMENT_SUSPECT = /[\\\0\n\r\ud800-\udfff]/;
+
 export function segmentProblem(segment: string): string | null {
+  if (!SEGMENT_SUSPECT.test(segment)) return null;
   if (/[\\\0\n\r]/.test(segment)) return "contains a backslash, NUL or line break";
   if (/\p{Cs}/u.test(segment)) return "is not valid UTF-8";
   return null;
@@ -49,4 +53,19 @@ export function segmentProblem(segment: string): string | null {
 /** An ignore path covers a name when it is the name or one of its parent folders. */
 export function isIgnored(name: string, ignorePaths: readonly string[]): boolean {
   return ignorePaths.some((p) => name === p || name.startsWith(p.endsWith("/") ? p : `${p}/`));
+}
+
+/**
+ * isIgnored for many names against the same paths, in two set lookups per folder level
+ * instead of a prefix test per ignore path: a folder prefix ("p/") can only match a name up
+ * to one of the name's own slashes.
+ */
+export function ignoreMatcher(ignorePaths: readonly string[]): (name: string) => boolean {
+  const exact = new Set(ignorePaths);
+  const folders = new Set(ignorePaths.map((p) => (p.endsWith("/") ? p : `${p}/`)));
+  return (name) => {
+    if (exact.has(name)) return true;
+    for (let slash = name.indexOf("/"); slash !== -1; slash = name.indexOf("/", slash + 1)) if (folders.has(name.slice(0, slash + 1))) return true;
+    return false;
+  };
 }

@@ -17,7 +17,7 @@ import { lstatSync, readdirSync, type Dirent } from "node:fs";
 import { resolve } from "node:path";
 import { displayPath } from "../core/errors.js";
 import { VerifyError } from "./errors.js";
-import { compareUtf8, isIgnored, segmentProblem } from "./paths.js";
+import { compareUtf8, ignoreMatcher, segmentProblem } from "./paths.js";
 
 export interface ListedFile {
   /** Relative POSIX name: the resource name. */
@@ -59,11 +59,13 @@ const SLICE_MS = 8;
 
 export async function listModelFiles(dir: string, ignorePaths: readonly string[], options: WalkOptions = {}): Promise<Listing> {
   const base = resolve(dir);
+  const prefix = base === "/" ? "/" : `${base}/`;
   const wantSizes = options.sizes ?? true;
   const listing: Listing = { files: [], irregular: [], ignored: [] };
+  const ignoredName = ignoreMatcher(ignorePaths);
   let sliceStart = performance.now();
+  // Called only when the slice is used up: an awaited call per entry costs more than the entry.
   const pause = async () => {
-    if (performance.now() - sliceStart < SLICE_MS) return;
     await new Promise((resolve) => setImmediate(resolve));
     options.signal?.throwIfAborted();
     sliceStart = performance.now();
@@ -74,10 +76,10 @@ export async function listModelFiles(dir: string, ignorePaths: readonly string[]
     if (entries === null) return; // removed while we walked
     let kept = 0;
     for (const { dirent, rawName } of entries) {
-      await pause();
+      if (performance.now() - sliceStart >= SLICE_MS) await pause();
       const name = relative ? `${relative}/${dirent.name}` : dirent.name;
-      const path = `${base === "/" ? "" : base}/${name}`;
-      if (ignored || isIgnored(name, ignorePaths)) {
+      const path = `${prefix}${name}`;
+      if (ignored || ignoredName(name)) {
         const type = typeOf(dirent, path, false);
         if (type?.kind === "directory") await visit(name, true);
         else if (type?.kind === "file") listing.ignored.push(name);
@@ -136,13 +138,18 @@ function readEntries(base: string, relative: string): Entry[] | null {
 }
 
 type EntryType = { kind: "file"; size?: number } | { kind: "directory" | "symlink" | "special" };
+// Shared answers for what readdir's types decide: no object per entry.
+const FILE: EntryType = { kind: "file" };
+const DIRECTORY: EntryType = { kind: "directory" };
+const SYMLINK: EntryType = { kind: "symlink" };
+const SPECIAL: EntryType = { kind: "special" };
 
 /** What an entry is: from readdir's type when it is known and no size is wanted, else lstat. Null: it vanished. */
 function typeOf(dirent: Dirent, path: string, wantSize: boolean): EntryType | null {
-  if (dirent.isDirectory()) return { kind: "directory" };
-  if (dirent.isSymbolicLink()) return { kind: "symlink" };
-  if (dirent.isFile() && !wantSize) return { kind: "file" };
-  if (dirent.isFIFO() || dirent.isSocket() || dirent.isBlockDevice() || dirent.isCharacterDevice()) return { kind: "special" };
+  if (dirent.isFile() && !wantSize) return FILE;
+  if (dirent.isDirectory()) return DIRECTORY;
+  if (dirent.isSymbolicLink()) return SYMLINK;
+  if (dirent.isFIFO() || dirent.isSocket() || dirent.isBlockDevice() || dirent.isCharacterDevice()) return SPECIAL;
   let info;
   try {
     info = lstatSync(path);
@@ -150,10 +157,10 @@ function typeOf(dirent: Dirent, path: string, wantSize: boolean): EntryType | nu
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
     throw walkError(error as NodeJS.ErrnoException, path, "inspect");
   }
-  if (info.isSymbolicLink()) return { kind: "symlink" };
-  if (info.isDirectory()) return { kind: "directory" };
+  if (info.isSymbolicLink()) return SYMLINK;
+  if (info.isDirectory()) return DIRECTORY;
   if (info.isFile()) return { kind: "file", size: info.size };
-  return { kind: "special" };
+  return SPECIAL;
 }
 
 function walkError(error: NodeJS.ErrnoException, path: string, doing: string): VerifyError {
