@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { assertSafeRepoPath, RepoCache } from "../pipeline/hub/cache.js";
 import { hubSettings } from "../pipeline/hub/env.js";
 import { nextLink } from "../pipeline/hub/api.js";
-import { BackgroundHash } from "../pipeline/hub/background-hash.js";
+import { BackgroundHash } from "../pipeline/core/background-hash.js";
 import { retryAfterMs } from "../pipeline/hub/http.js";
 import { fnmatchToRegExp, pathFilter } from "../pipeline/hub/patterns.js";
 

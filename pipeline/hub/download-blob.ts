@@ -23,9 +23,9 @@ import { mkdir, open, readFile, rename, rm, type FileHandle } from "node:fs/prom
 import { dirname } from "node:path";
 import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
-import type pLimit from "p-limit";
+import type { Limiter } from "../core/concurrency.js";
 import { atomicWriteFile, removeTemporariesOf, writeAll } from "../core/files.js";
-import { BackgroundHash } from "./background-hash.js";
+import { BackgroundHash } from "../core/background-hash.js";
 import { PipelineError } from "../core/errors.js";
 import { lockBlob } from "./blob-lock.js";
 import { etagOf, type RepoCache, type TreeFile } from "./cache.js";
@@ -40,7 +40,7 @@ export interface BlobDownloadOptions extends HttpOptions {
   /** Range requests in flight for this file. */
   connections: number;
   /** Shared cap on open connections across all files. */
-  connectionLimit?: ReturnType<typeof pLimit>;
+  connectionLimit?: Limiter;
   /** Bytes newly received (negative when a failed attempt's bytes are discarded). */
   onBytes?: (delta: number) => void;
 }
@@ -176,7 +176,7 @@ async function readState(cache: RepoCache, file: TreeFile, chunkSize: number): P
   return { etag, size: file.size, chunkSize, done: [] };
 }
 
-/** Files from this size on are hashed on a worker thread (background-hash.ts); below, a thread's start-up (~25 ms) costs more than it saves. */
+/** Files from this size on are hashed on a worker thread (core/background-hash.ts); below, a thread's start-up (~25 ms) costs more than it saves. */
 const BACKGROUND_HASH_BYTES = 32 << 20;
 
 interface RunningHash {
