@@ -29,7 +29,15 @@ const scratch = mkdtempSync(join(tmpdir(), "ai-tools-bench-startup-"));
 const env = { ...process.env, AI_TOOLS_ROOT: root, CI: "true", XDG_CACHE_HOME: scratch };
 // One engine thread: with two, the tiny model's own run time is bimodal (see run-overhead.mjs).
 const policy = join(scratch, "policy.yaml");
-writeFileSync(policy, readFileSync(join(modelDir, "policy.yaml"), "utf8").replace("threads: auto", "threads: 1").replace(/model_path: .*/, `model_path: ${join(modelDir, "model.powerinfer.gguf")}`));
+// In the oldest spelling both checkouts read: `n_predict` (now an alias of max_tokens) and the bare hex digest.
+writeFileSync(
+  policy,
+  readFileSync(join(modelDir, "policy.yaml"), "utf8")
+    .replace("threads: auto", "threads: 1")
+    .replace(/model_path: .*/, `model_path: ${join(modelDir, "model.powerinfer.gguf")}`)
+    .replace(/\bmax_tokens:/, "n_predict:")
+    .replace(/checksum: sha256:/, "checksum: "),
+);
 
 const checkouts = [{ label: "this checkout", bin: join(repo, "bin", "ai-tools.mjs") }];
 if (values.against) checkouts.push({ label: `--against ${values.against}`, bin: join(resolve(values.against), "bin", "ai-tools.mjs") });

@@ -129,8 +129,8 @@ export async function pullWorkspaceModel(options: WorkspacePullOptions): Promise
       to,
       ...(options.requireDigest ? { requireDigest: true } : {}),
       ...(options.replace ? { replace: true } : {}),
-      checkSignature: (bytes, label) => {
-        verifyBundleSignature(parseBundle(bytes, label), { ...trustOptions(options), now: new Date() });
+      checkSignature: async (bytes, label) => {
+        await verifyBundleSignature(parseBundle(bytes, label), { ...trustOptions(options), now: new Date() });
       },
       verify: async (dir) => {
         verified = await verifyModel(dir, { ...trustOptions(options), ...(options.signal ? { signal: options.signal } : {}) });

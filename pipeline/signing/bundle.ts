@@ -118,11 +118,11 @@ export interface TrustOptions {
 }
 
 /** Steps 3-4 of signing.md §8: find the trusted key, check it is valid now, check the signature over the PAE. */
-export function verifyBundleSignature(bundle: ParsedBundle, trust: TrustOptions): SignatureCheck {
+export async function verifyBundleSignature(bundle: ParsedBundle, trust: TrustOptions): Promise<SignatureCheck> {
   let publicKey: KeyObject;
   let identity: SignatureCheck["key"];
   if ("certificates" in bundle.keyMaterial) {
-    const leaf = verifyCertificateChain(bundle.keyMaterial.certificates, trust.certificateRoots ?? [], trust.now, bundle.file);
+    const leaf = await verifyCertificateChain(bundle.keyMaterial.certificates, trust.certificateRoots ?? [], trust.now, bundle.file);
     publicKey = leaf.publicKey;
     identity = { id: leaf.subject, hint: keyHint(leaf.publicKey), certificateSubject: leaf.subject, certificateSans: leaf.sans, certificateRoot: leaf.root };
   } else {

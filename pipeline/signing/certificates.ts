@@ -11,7 +11,6 @@
  * E_UNKNOWN_KEY (its key is no trusted signer's); a signer outside the pinned identities E_POLICY.
  */
 import { X509Certificate, type KeyObject } from "node:crypto";
-import { X509Certificate as Asn1Certificate } from "@sigstore/core";
 import { escapeForTerminal } from "../core/escape.js";
 import { VerifyError } from "./errors.js";
 import type { TrustedRoot } from "./trust.js";
@@ -39,7 +38,8 @@ export interface CertificateSigner {
   root: string;
 }
 
-export function verifyCertificateChain(chainDer: readonly Buffer[], roots: readonly CertificateRoot[], now: Date, file: string): CertificateSigner {
+/** Async: the ASN.1 reader (@sigstore/core, ~80 KB) loads only for certificate-signed bundles, not on every verify and run. */
+export async function verifyCertificateChain(chainDer: readonly Buffer[], roots: readonly CertificateRoot[], now: Date, file: string): Promise<CertificateSigner> {
   if (roots.length === 0) {
     throw new VerifyError("E_UNKNOWN_KEY", `${file} is signed with a certificate; no root certificate is trusted`, {
       details: ["Pass the issuing root (--certificate-root ca.pem, certificateRoots in the trust file, or certificateRoots in the library)."],
@@ -74,7 +74,7 @@ export function verifyCertificateChain(chainDer: readonly Buffer[], roots: reado
     throw new VerifyError("E_UNKNOWN_KEY", `${file}: the certificate chain ("${subjectOf(top)}", issued by "${escapeForTerminal(top.issuer.replace(/\n/g, ", "))}") does not lead to a trusted root`);
   }
   const leaf = chain[0]!;
-  checkSigningUsage(leaf, file);
+  checkSigningUsage(leaf, file, await asn1CertificateReader());
   const signer: CertificateSigner = { publicKey: leaf.publicKey, subject: leaf.subject.replace(/\n/g, ", "), sans: subjectAltNames(leaf), root: anchor.id };
   checkPinnedIdentity(signer, anchor, file);
   return signer;
@@ -89,8 +89,14 @@ function toRoot(root: CertificateRoot, index: number): TrustedRoot {
   }
 }
 
+/** @sigstore/core is CommonJS: in the esbuild bundle its dynamic import holds only `default`; from the sources, the named exports too. */
+async function asn1CertificateReader(): Promise<typeof import("@sigstore/core").X509Certificate> {
+  const core = await import("@sigstore/core");
+  return core.X509Certificate ?? (core as unknown as { default: typeof core }).default.X509Certificate;
+}
+
 /** Key Usage must allow digitalSignature; an Extended Key Usage, when present, must allow codeSigning. */
-function checkSigningUsage(leaf: X509Certificate, file: string): void {
+function checkSigningUsage(leaf: X509Certificate, file: string, Asn1Certificate: typeof import("@sigstore/core").X509Certificate): void {
   const subject = subjectOf(leaf);
   let digitalSignature: boolean | undefined;
   try {

@@ -82,7 +82,7 @@ export async function verifyModel(dir: string, options: VerifyOptions): Promise<
   // 1-4: the bundle, the key, the signature; 5-6: the statement those bytes are.
   const bundle = parseBundle(await readBundleFile(signaturePath), shownSignature);
   const trust = { trustedKeys, now, ...(options.certificateRoots ? { certificateRoots: options.certificateRoots } : {}) };
-  const checked = verifyBundleSignature(bundle, trust);
+  const checked = await verifyBundleSignature(bundle, trust);
   const manifest = parseOmsStatement(checked.statement, shownSignature);
 
   // 7: the directory holds exactly the signed files.
@@ -264,7 +264,7 @@ async function verifyProvenance(
     throw error;
   }
   const bundle = parseBundle(bytes, file);
-  const checked = verifyBundleSignature(bundle, { trustedKeys, now, ...(options.certificateRoots ? { certificateRoots: options.certificateRoots } : {}) });
+  const checked = await verifyBundleSignature(bundle, { trustedKeys, now, ...(options.certificateRoots ? { certificateRoots: options.certificateRoots } : {}) });
   if (checked.key.id !== keyId) {
     throw new VerifyError("E_PROVENANCE_MISMATCH", `${file} is signed by key ${checked.key.id}, the model by ${keyId}: they are not one release`);
   }
@@ -323,7 +323,7 @@ export async function compareToManifest(
     now: options.now ?? new Date(),
     ...(options.certificateRoots ? { certificateRoots: options.certificateRoots } : {}),
   };
-  const statement = trust ? verifyBundleSignature(bundle, trust).statement : bundle.payload;
+  const statement = trust ? (await verifyBundleSignature(bundle, trust)).statement : bundle.payload;
   const manifest = parseOmsStatement(statement, signaturePath);
   const ignorePaths = [...DEFAULT_IGNORE_PATHS, ...manifest.ignorePaths, ...SIGNATURE_FILES, ...(options.ignorePaths ?? [])];
   const { files } = await listModelFiles(absolute, ignorePaths);
