@@ -22,8 +22,9 @@ beforeEach(() => {
   file("build/powerinfer/cpu-current/bin/main", 1000);
   file("build/powerinfer/cpu-old/bin/main", 5000);
   file("models/powerinfer/m/model.powerinfer.gguf", 2000);
-  file("models/powerinfer/m/.model.powerinfer.gguf.tmp-4242", 700);
-  file("models/powerinfer/m/SHA256SUMS.tmp-4242-0a1b2c3d", 10);
+  // A writer that is gone: Linux pids never exceed 2^22 (PID_MAX_LIMIT), so no process has pid 4194305 (a small one, 4242, was alive in a CI run).
+  file("models/powerinfer/m/.model.powerinfer.gguf.tmp-4194305", 700);
+  file("models/powerinfer/m/SHA256SUMS.tmp-4194305-0a1b2c3d", 10);
   file("models/powerinfer/other/model.powerinfer.gguf", 3000);
   file("build/bench-logs/m/run-0/rusage.txt", 20);
   file("build/state/convert--m.lock.json", 30);
@@ -37,7 +38,7 @@ const paths = (items: { path: string }[]) => items.map((i) => i.path.slice(root.
 describe("clean", () => {
   it("without a model: temporaries, stale engine builds and bench logs only", () => {
     const { items } = planClean({ root });
-    expect(paths(items)).toEqual(["build/bench-logs", "build/powerinfer/cpu-old", "models/powerinfer/m/.model.powerinfer.gguf.tmp-4242", "models/powerinfer/m/SHA256SUMS.tmp-4242-0a1b2c3d"]);
+    expect(paths(items)).toEqual(["build/bench-logs", "build/powerinfer/cpu-old", "models/powerinfer/m/.model.powerinfer.gguf.tmp-4194305", "models/powerinfer/m/SHA256SUMS.tmp-4194305-0a1b2c3d"]);
     expect(items.reduce((s, i) => s + i.bytes, 0)).toBe(5000 + 20 + 700 + 10);
   });
 
