@@ -52,3 +52,27 @@ describe("README exit codes", () => {
     expect(described.filter((status) => !used.has(status as never))).toEqual([]);
   });
 });
+
+describe("README dependencies", () => {
+  const pkg = JSON.parse(readFileSync(join(PROJECT_ROOT, "package.json"), "utf8")) as Record<string, Record<string, string> | undefined>;
+  const declared = Object.keys({ ...pkg.dependencies, ...pkg.devDependencies, ...pkg.optionalDependencies }).sort();
+  // Each row's first cell names its packages in backticks; the "not used" rows say why a specified package is absent.
+  const rows = tableLines(section("Dependencies")).slice(2).map((line) => ({ packages: line.split(" | ")[0]!.match(/`[^`]+`/g)!.map((p) => p.slice(1, -1)), unused: / \| not used \| /.test(line) }));
+
+  it("lists every package of package.json, with its pin", () => {
+    const listed = rows.filter((r) => !r.unused).flatMap((r) => r.packages).sort();
+    expect(listed).toEqual(declared);
+    for (const row of tableLines(section("Dependencies")).slice(2).filter((line) => !/ \| not used \| /.test(line))) {
+      const [names, pins] = row.split(" | ");
+      const versions = pins!.split(",").map((v) => v.trim());
+      names!.match(/`[^`]+`/g)!.forEach((name, i) => {
+        const pin = { ...pkg.dependencies, ...pkg.devDependencies, ...pkg.optionalDependencies }[name.slice(1, -1)];
+        expect(versions[i], `${name}'s pin in the README`).toBe(pin);
+      });
+    }
+  });
+
+  it("lists no package that package.json lacks, except the specified ones it says are not used", () => {
+    for (const row of rows.filter((r) => r.unused)) for (const name of row.packages) expect(declared).not.toContain(name);
+  });
+});
