@@ -6,14 +6,13 @@
  * not from the report), the tampered model shows its error code, the drifted one its engine build, and it reads in
  * light and dark (screenshots; AI_TOOLS_REPORT_SCREENSHOTS=<dir> keeps them).
  */
-import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI } from "./helpers/workspace.js";
+import { runCli } from "./helpers/workspace.js";
 import {
   DESIGNED_RESULTS,
   DRIFTED_MODEL,
@@ -33,16 +32,6 @@ const CHROMIUM = process.env.AI_TOOLS_CHROMIUM ?? "/usr/bin/chromium";
 /** As a closed network needs them: without the last four Chromium keeps trying to reach Google's services and hangs. */
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 
-function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 const median = (xs: readonly number[]) => {
   const s = [...xs].sort((a, b) => a - b);

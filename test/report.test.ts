@@ -4,7 +4,6 @@
  * --models filter across folders, results and the log, provenance facts, escaping, and the CLI's flags and errors.
  * (report-browser.test.ts opens the page in Chromium.)
  */
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -24,7 +23,7 @@ import type { ReportData } from "../pipeline/report/report-data.js";
 import { prefixIds } from "../pipeline/report/svg.js";
 import { MAX_TIME_BUCKETS, MetricsTimeline, nextBucketWidth } from "../pipeline/report/timeline.js";
 import { CPU_CLASS, DESIGNED_RESULTS, GPU_CLASS, benchJson, makeReportWorkspace, type DesignedResult, type ReportWorkspace } from "./helpers/report-workspace.js";
-import { CLI } from "./helpers/workspace.js";
+import { runCli } from "./helpers/workspace.js";
 
 const HOUR = 3_600_000;
 
@@ -284,16 +283,6 @@ describe("the page", () => {
   });
 });
 
-function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe("ai-tools report (CLI)", () => {
   let root: string;

@@ -14,6 +14,18 @@ import { git } from "./fixture-upstream.js";
 export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const CLI = join(PROJECT_ROOT, "bin", "ai-tools.mjs");
 
+/** The CLI as a user runs it, with exactly `env` (no workspace set up): its exit code and output. */
+export function runCli(args: readonly string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
 export interface CliResult {
   code: number | null;
   signal: NodeJS.Signals | null;
