@@ -215,6 +215,13 @@ function duplicateKeys(doc: Document, lineCounter: LineCounter): { code: string;
  * input takes most of a second to find its stack exhausted.
  */
 function flowTooDeep(text: string): number | null {
+  // Nesting never exceeds the number of openers (quoted or commented ones only add to it): most configs skip the lexer pass.
+  let openers = 0;
+  for (let i = 0; i < text.length && openers <= MAX_FLOW_DEPTH; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x5b || c === 0x7b) openers++;
+  }
+  if (openers <= MAX_FLOW_DEPTH) return null;
   let depth = 0;
   let offset = 0;
   for (const token of new Lexer().lex(text)) {

@@ -54,7 +54,7 @@ export interface WalkOptions {
   sizes?: boolean;
 }
 
-/** Longest stretch of synchronous work before the walk yields to the event loop. */
+/** Longest stretch of synchronous work before the walk yields to the event loop (Date.now(): the first touch of `performance` costs ~0.8 ms of start-up). */
 const SLICE_MS = 8;
 
 export async function listModelFiles(dir: string, ignorePaths: readonly string[], options: WalkOptions = {}): Promise<Listing> {
@@ -63,12 +63,12 @@ export async function listModelFiles(dir: string, ignorePaths: readonly string[]
   const wantSizes = options.sizes ?? true;
   const listing: Listing = { files: [], irregular: [], ignored: [] };
   const ignoredName = ignoreMatcher(ignorePaths);
-  let sliceStart = performance.now();
+  let sliceStart = Date.now();
   // Called only when the slice is used up: an awaited call per entry costs more than the entry.
   const pause = async () => {
     await new Promise((resolve) => setImmediate(resolve));
     options.signal?.throwIfAborted();
-    sliceStart = performance.now();
+    sliceStart = Date.now();
   };
 
   const visit = async (relative: string, ignored: boolean) => {
@@ -76,7 +76,7 @@ export async function listModelFiles(dir: string, ignorePaths: readonly string[]
     if (entries === null) return; // removed while we walked
     let kept = 0;
     for (const { dirent, rawName } of entries) {
-      if (performance.now() - sliceStart >= SLICE_MS) await pause();
+      if (Date.now() - sliceStart >= SLICE_MS) await pause();
       const name = relative ? `${relative}/${dirent.name}` : dirent.name;
       const path = `${prefix}${name}`;
       if (ignored || ignoredName(name)) {
