@@ -5,7 +5,8 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { Option } from "commander";
-import { isPipelineError, UsageError } from "../../core/errors.js";
+import { errorReport, UsageError } from "../../core/errors.js";
+import { terminalSafe } from "../../core/escape.js";
 import type { CliCommand } from "../command.js";
 import { EXIT } from "../exit.js";
 import { collect, contradicting, integerIn } from "../flags.js";
@@ -59,13 +60,13 @@ export const verify: CliCommand<VerifyFlags> = {
       if (!stat?.isDirectory()) throw new UsageError(`verify: ${dir} ${stat ? "is not a directory" : "does not exist"}; give the model directory (the one holding model.sig, or pass --signature)`);
       return await verifyDirectory(dir!, options, io);
     } catch (error) {
-      const code = isPipelineError(error) ? error.code : "E_INTERNAL";
-      const usage = !isPipelineError(error) || code === "E_TRUST_CONFIG" || code === "E_IO" || code === "E_USAGE" || (error as NodeJS.ErrnoException).code === "ENOENT";
-      const message = error instanceof Error ? error.message : String(error);
-      const details = isPipelineError(error) ? [...error.details] : [];
+      // The CLI's one error report (typed system errors, no stack without AI_TOOLS_DEBUG), printed escaped.
+      const { code, message, details } = errorReport(error);
+      // verify's own contract, which other repositories' CI switches on: 1 only when the model failed verification.
+      const usage = code === "E_USAGE" || code === "E_TRUST_CONFIG" || code === "E_IO" || code === "E_INTERNAL";
       if (options.json) printEvent(io, { event: "verify-result", ok: false, dir: dir!, code, message, files: [...((error as { files?: readonly string[] }).files ?? [])], details });
-      io.err(`${usage ? "error" : "verification failed"} [${code}]: ${message}`);
-      for (const d of details) io.err(`  ${d}`);
+      io.err(`${usage ? "error" : "verification failed"} [${code}]: ${terminalSafe(message)}`);
+      for (const d of details) io.err(`  ${terminalSafe(d)}`);
       return usage ? EXIT.usage : EXIT.failed;
     }
   },
