@@ -45,6 +45,8 @@ export interface Prepared {
   pulled?: import("../registry/transfer.js").PullRecord;
   /** The workspace the run belongs to (options.root, or the policy file's when the current directory has none). */
   root: string;
+  /** The engine is a GPU build of PowerInfer (it honours --vram-budget / -ngl, and runs with the host's GPU index). */
+  gpuBuild: boolean;
 }
 
 /**
@@ -109,7 +111,7 @@ export async function preparePolicy(given: PrepareOptions): Promise<Prepared> {
     ...(options.strict ? { strict: true } : {}),
     ...(options.allowOutsideRoot ? { allowOutsideRoot: true } : {}),
   });
-  return { loaded, rendered, engine, root: options.root, ...(pulled ? { pulled } : {}) };
+  return { loaded, rendered, engine, root: options.root, gpuBuild, ...(pulled ? { pulled } : {}) };
 }
 
 /** The pull this reference resolved to before, else a pull now (store, verify, record). */
@@ -205,12 +207,13 @@ export async function policyForBuild(policy: RenderedPolicy, gpu: boolean, env: 
   return { policy: { ...policy, modelPath: outcome.placed.modelPath, runtime: { ...policy.runtime, vram_budget_gb: outcome.placed.vramBudgetGib } }, sparse, notes };
 }
 
-/** policyForBuild for whatever `engine` runs the policy: only PowerInfer's GPU builds place anything. */
-export async function policyForEngine(policy: RenderedPolicy, engine: string, options: { root: string; env: NodeJS.ProcessEnv; binary?: string }): Promise<{ policy: RenderedPolicy; notes: string[] }> {
-  if (engine !== "powerinfer" || !policy.modelPath) return { policy, notes: [] };
-  const build = resolvePowerInferBuild({ root: options.root, env: options.env, ...(options.binary ? { binary: options.binary } : {}) });
-  if ("missing" in build) return { policy, notes: [] };
-  const { policy: effective, notes } = await policyForBuild(policy, build.gpu, options.env);
+/**
+ * The policy as the engine runs it: on a GPU build of PowerInfer (preparePolicy's `gpuBuild`,
+ * resolved once there) the host's GPU index is placed first; anything else runs as rendered.
+ */
+export async function policyForEngine(policy: RenderedPolicy, gpuBuild: boolean, env: NodeJS.ProcessEnv): Promise<{ policy: RenderedPolicy; notes: string[] }> {
+  if (!gpuBuild || !policy.modelPath) return { policy, notes: [] };
+  const { policy: effective, notes } = await policyForBuild(policy, true, env);
   return { policy: effective, notes };
 }
 

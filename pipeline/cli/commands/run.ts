@@ -56,7 +56,7 @@ async function generate(options: RunFlags, io: Parameters<CliCommand["run"]>[1],
   phase("modules loaded");
   const prompt = await readPrompt(options);
   const prepareOptions = prepareOptionsOf(options, io.root, io.env, io.err);
-  const { rendered, engine, root } = await preparePolicy(prepareOptions);
+  const { rendered, engine, root, gpuBuild } = await preparePolicy(prepareOptions);
   phase("policy rendered");
   for (const warning of rendered.warnings) io.err(`warning: ${warning}`);
   const integrity = await checkModelIntegrity(rendered, {
@@ -79,7 +79,7 @@ async function generate(options: RunFlags, io: Parameters<CliCommand["run"]>[1],
   let placementNotes: string[] = [];
   try {
     // What the engine build needs in place first (a GPU build's index for this host), then the run.
-    const forEngine = await policyForEngine(rendered, engine.name, { root, env: io.env, ...(prepareOptions.binary ? { binary: prepareOptions.binary } : {}) });
+    const forEngine = await policyForEngine(rendered, gpuBuild, io.env);
     placementNotes = forEngine.notes;
     result = await engine.generate(prompt, forEngine.policy, {
       signal,
