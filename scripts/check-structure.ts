@@ -72,7 +72,8 @@ export function areaOf(file: string): string {
   return parts.length > 2 ? `pipeline/${parts[1]}` : file.replace(/\.ts$/, "");
 }
 
-function sourceFiles(root: string, dir: string): string[] {
+/** The TypeScript sources under `dir` (relative to `root`), as repository-relative paths; the structure tests share it. */
+export function sourceFiles(root: string, dir: string): string[] {
   const out: string[] = [];
   const walk = (d: string) => {
     for (const entry of readdirSync(d, { withFileTypes: true })) {

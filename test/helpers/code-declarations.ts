@@ -9,8 +9,9 @@
  * a type argument (`PipelineError<"E_A">`, `DeclaredCode<"E_A">`, `Extract<C, "E_A">`) or a
  * parameter's type only uses a code.
  */
-import { readdirSync, readFileSync } from "node:fs";
-import { join, relative } from "node:path";
+import { readFileSync } from "node:fs";
+import { sourceFiles } from "../../scripts/check-structure.js";
+import { join } from "node:path";
 import ts from "typescript";
 
 export interface CodeDeclaration {
@@ -65,14 +66,6 @@ export function duplicateDeclarations(declarations: readonly CodeDeclaration[]):
 
 /** Every declaration in the TypeScript sources under `dirs` (relative to `root`), tests and declaration files left out. */
 export function declarationsUnder(root: string, dirs: readonly string[]): CodeDeclaration[] {
-  const files = dirs.flatMap((dir) => sourceFiles(join(root, dir)));
-  return files.flatMap((file) => codeDeclarations(relative(root, file), readFileSync(file, "utf8")));
-}
-
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) return entry.name === "node_modules" ? [] : sourceFiles(path);
-    return entry.name.endsWith(".ts") && !entry.name.endsWith(".d.ts") && !entry.name.endsWith(".test.ts") ? [path] : [];
-  });
+  const files = dirs.flatMap((dir) => sourceFiles(root, dir)).filter((file) => !file.endsWith(".test.ts"));
+  return files.flatMap((file) => codeDeclarations(file, readFileSync(join(root, file), "utf8")));
 }
