@@ -34,5 +34,9 @@ if (sources.length > 0 && existsSync(bundler)) {
   }
 }
 
+// The bundle is minified: with AI_TOOLS_DEBUG (core/errors.ts debugEnabled: 1, true, yes, on) stack
+// traces name the TypeScript sources and lines. Only then: reading the maps costs every start.
+if (["1", "true", "yes", "on"].includes((process.env.AI_TOOLS_DEBUG ?? "").toLowerCase())) process.setSourceMapsEnabled(true);
+
 const { main } = await import(pathToFileURL(join(root, "dist", "cli", "main.js")).href);
 process.exitCode = await main(process.argv.slice(2));

@@ -22,6 +22,19 @@ const lazyChildProcessForCommander = {
     }));
   },
 };
+// zod's namespace re-exports its error messages in ~50 languages: ~360 KB of the ~760 KB zod
+// chunk that `run` and `verify` compile at every start (~8 ms of `run`, bench/cli-startup.mjs).
+// The CLI speaks English, which zod sets up from locales/en.js itself; `z.locales` keeps `en`.
+const zodEnglishOnly = {
+  name: "zod-english-only",
+  setup(builder) {
+    builder.onLoad({ filter: /[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/ }, (args) => ({
+      contents: 'export { default as en } from "./en.js";',
+      loader: "js",
+      resolveDir: dirname(args.path),
+    }));
+  },
+};
 const final = join(root, "dist", "cli");
 // Bundled beside the old one, then swapped in: a concurrent run never imports a half-written bundle.
 const outdir = `${final}.tmp-${process.pid}`;
@@ -36,13 +49,18 @@ await build({
   platform: "node",
   target: "node20",
   sourcemap: "linked",
+  // Start-up compiles every loaded chunk: without comments and blank space (commander's JSDoc alone
+  // is ~70 KB) there is less to scan. Names stay, so a stack trace still names its functions, and
+  // the launcher maps traces back to the sources when AI_TOOLS_DEBUG is set.
+  minifyWhitespace: true,
+  minifySyntax: true,
   // node-llama-cpp forks its own file and loads its platform's native binary package (an
   // optional dependency, maybe absent) at run time; @datadog/sketches-js requires protobufjs
   // (its peer, for serialization only) from its own folder: both stay real packages on disk.
   external: ["node-llama-cpp", "@datadog/sketches-js"],
   // Bundled CommonJS dependencies still call require().
   banner: { js: "import { createRequire as __aiToolsRequire } from 'node:module'; const require = __aiToolsRequire(import.meta.url);" },
-  plugins: [lazyChildProcessForCommander],
+  plugins: [lazyChildProcessForCommander, zodEnglishOnly],
   logLevel: "warning",
 });
 rmSync(final, { recursive: true, force: true });

@@ -263,10 +263,20 @@ describe("I/O errors are typed, without stack traces", () => {
     expect(result.stderr).not.toContain("E_INTERNAL");
   });
 
+  it("with AI_TOOLS_DEBUG=1 the CLI prints the stack one frame per line, naming the TypeScript sources (the bundle is minified)", async () => {
+    const result = await ws.cli(["verify", join(ws.root, "no-such-model")], { AI_TOOLS_DEBUG: "1" });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("[E_USAGE]");
+    expect(result.stderr).toMatch(/^\s+at .*pipeline\/cli\/commands\/verify\.ts:\d+:\d+\)$/m);
+    expect(result.stderr).not.toContain("\\x0a");
+  });
+
   it("errorReport: a raw system error is E_IO without a stack; with debugging, with it", () => {
     const raw = Object.assign(new Error("ENOENT: no such file or directory, open '/x/y'"), { code: "ENOENT", syscall: "open", path: "/x/y", errno: -2 });
     expect(errorReport(raw, { debug: false })).toEqual({ code: "E_IO", message: "cannot open /x/y: ENOENT (no such file or directory)", details: [] });
-    expect(errorReport(raw, { debug: true }).details[0]).toMatch(/^Error: ENOENT[\s\S]*\n\s+at /);
+    const debugged = errorReport(raw, { debug: true }).details;
+    expect(debugged[0]).toMatch(/^Error: ENOENT/);
+    expect(debugged[1]).toMatch(/^\s+at /);
     expect(errorReport(new TypeError("boom"), { debug: false })).toMatchObject({ code: "E_INTERNAL", details: [expect.stringContaining("AI_TOOLS_DEBUG=1")] });
   });
 });

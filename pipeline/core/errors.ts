@@ -195,7 +195,8 @@ export function debugEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
 export function errorReport(error: unknown, options: { debug?: boolean } = {}): { code: ErrorCode; message: string; details: string[] } {
   const debug = options.debug ?? debugEnabled();
   const typed = isPipelineError(error) ? error : isSystemError(error) ? fileSystemError(error, error.syscall ?? "access") : undefined;
-  const stack = debug && error instanceof Error && error.stack ? [error.stack] : [];
+  // One detail line per frame: a detail is one terminal line (a newline in it would be escaped).
+  const stack = debug && error instanceof Error && error.stack ? error.stack.split("\n") : [];
   if (typed) return { code: typed.code, message: typed.message, details: [...typed.details, ...stack] };
   const message = error instanceof Error ? error.message : String(error);
   return { code: "E_INTERNAL", message, details: stack.length > 0 ? stack : ["(an unexpected error: rerun with AI_TOOLS_DEBUG=1 for its stack trace, and report it)"] };
