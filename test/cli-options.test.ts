@@ -3,12 +3,14 @@
  * takes its own flags, with their choices, conflicts and environment fallbacks; everything
  * else is E_USAGE naming the flag and the help page to read. Pure: nothing runs.
  */
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { checkTaskNames, openGraph } from "../pipeline/cli/graph-run.js";
 import { parseCli } from "../pipeline/cli/program.js";
+import { CLI } from "./helpers/workspace.js";
 
 /** The parsed command line, flattened: `command` is the command path ("plan convert"). */
 function parse(argv: string[]): { command: string; args: string[] } & Record<string, unknown> {
@@ -67,6 +69,13 @@ describe("parseCli", () => {
     expect(overview.kind === "output" && overview.text).toMatch(/^Usage: ai-tools \[options\] \[command\]/);
     const version = parseCli(["--version"]);
     expect(version).toEqual({ kind: "output", text: expect.stringMatching(/^ai-tools \d+\.\d+\.\d+\n$/) });
+  });
+
+  it("the CLI answers a bare --version or -V before loading the program, with what the program prints", () => {
+    const program = parseCli(["--version"]);
+    for (const flag of ["--version", "-V"]) {
+      expect({ kind: "output", text: execFileSync(process.execPath, [CLI, flag], { encoding: "utf8" }) }).toEqual(program);
+    }
   });
 
   it("tolerates the leading -- that pnpm passes through", () => {

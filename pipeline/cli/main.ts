@@ -10,10 +10,18 @@ import { basename } from "node:path";
 import { findRoot } from "../root.js";
 import { EXIT, reportError } from "./exit.js";
 import { processIo } from "./output.js";
-import { parseCli, type ParsedCli } from "./program.js";
+import type { ParsedCli } from "./program.js";
+import { VERSION_FLAGS, versionLine } from "./version.js";
 
 export async function main(argv: readonly string[]): Promise<number> {
   const io = processIo(findRoot(process.env));
+  // A bare --version is answered before the program loads: commander and the command
+  // definitions are most of this line's start-up (bench/cli-startup.mjs).
+  if (argv.length === 1 && (VERSION_FLAGS as readonly string[]).includes(argv[0]!)) {
+    io.out(`${versionLine()}\n`);
+    return EXIT.ok;
+  }
+  const { parseCli } = await import("./program.js");
   let parsed: ParsedCli;
   try {
     parsed = parseCli(argv, invokedAs(process.env, process.argv[1]));

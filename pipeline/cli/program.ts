@@ -4,15 +4,13 @@
  * usage errors all come from the command definitions. Parsing runs nothing (tests parse
  * the workflows' and editor tasks' command lines with it).
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { Command, CommanderError } from "commander";
 import { UsageError } from "../core/errors.js";
-import { PACKAGE_ROOT } from "../root.js";
 import { COMMAND_GROUPS, type CliCommand, type Invocation } from "./command.js";
 import * as registry from "./commands/index.js";
 import { EXIT_MEANINGS } from "./exit.js";
 import { isEnvReadByLibrary } from "./flags.js";
+import { packageInfo, VERSION_FLAGS, versionLine } from "./version.js";
 
 /** Every command, in help order: by group, then by name (code-unit order: localeCompare would load ICU's collator at start-up). */
 const COMMANDS: readonly CliCommand[] = (Object.values(registry) as CliCommand[]).sort(
@@ -41,7 +39,7 @@ export function parseCli(argv: readonly string[], name = "ai-tools"): ParsedCli 
   // Only the command the line names is defined (commander is slow cold: defining all of them
   // costs more start-up than the rest of `--version`); the overview and errors need them all.
   const named = COMMANDS.find((c) => c.name === args[0]);
-  const program = named ? buildProgram(name, [named], false) : buildProgram(name, args.length === 1 && ["--version", "-V"].includes(args[0]!) ? [] : COMMANDS);
+  const program = named ? buildProgram(name, [named], false) : buildProgram(name, args.length === 1 && (VERSION_FLAGS as readonly string[]).includes(args[0]!) ? [] : COMMANDS);
   const printed: string[] = [];
   let invoked: { cli: CliCommand; leaf: Command } | undefined;
   forEachCommand(program, (command, path) => {
@@ -74,10 +72,10 @@ export function parseCli(argv: readonly string[], name = "ai-tools"): ParsedCli 
 function buildProgram(name: string, commands: readonly CliCommand[], root = true): Command {
   const program = new Command(name);
   if (root) {
-    const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string; description: string };
+    const pkg = packageInfo();
     program
       .description(pkg.description)
-      .version(`ai-tools ${pkg.version}`, "-V, --version", "the version")
+      .version(versionLine(pkg), VERSION_FLAGS.join(", "), "the version")
       .helpOption("-h, --help", "this page (`<command> --help`: the command's page)")
       .addHelpText("after", `\nExit codes: ${Object.entries(EXIT_MEANINGS).map(([code, meaning]) => `${code} ${meaning}`).join(", ")}.`);
   }
