@@ -256,7 +256,9 @@ export function validateYamlDocument<S extends z.ZodType>(yaml: YamlDocument, sc
   const { file, doc, lineCounter, data } = yaml;
   let parsed: z.ZodSafeParseResult<z.infer<S>>;
   try {
-    parsed = schema.safeParse(data) as z.ZodSafeParseResult<z.infer<S>>;
+    // jitless: zod would compile a parser per object schema (new Function) on first use, which
+    // pays off over many parses; a config is parsed once per process (~2.5 ms of `run`'s start).
+    parsed = schema.safeParse(data, { jitless: true }) as z.ZodSafeParseResult<z.infer<S>>;
   } catch (error) {
     throw new ConfigError("E_CONFIG_INVALID", [problem(file, `cannot be validated: ${(error as Error).message.split("\n")[0]}`)]);
   }
