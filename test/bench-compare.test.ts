@@ -10,12 +10,12 @@ import {
   aggregate,
   BENCH_SCHEMA_VERSION,
   buildAggregates,
-  deriveHostClass,
   parseBenchResult,
   serializeBenchResult,
   type BenchResult,
   type BenchRun,
 } from "../pipeline/model-bench/result.js";
+import { deriveHostClass } from "../pipeline/model-bench/host.js";
 import { BenchError, type Timings } from "../pipeline/model-bench/timings.js";
 import { PipelineError } from "../pipeline/core/errors.js";
 import { SAMPLE_TIMINGS, thrownBy } from "./helpers/samples.js";

@@ -1,11 +1,11 @@
 /**
  * The machine a number was measured on, so that a result is never separated from its
- * context and results from different kinds of machine are not compared.
+ * context and results from different kinds of machine are not compared. No schema here:
+ * `run` loads this for its thread count and must not pay for bench.json's zod schemas.
  */
 import { readFileSync } from "node:fs";
 import { cpus, loadavg, release, totalmem, type as osType } from "node:os";
 import { runCommand } from "../core/process.js";
-import { deriveHostClass } from "./result.js";
 
 export interface GpuInfo {
   name: string;
@@ -23,6 +23,29 @@ export interface HostInfo {
   gpus: GpuInfo[];
   /** deriveHostClass(): CPU model, physical cores and GPUs. Results compare only within a class. */
   hostClass: string;
+}
+
+function slug(text: string): string {
+  return text
+    .toLowerCase()
+    .replace(/\((?:r|tm|c)\)/g, " ")
+    .replace(/\b(?:cpu|processor|with radeon graphics)\b/g, " ")
+    .replace(/[^a-z0-9.]+/g, "-")
+    .replace(/^-+|-+$/g, "");
+}
+
+/**
+ * A short stable string for "the same kind of machine": CPU model, physical cores and GPU models (with counts), e.g.
+ * `intel-xeon/2c` or `amd-epyc-9654-96-core/16c/nvidia-h100-80gb-hbm3`, `.../2xnvidia-a100-sxm4-80gb`. Memory size,
+ * OS, kernel and driver are left out: they rarely change speed the way a CPU or GPU does.
+ */
+export function deriveHostClass(host: { cpuModel: string; physicalCores: number; gpus: readonly { name: string }[] }): string {
+  const gpuCounts = new Map<string, number>();
+  for (const gpu of host.gpus) gpuCounts.set(slug(gpu.name), (gpuCounts.get(slug(gpu.name)) ?? 0) + 1);
+  const gpus = [...gpuCounts]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([name, n]) => (n > 1 ? `${n}x${name}` : name));
+  return [slug(host.cpuModel) || "unknown-cpu", `${host.physicalCores}c`, ...gpus].join("/");
 }
 
 /** Physical cores from /proc/cpuinfo (unique physical id + core id), else the logical count. */

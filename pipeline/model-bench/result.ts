@@ -181,29 +181,6 @@ export function buildAggregates(runs: readonly { timings: Timings; peakRssBytes:
   };
 }
 
-function slug(text: string): string {
-  return text
-    .toLowerCase()
-    .replace(/\((?:r|tm|c)\)/g, " ")
-    .replace(/\b(?:cpu|processor|with radeon graphics)\b/g, " ")
-    .replace(/[^a-z0-9.]+/g, "-")
-    .replace(/^-+|-+$/g, "");
-}
-
-/**
- * A short stable string for "the same kind of machine": CPU model, physical cores and GPU models (with counts), e.g.
- * `intel-xeon/2c` or `amd-epyc-9654-96-core/16c/nvidia-h100-80gb-hbm3`, `.../2xnvidia-a100-sxm4-80gb`. Memory size,
- * OS, kernel and driver are left out: they rarely change speed the way a CPU or GPU does.
- */
-export function deriveHostClass(host: { cpuModel: string; physicalCores: number; gpus: readonly { name: string }[] }): string {
-  const gpuCounts = new Map<string, number>();
-  for (const gpu of host.gpus) gpuCounts.set(slug(gpu.name), (gpuCounts.get(slug(gpu.name)) ?? 0) + 1);
-  const gpus = [...gpuCounts]
-    .sort(([a], [b]) => a.localeCompare(b))
-    .map(([name, n]) => (n > 1 ? `${n}x${name}` : name));
-  return [slug(host.cpuModel) || "unknown-cpu", `${host.physicalCores}c`, ...gpus].join("/");
-}
-
 /**
  * A bench.json, as text or already parsed, validated.
  * @throws BenchError E_BENCH_RESULT_INVALID: not JSON, or schema problems, each named by its key path

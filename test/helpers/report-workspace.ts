@@ -18,7 +18,8 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { stringify } from "yaml";
-import { buildAggregates, BENCH_SCHEMA_VERSION, deriveHostClass, serializeBenchResult, type BenchResultInput, type BenchRun } from "../../pipeline/model-bench/result.js";
+import { deriveHostClass } from "../../pipeline/model-bench/host.js";
+import { buildAggregates, BENCH_SCHEMA_VERSION, serializeBenchResult, type BenchResultInput, type BenchRun } from "../../pipeline/model-bench/result.js";
 import type { Timings } from "../../pipeline/model-bench/timings.js";
 import type { MetricsRecord } from "../../pipeline/metrics/record.js";
 import { publicKeyPem } from "../../pipeline/signing/keys.js";
