@@ -7,11 +7,12 @@
 // Usage: npx tsx bench/hash.ts [--size-mib N] [--runs N]     (defaults: 1024 MiB, 5 runs)
 import { execFileSync } from "node:child_process";
 import { randomFillSync } from "node:crypto";
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, openSync, readSync, writeFileSync, writeSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { sha256OfFile } from "../pipeline/core/hash.js";
+import { benchScratch } from "./scratch.js";
 
 const { values } = parseArgs({ options: { "size-mib": { type: "string", default: "1024" }, runs: { type: "string", default: "5" } } });
 const sizeMiB = Number(values["size-mib"]);
@@ -24,13 +25,7 @@ const MiB = 2 ** 20;
 const SIZE = sizeMiB * MiB;
 const SPAWN_RUNS = 20;
 
-const dir = mkdtempSync(join(tmpdir(), "ai-tools-bench-hash-"));
-const cleanup = () => rmSync(dir, { recursive: true, force: true });
-for (const signal of ["SIGINT", "SIGTERM"] as const)
-  process.once(signal, () => {
-    cleanup();
-    process.exit(130);
-  });
+const { dir, cleanup } = benchScratch("hash");
 
 /** `<tool> <args> <file>` run to completion; its digest (first hex run of 64 on stdout). */
 function peer(command: string, args: readonly string[], path: string): string {

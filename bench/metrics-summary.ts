@@ -7,8 +7,8 @@
 // the naive (exact) ones. Prints a Markdown table; deletes the log at the end.
 //
 // Usage: npx tsx bench/metrics-summary.ts [--lines N]     (default 1000000)
-import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { readFileSync, statSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,6 +16,7 @@ import { parseArgs } from "node:util";
 import type { MetricsRecord } from "../pipeline/metrics/record.js";
 import { SUMMARY_METRICS, summarizeMetricsLog, type SummaryMetric } from "../pipeline/metrics/summary.js";
 import { generateMetricsLog } from "./metrics-log.js";
+import { benchScratch, timedUnderGnuTime, type Timed } from "./scratch.js";
 
 /** What every method prints: per "model|engine", requests, errors and, per metric, mean and percentiles. */
 type Stats = { n: number; mean: number; p50: number; p95: number; p99: number } | null;
@@ -92,19 +93,8 @@ group_by([.model.name, .model.version, .engine.name])
 // ---- parent -----------------------------------------------------------------------------------------------------
 
 
-interface Measured {
-  wallS: number;
-  maxRssBytes: number;
-  stdout: string;
-}
-
-/** `argv` under /usr/bin/time: elapsed seconds and peak RSS (KiB) of the process, as the kernel counts them. */
-function timed(argv: string[], timeFile: string): Measured {
-  const result = spawnSync("/usr/bin/time", ["-f", "%e %M", "-o", timeFile, ...argv], { encoding: "utf8", maxBuffer: 1 << 26, stdio: ["ignore", "pipe", "inherit"] });
-  if (result.status !== 0) throw new Error(`${argv.join(" ")} exited with ${result.status ?? result.signal}`);
-  const [wall, rssKiB] = readFileSync(timeFile, "utf8").trim().split(/\s+/).slice(-2).map(Number);
-  return { wallS: wall!, maxRssBytes: rssKiB! * 1024, stdout: result.stdout };
-}
+/** `argv` under /usr/bin/time: elapsed seconds and peak RSS of the process, as the kernel counts them. */
+const timed = (argv: string[], timeFile: string) => timedUnderGnuTime(argv, timeFile, { stderr: "inherit" });
 
 /** Largest relative difference of any mean/p50/p95/p99 of `got` from the exact `want` (and counts must agree). */
 function maxRelDiff(got: Output, want: Output): number {
@@ -131,17 +121,8 @@ async function main(lines: number): Promise<void> {
     console.error("usage: npx tsx bench/metrics-summary.ts [--lines N]  (a positive integer)");
     process.exit(2);
   }
-  const dir = mkdtempSync(join(tmpdir(), "ai-tools-bench-metrics-"));
   const childBundle = join(dirname(fileURLToPath(import.meta.url)), `.metrics-summary-child-${process.pid}.mjs`);
-  const cleanup = () => {
-    rmSync(dir, { recursive: true, force: true });
-    rmSync(childBundle, { force: true });
-  };
-  for (const signal of ["SIGINT", "SIGTERM"] as const)
-    process.once(signal, () => {
-      cleanup();
-      process.exit(130);
-    });
+  const { dir, cleanup } = benchScratch("metrics", [childBundle]);
   try {
     const log = join(dir, "metrics.jsonl");
     let t = performance.now();
@@ -158,7 +139,7 @@ async function main(lines: number): Promise<void> {
     readFileSync(log).length;
 
     const timeFile = join(dir, "time.txt");
-    const rows: { name: string; m: Measured; workS: number | null; out: Output | null }[] = [];
+    const rows: { name: string; m: Timed; workS: number | null; out: Output | null }[] = [];
     const node = (method: string) => {
       console.error(`running ${method}...`);
       const m = timed([process.execPath, bundle, "--child", method, log], timeFile);

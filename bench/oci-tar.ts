@@ -10,11 +10,11 @@
 // Usage: npx tsx bench/oci-tar.ts [--runs N]     (default 15)
 import { execFileSync } from "node:child_process";
 import { createHash, randomFillSync } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { createDeterministicTar } from "../pipeline/registry/tar-layer.js";
+import { benchScratch } from "./scratch.js";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "15" } } });
 const RUNS = Number(values.runs);
@@ -23,13 +23,7 @@ if (!Number.isInteger(RUNS) || RUNS < 1) {
   process.exit(2);
 }
 
-const dir = mkdtempSync(join(tmpdir(), "ai-tools-bench-oci-tar-"));
-const cleanup = () => rmSync(dir, { recursive: true, force: true });
-for (const signal of ["SIGINT", "SIGTERM"] as const)
-  process.once(signal, () => {
-    cleanup();
-    process.exit(130);
-  });
+const { dir, cleanup } = benchScratch("oci-tar");
 
 const GNU_FLAGS = ["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "--numeric-owner", "--mode=u=rw,go=r", "--format=posix", "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime"];
 

@@ -11,12 +11,13 @@
 //
 // Usage: npx tsx bench/report.ts [--lines N[,N...]]     (default 100000,1000000)
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { cpus, loadavg, tmpdir, totalmem } from "node:os";
+import { readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { generateMetricsLog } from "./metrics-log.js";
+import { benchScratch, timedUnderGnuTime, type Timed } from "./scratch.js";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
 const cli = join(repo, "bin", "ai-tools.mjs");
@@ -57,28 +58,10 @@ for (const [key, g] of groups) {
 process.stdout.write(JSON.stringify({ buckets: Object.keys(out).length }));
 `;
 
-interface Measured {
-  wallS: number;
-  /** User + system CPU seconds: what a quiet machine's wall time comes near (the work is one thread). */
-  cpuS: number;
-  maxRssBytes: number;
-  stdout: string;
-}
+/** CPU time (user + system) is what a quiet machine's wall time comes near: the work is one thread. */
+const timed = (argv: string[], timeFile: string, env: NodeJS.ProcessEnv) => timedUnderGnuTime(argv, timeFile, { env });
 
-function timed(argv: string[], timeFile: string, env: NodeJS.ProcessEnv): Measured {
-  const result = spawnSync("/usr/bin/time", ["-f", "%e %U %S %M", "-o", timeFile, ...argv], { encoding: "utf8", env, maxBuffer: 1 << 26, stdio: ["ignore", "pipe", "pipe"] });
-  if (result.status !== 0) throw new Error(`${argv.join(" ")} exited with ${result.status ?? result.signal}\n${result.stderr}`);
-  const [wall, user, system, rssKiB] = readFileSync(timeFile, "utf8").trim().split(/\s+/).slice(-4).map(Number);
-  return { wallS: wall!, cpuS: user! + system!, maxRssBytes: rssKiB! * 1024, stdout: result.stdout };
-}
-
-const dir = mkdtempSync(join(tmpdir(), "ai-tools-bench-report-"));
-const cleanup = () => rmSync(dir, { recursive: true, force: true });
-for (const signal of ["SIGINT", "SIGTERM"] as const)
-  process.once(signal, () => {
-    cleanup();
-    process.exit(130);
-  });
+const { dir, cleanup } = benchScratch("report");
 
 try {
   // An empty workspace: the log is what is measured. The bundle is brought up to date before anything is timed.
@@ -106,7 +89,7 @@ try {
     console.error("running the naive exact peer...");
     const peer = timed([process.execPath, naive, log, String(event.metrics.bucketMs)], timeFile, env);
     const size = `${lines.toLocaleString("en-US")} lines (${mib.toFixed(0)} MiB)`;
-    const row = (name: string, m: Measured) =>
+    const row = (name: string, m: Timed) =>
       `| ${size} | ${name} | ${m.wallS.toFixed(2)} s | ${m.cpuS.toFixed(2)} s | ${(m.maxRssBytes / 2 ** 20).toFixed(0)} MiB | ${Math.round(lines / m.wallS).toLocaleString("en-US")} |`;
     rows.push(
       row(`ai-tools \`report --metrics-log\` (${event.charts} charts, ${event.metrics.series} series in ${event.metrics.bucketMs / 60_000} min buckets, ${(event.bytes / 1024).toFixed(0)} KiB page)`, report),
