@@ -22,19 +22,6 @@ const lazyChildProcessForCommander = {
     }));
   },
 };
-// zod's namespace re-exports its error messages in ~50 languages: ~360 KB of the ~760 KB zod
-// chunk that `run` and `verify` compile at every start (~8 ms of `run`, bench/cli-startup.mjs).
-// The CLI speaks English, which zod sets up from locales/en.js itself; `z.locales` keeps `en`.
-const zodEnglishOnly = {
-  name: "zod-english-only",
-  setup(builder) {
-    builder.onLoad({ filter: /[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/ }, (args) => ({
-      contents: 'export { default as en } from "./en.js";',
-      loader: "js",
-      resolveDir: dirname(args.path),
-    }));
-  },
-};
 const final = join(root, "dist", "cli");
 // Bundled beside the old one, then swapped in: a concurrent run never imports a half-written bundle.
 const outdir = `${final}.tmp-${process.pid}`;
@@ -60,7 +47,7 @@ await build({
   external: ["node-llama-cpp", "@datadog/sketches-js"],
   // Bundled CommonJS dependencies still call require().
   banner: { js: "import { createRequire as __aiToolsRequire } from 'node:module'; const require = __aiToolsRequire(import.meta.url);" },
-  plugins: [lazyChildProcessForCommander, zodEnglishOnly],
+  plugins: [lazyChildProcessForCommander],
   logLevel: "warning",
 });
 rmSync(final, { recursive: true, force: true });

@@ -6,7 +6,7 @@
  * schemas/events.schema.json (`pnpm pipeline schemas`); the CLI imports it as types only,
  * so zod does not load at start-up. Fields are only ever added; a breaking change bumps `v`.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { benchResultSchema } from "../model-bench/result.js";
 
 const envelope = {

@@ -6,7 +6,7 @@
  * holds only the canonical key and remembers which aliases it was given, so the loader
  * can say so in one line.
  */
-import { z } from "zod";
+import * as z from "zod";
 
 /** Set (non-enumerable, so no spread, hash or JSON carries it) on a parsed object that used aliases. */
 const ALIASES_USED = Symbol("ai-tools aliases used");

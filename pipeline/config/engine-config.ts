@@ -2,7 +2,7 @@
  * configs/engines/powerinfer.yaml: where the engine's source comes from and how it is
  * built. Strict: an unknown key is an error (a typo must not silently do nothing).
  */
-import { z } from "zod";
+import * as z from "zod";
 import { BACKENDS } from "./backends.js";
 
 export { BACKENDS, type Backend } from "./backends.js";

@@ -4,7 +4,7 @@
  * sha256 digest form both accept. Key names are the integration blueprint's; the older
  * spellings are accepted as aliases (aliases.ts).
  */
-import { z } from "zod";
+import * as z from "zod";
 import { withAliases } from "./aliases.js";
 
 /** Sampling and length settings; each maps to one engine flag. Omitted keys take DEFAULT_GENERATION. */

@@ -4,7 +4,7 @@
  * most 96 characters. The org is required here (every PowerInfer repo has one). Its own
  * module: policies and recipes both use it, and a policy load must not pull in recipes.
  */
-import { z } from "zod";
+import * as z from "zod";
 
 export const hubRepoIdSchema = z
   .string()

@@ -6,7 +6,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { relative, isAbsolute } from "node:path";
 import { Lexer, LineCounter, parseDocument, isMap, isScalar, visit, type Document, type Node } from "yaml";
-import type { z } from "zod";
+import type * as z from "zod";
 import { PipelineError } from "../core/errors.js";
 import { aliasesUsed } from "./aliases.js";
 

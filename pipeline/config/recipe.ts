@@ -13,7 +13,7 @@ import { existsSync, realpathSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { PACKAGE_ROOT } from "../root.js";
-import { z } from "zod";
+import * as z from "zod";
 import { ConfigError, displayPath, loadYamlConfig } from "./load-yaml.js";
 import { generationSchema, runtimeSchema, sha256DigestSchema, type GenerationSettings, type RuntimeSettings } from "./generation-schema.js";
 import { hubRepoIdSchema, hubSourceRepoSchema } from "./hub-repo.js";

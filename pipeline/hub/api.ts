@@ -3,7 +3,7 @@
  * or tag to a commit once, then list that commit's files (paginated by Link headers).
  * Server answers are untrusted: shapes and file names are checked.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { assertSafeRepoPath, type TreeFile } from "./cache.js";
 import { getJson, HubHttpError, type HttpOptions } from "./http.js";
 

@@ -5,7 +5,7 @@
  * llama-bench prints floats with `std::to_string`, so a zero-time test writes bare `inf`/`nan`/`-nan`, which is not
  * JSON: those tokens (outside strings) are read as null, and the typed row holds null there.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { BenchError, schemaError } from "./timings.js";
 
 export const LLAMA_BENCH_TEST_KINDS = ["pp", "tg", "pg"] as const;

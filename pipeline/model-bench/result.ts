@@ -3,7 +3,7 @@
  * per-metric aggregates over the measured runs, and the host class that decides which results are comparable.
  * Pure: no I/O.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { BACKENDS } from "../config/engine-config.js";
 import { llamaBenchRowSchema } from "./llama-bench.js";
 import { BenchError, schemaError, type Timings } from "./timings.js";

@@ -5,7 +5,7 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { z } from "zod";
+import * as z from "zod";
 import { hostSchema, policySchema } from "./schema.js";
 
 export async function schemaDocuments(): Promise<Record<string, unknown>> {

@@ -6,7 +6,7 @@
  * (config/aliases.ts). A JSON Schema
  * is generated from these (`pnpm pipeline schemas`) for editors.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { generationSchema, runtimeSchema, sha256DigestSchema } from "../config/generation-schema.js";
 import { hubRepoIdSchema } from "../config/hub-repo.js";
 

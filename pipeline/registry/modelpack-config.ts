@@ -5,7 +5,7 @@
  * and what does not fit (engine commit, provenance digest, "PowerInfer GGUF", the key)
  * goes into manifest annotations instead (oci-spec.ts AI_TOOLS_ANNOTATIONS). Pure.
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { GgufHeader } from "../gguf/reader.js";
 import { fileTypeName } from "../gguf/validate.js";
 import { SHA256_DIGEST } from "./oci-spec.js";
