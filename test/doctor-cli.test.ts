@@ -23,8 +23,12 @@ describe("doctor", () => {
       expect(result.stdout).toMatch(new RegExp(`^(ok     |MISSING|absent ) ${name.replace(/[()+.]/g, "\\$&")}`, "m"));
     }
     expect(result.stdout).toMatch(/^ok      cmake\s+cmake version \d/m);
-    const json = parseEvents((await ws.cli(["doctor", "--json"])).stdout) as { name: string; status: string }[];
+    const json = parseEvents((await ws.cli(["doctor", "--json"])).stdout) as { name: string; status: string; detail: string }[];
     expect(json.find((r) => r.name === "git")).toMatchObject({ status: "ok" });
+    // The details stand in one column, after the longest name ("python for convert-hf-to-powerinfer-gguf.py"); hints' arrows too.
+    const width = Math.max(...json.map((r) => r.name.length));
+    for (const row of json) expect(result.stdout).toContain(`${row.name.padEnd(width)} ${row.detail}\n`);
+    for (const line of result.stdout.split("\n").filter((l) => l.includes(" -> "))) expect(line.indexOf("->")).toBe(8 + width + 1);
   });
 
   it("a missing required tool fails with the install command", async () => {

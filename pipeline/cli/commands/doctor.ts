@@ -11,12 +11,14 @@ export const doctor: CliCommand<{ json?: boolean }> = {
   async run({ options }, io) {
     const [{ runDoctor }, { openWorkspace }] = await Promise.all([import("../../doctor.js"), import("../../workspace.js")]);
     const rows = await runDoctor(openWorkspace(io.root, io.env));
+    // One column for the names, as wide as the longest ("python for convert-hf-to-powerinfer-gguf.py").
+    const width = Math.max(...rows.map((r) => r.name.length));
     for (const row of rows) {
       if (options.json) printEvent(io, { event: "doctor", ...row });
       else {
         const mark = row.status === "ok" ? "ok     " : row.status === "missing" ? "MISSING" : "absent ";
-        io.out(`${mark} ${row.name.padEnd(34)} ${row.detail}\n`);
-        if (row.hint) io.out(`        ${"".padEnd(34)} -> ${row.hint}\n`);
+        io.out(`${mark} ${row.name.padEnd(width)} ${row.detail}\n`);
+        if (row.hint) io.out(`        ${"".padEnd(width)} -> ${row.hint}\n`);
       }
     }
     return rows.some((r) => r.status === "missing") ? EXIT.failed : EXIT.ok;
